@@ -1,0 +1,203 @@
+//! The application: shared state, the router, and a server that can be started on any port
+//! (port 0 in tests) and stopped gracefully.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderName, Request, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::jwt::JwtKeys;
+use crate::config::Config;
+use crate::graphql::{self, PhotonSchema, QueryLimits};
+use crate::service::invite_code;
+
+/// What every request handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub config: Arc<Config>,
+    pub jwt: Arc<JwtKeys>,
+    pub schema: PhotonSchema,
+}
+
+impl AppState {
+    /// Builds the state around an open, migrated database.
+    pub fn new(db: DatabaseConnection, config: Config) -> Self {
+        let jwt = Arc::new(JwtKeys::new(
+            &config.jwt_secret,
+            config.public_url.as_str(),
+            config.access_token_ttl,
+        ));
+        let limits = QueryLimits {
+            depth: config.max_query_depth,
+            complexity: config.max_query_complexity,
+        };
+        let config = Arc::new(config);
+        let mut state = Self {
+            db,
+            config,
+            jwt,
+            schema: graphql::build_schema(None, limits),
+        };
+        // The schema carries the state for resolvers; the state carries the schema for the
+        // HTTP handlers. The schema's copy is built second, so it holds the final state.
+        state.schema = graphql::build_schema(Some(state.clone()), limits);
+        state
+    }
+}
+
+/// Largest request body accepted on `/graphql`. Photos never pass through the API, so a
+/// GraphQL document this large is already suspicious.
+const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Longest a plain HTTP request may run.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn router(state: AppState) -> Router {
+    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+        let request_id = request
+            .headers()
+            .get(&REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        tracing::info_span!(
+            "request",
+            method = %request.method(),
+            path = %request.uri().path(),
+            request_id = %request_id,
+        )
+    });
+    Router::new()
+        .route(
+            "/graphql",
+            get(graphql::http::get).post(graphql::http::post),
+        )
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/join/{code}", get(join))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        // Bearer tokens, not cookies: any origin may call the API, and none gets ambient
+        // credentials from it.
+        .layer(
+            CorsLayer::new()
+                .allow_origin(Any)
+                .allow_methods(Any)
+                .allow_headers(Any),
+        )
+        .layer(CatchPanicLayer::new())
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(trace)
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Liveness: the process answers.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the database answers too.
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.db.ping().await {
+        Ok(()) => Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({ "status": "unavailable", "database": "unreachable" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// `GET /join/{code}`: the invite link. Sends the browser on to the app's join deep link.
+/// Codes that cannot be codes get a 404 instead of a redirect carrying arbitrary text.
+async fn join(State(state): State<AppState>, Path(code): Path<String>) -> Response {
+    let Some(code) = invite_code::normalize(&code) else {
+        return (StatusCode::NOT_FOUND, "no such invite").into_response();
+    };
+    let mut target = state.config.app_join_url.clone();
+    target
+        .query_pairs_mut()
+        .append_pair("code", &invite_code::display(&code));
+    Redirect::to(target.as_str()).into_response()
+}
+
+/// A server bound to its port, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects to the database, migrates it and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let db = crate::db::connect(&config).await?;
+        crate::db::migrate(&db).await?;
+        let listener = TcpListener::bind(config.bind).await?;
+        Ok(Self {
+            listener,
+            state: AppState::new(db, config),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then gives in-flight requests the configured grace
+    /// period to finish.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let grace = self.state.config.shutdown_grace;
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            let _ = stopping_tx.send(());
+        };
+        let server = axum::serve(self.listener, router(self.state))
+            .with_graceful_shutdown(signal)
+            .into_future();
+        tokio::pin!(server);
+        tokio::select! {
+            result = &mut server => return Ok(result?),
+            _ = stopping_rx => {}
+        }
+        match tokio::time::timeout(grace, server).await {
+            Ok(result) => Ok(result?),
+            Err(_) => {
+                tracing::warn!(
+                    grace_secs = grace.as_secs(),
+                    "requests still running at the end of the grace period; stopping anyway"
+                );
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Sign-in flows that end in a token pair, and the token lifecycle (refresh, logout).
+
+use chrono::{DateTime, Utc};
+use entity::{identity, user};
+use sea_orm::{
+    ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait, TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::service::{clock, users};
+
+use super::refresh;
+
+/// What a successful sign-in or refresh hands the client.
+#[derive(Debug)]
+pub struct Session {
+    pub access_token: String,
+    pub access_token_expires_at: DateTime<Utc>,
+    pub refresh_token: String,
+    pub user: user::Model,
+}
+
+/// Mints an access token and starts a refresh-token family for `user`.
+async fn sign_in(
+    state: &AppState,
+    db: &impl ConnectionTrait,
+    user: user::Model,
+) -> ApiResult<Session> {
+    let access = state.jwt.issue(user.id)?;
+    let refresh_token = refresh::start_family(db, user.id, state.config.refresh_token_ttl).await?;
+    Ok(Session {
+        access_token: access.token,
+        access_token_expires_at: access.expires_at,
+        refresh_token,
+        user,
+    })
+}
+
+/// Links a provider's account to a user; harmless when the link exists.
+pub async fn link_identity(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    provider: &str,
+    subject: &str,
+) -> ApiResult<()> {
+    identity::Entity::insert(identity::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        provider: Set(provider.to_owned()),
+        subject: Set(subject.to_owned()),
+        user_id: Set(user_id),
+        created_at: Set(clock::now()),
+    })
+    .on_conflict_do_nothing_on([identity::Column::Provider, identity::Column::Subject])
+    .exec(db)
+    .await?;
+    Ok(())
+}
+
+/// Signs in as any e-mail address, creating the account on first use. For local development
+/// only: refused unless dev sign-in is enabled.
+pub async fn dev_sign_in(state: &AppState, email: &str, name: Option<&str>) -> ApiResult<Session> {
+    if !state.config.dev_sign_in {
+        return Err(ApiError::Forbidden(
+            "dev sign-in is disabled on this server",
+        ));
+    }
+    let txn = state.db.begin().await?;
+    let user = users::upsert_by_email(&txn, email, name).await?;
+    link_identity(&txn, user.id, "dev", &user.email).await?;
+    let session = sign_in(state, &txn, user).await?;
+    txn.commit().await?;
+    Ok(session)
+}
+
+/// Trades a refresh token for a new pair (rotation).
+pub async fn refresh(state: &AppState, token: &str) -> ApiResult<Session> {
+    let (user_id, refresh_token) =
+        refresh::rotate(&state.db, token, state.config.refresh_token_ttl).await?;
+    let user = user::Entity::find_by_id(user_id)
+        .one(&state.db)
+        .await?
+        .ok_or(ApiError::Unauthenticated("this account no longer exists"))?;
+    let access = state.jwt.issue(user.id)?;
+    Ok(Session {
+        access_token: access.token,
+        access_token_expires_at: access.expires_at,
+        refresh_token,
+        user,
+    })
+}
+
+/// Revokes the refresh token's family. Access tokens already issued stay valid until they
+/// expire (minutes): checking a revocation list on every request would cost a query each.
+pub async fn logout(db: &DatabaseConnection, token: &str) -> ApiResult<bool> {
+    refresh::revoke(db, token).await
+}
+
+/// Mints an access token for an e-mail address, creating the user if needed (`photon token`).
+pub async fn mint_token(state: &AppState, email: &str) -> ApiResult<String> {
+    let user = users::upsert_by_email(&state.db, email, None).await?;
+    Ok(state.jwt.issue(user.id)?.token)
+}

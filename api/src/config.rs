@@ -1,0 +1,207 @@
+//! Settings: every knob is a `--flag` and an environment variable with a documented default
+//! (`photon --help` lists them). [`Settings`] is what the operator wrote; [`Config`] is what
+//! the server runs with, once defaults that depend on other settings have been resolved.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use clap::Args;
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+/// The settings an operator can give, as flags or environment variables.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(long, env = "PHOTON_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Base of every URL the server hands out (invite links, storage URLs, OAuth callbacks).
+    /// Defaults to `http://` + the bind address.
+    #[arg(long, env = "PHOTON_PUBLIC_URL")]
+    pub public_url: Option<Url>,
+
+    /// Home of the embedded default: SQLite file, local objects, generated secrets.
+    #[arg(long, env = "PHOTON_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Database to use: `postgres://…` in production. Defaults to
+    /// `sqlite://$PHOTON_DATA_DIR/photon.db?mode=rwc`.
+    #[arg(long, env = "DATABASE_URL", value_parser = parse_secret, hide_env_values = true)]
+    pub database_url: Option<SecretString>,
+
+    /// Most connections to keep open to the database (Postgres; SQLite uses one writer).
+    #[arg(long, env = "PHOTON_DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
+
+    /// HS256 secret that signs access tokens, at least 32 bytes. Generated and kept in the data
+    /// directory on the embedded default; required otherwise.
+    #[arg(long, env = "PHOTON_JWT_SECRET", value_parser = parse_secret, hide_env_values = true)]
+    pub jwt_secret: Option<SecretString>,
+
+    /// Lifetime of an access token, in seconds.
+    #[arg(long, env = "PHOTON_ACCESS_TOKEN_TTL_SECS", default_value_t = 15 * 60)]
+    pub access_token_ttl_secs: u64,
+
+    /// Lifetime of a refresh token, in days; every use rotates it and starts the clock again.
+    #[arg(long, env = "PHOTON_REFRESH_TOKEN_TTL_DAYS", default_value_t = 30)]
+    pub refresh_token_ttl_days: u32,
+
+    /// Enables `devSignIn` (anyone can sign in as any e-mail). Defaults to on when bound to a
+    /// loopback address with no OAuth provider configured, off otherwise.
+    #[arg(long, env = "PHOTON_DEV_SIGN_IN")]
+    pub dev_sign_in: Option<bool>,
+
+    /// Comma-separated allow-list of app URIs that sign-in may hand a login code to.
+    #[arg(
+        long,
+        env = "PHOTON_APP_REDIRECT_URIS",
+        value_delimiter = ',',
+        default_value = "photon://auth"
+    )]
+    pub app_redirect_uris: Vec<String>,
+
+    /// Deep link that `/join/{code}` sends browsers to, with `?code=…` appended.
+    #[arg(long, env = "PHOTON_APP_JOIN_URL", default_value = "photon://join")]
+    pub app_join_url: Url,
+
+    /// Deepest query accepted (introspection included).
+    #[arg(long, env = "PHOTON_MAX_QUERY_DEPTH", default_value_t = 16)]
+    pub max_query_depth: usize,
+
+    /// Highest query complexity accepted: each field counts one, list fields count their page
+    /// size times their selection.
+    #[arg(long, env = "PHOTON_MAX_QUERY_COMPLEXITY", default_value_t = 5000)]
+    pub max_query_complexity: usize,
+
+    /// Log format: `text` for people, `json` for log collectors. The filter is `RUST_LOG`.
+    #[arg(long, env = "PHOTON_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+
+    /// Seconds to let in-flight requests finish after a shutdown signal.
+    #[arg(long, env = "PHOTON_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    pub shutdown_grace_secs: u64,
+}
+
+fn parse_secret(value: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(value.to_owned()))
+}
+
+/// The resolved configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub public_url: Url,
+    pub data_dir: PathBuf,
+    pub database_url: SecretString,
+    pub database_max_connections: u32,
+    pub jwt_secret: SecretString,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: chrono::Duration,
+    pub dev_sign_in: bool,
+    pub app_redirect_uris: Vec<String>,
+    pub app_join_url: Url,
+    pub max_query_depth: usize,
+    pub max_query_complexity: usize,
+    pub shutdown_grace: Duration,
+}
+
+/// The shortest HS256 secret accepted: the hash's own output size.
+const MIN_JWT_SECRET_BYTES: usize = 32;
+
+impl Settings {
+    /// Resolves defaults. On the embedded default this may create the data directory and the
+    /// generated JWT secret, which is blocking file I/O: call it before serving.
+    pub fn resolve(self) -> anyhow::Result<Config> {
+        let public_url = match self.public_url {
+            Some(url) => url,
+            None => Url::parse(&format!("http://{}", self.bind))
+                .context("PHOTON_BIND does not make a valid URL")?,
+        };
+        if !matches!(public_url.scheme(), "http" | "https") {
+            bail!("PHOTON_PUBLIC_URL must be an http or https URL");
+        }
+        let embedded = self.database_url.is_none();
+        let database_url = match self.database_url {
+            Some(url) => url,
+            None => {
+                std::fs::create_dir_all(&self.data_dir).with_context(|| {
+                    format!("cannot create data directory {}", self.data_dir.display())
+                })?;
+                let path = self.data_dir.join("photon.db");
+                SecretString::from(format!("sqlite://{}?mode=rwc", path.display()))
+            }
+        };
+        let jwt_secret = match self.jwt_secret {
+            Some(secret) => secret,
+            None if embedded => load_or_generate_secret(&self.data_dir.join("jwt-secret"))?,
+            None => bail!("PHOTON_JWT_SECRET is required when DATABASE_URL is set"),
+        };
+        if jwt_secret.expose_secret().len() < MIN_JWT_SECRET_BYTES {
+            bail!("PHOTON_JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes");
+        }
+        // No OAuth provider exists yet, so the default depends on the bind address alone.
+        let dev_sign_in = self.dev_sign_in.unwrap_or(self.bind.ip().is_loopback());
+        if self.access_token_ttl_secs == 0 || self.refresh_token_ttl_days == 0 {
+            bail!("token lifetimes must be positive");
+        }
+        Ok(Config {
+            bind: self.bind,
+            public_url,
+            data_dir: self.data_dir,
+            database_url,
+            database_max_connections: self.database_max_connections.max(1),
+            jwt_secret,
+            access_token_ttl: Duration::from_secs(self.access_token_ttl_secs),
+            refresh_token_ttl: chrono::Duration::days(i64::from(self.refresh_token_ttl_days)),
+            dev_sign_in,
+            app_redirect_uris: self.app_redirect_uris,
+            app_join_url: self.app_join_url,
+            max_query_depth: self.max_query_depth,
+            max_query_complexity: self.max_query_complexity,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+        })
+    }
+}
+
+impl Config {
+    /// A URL under the public base, e.g. `join/ABCD…`.
+    pub fn public_link(&self, path: &str) -> String {
+        format!(
+            "{}/{}",
+            self.public_url.as_str().trim_end_matches('/'),
+            path
+        )
+    }
+}
+
+/// Reads the generated secret, or creates one readable only by its owner.
+fn load_or_generate_secret(path: &Path) -> anyhow::Result<SecretString> {
+    match std::fs::read_to_string(path) {
+        Ok(secret) => return Ok(SecretString::from(secret.trim().to_owned())),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let mut bytes = [0u8; 48];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = URL_SAFE_NO_PAD.encode(bytes);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = match options.open(path) {
+        Ok(file) => file,
+        // Another process got there first: use its secret.
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            return load_or_generate_secret(path);
+        }
+        Err(err) => return Err(err).with_context(|| format!("cannot create {}", path.display())),
+    };
+    std::io::Write::write_all(&mut file, secret.as_bytes())?;
+    Ok(SecretString::from(secret))
+}

@@ -1,0 +1,105 @@
+//! `ApiError`: the one error type of the service layer, and its stable `extensions.code`.
+//!
+//! `ApiError` deliberately does not implement `Display`: async-graphql converts any `Display`
+//! type into an error *without* a code, so leaving it out makes `?` in a resolver go through
+//! [`From<ApiError> for async_graphql::Error`](#impl-From<ApiError>-for-Error), which always
+//! attaches the code and masks internal errors.
+
+use std::sync::Arc;
+
+use async_graphql::ErrorExtensions;
+
+/// What went wrong, in terms a client can act on. Each variant documents its code.
+#[derive(Debug, Clone)]
+pub enum ApiError {
+    /// `UNAUTHENTICATED`: no valid credentials for an operation that needs them.
+    Unauthenticated(&'static str),
+    /// `FORBIDDEN`: the viewer can see the thing but may not do this to it.
+    Forbidden(&'static str),
+    /// `NOT_FOUND`: no such thing, or one the viewer may not know exists.
+    NotFound(&'static str),
+    /// `BAD_USER_INPUT`: an argument is malformed or out of range; `field` names it.
+    BadInput {
+        field: &'static str,
+        message: String,
+    },
+    /// `CONFLICT`: the request is well-formed but clashes with the current state.
+    Conflict(&'static str),
+    /// `INTERNAL_SERVER_ERROR`: our fault. The cause is logged, never sent to the client.
+    Internal(Arc<anyhow::Error>),
+}
+
+impl ApiError {
+    pub fn bad_input(field: &'static str, message: impl Into<String>) -> Self {
+        Self::BadInput {
+            field,
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(err: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(Arc::new(err.into()))
+    }
+
+    /// The stable code clients match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::BadInput { .. } => "BAD_USER_INPUT",
+            Self::Conflict(_) => "CONFLICT",
+            Self::Internal(_) => "INTERNAL_SERVER_ERROR",
+        }
+    }
+
+    /// The message a client sees.
+    pub fn client_message(&self) -> String {
+        match self {
+            Self::Unauthenticated(m)
+            | Self::Forbidden(m)
+            | Self::NotFound(m)
+            | Self::Conflict(m) => (*m).to_owned(),
+            Self::BadInput { message, .. } => message.clone(),
+            Self::Internal(_) => "internal error".to_owned(),
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        Self::internal(err)
+    }
+}
+
+impl From<sea_orm::TransactionError<ApiError>> for ApiError {
+    fn from(err: sea_orm::TransactionError<ApiError>) -> Self {
+        match err {
+            sea_orm::TransactionError::Connection(db) => db.into(),
+            sea_orm::TransactionError::Transaction(api) => api,
+        }
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(err: ApiError) -> Self {
+        if let ApiError::Internal(cause) = &err {
+            // Logged here, once, inside the request's span (which carries its request id).
+            tracing::error!(error = format!("{cause:#}"), "internal error");
+        }
+        let code = err.code();
+        let field = match &err {
+            ApiError::BadInput { field, .. } => Some(*field),
+            _ => None,
+        };
+        async_graphql::Error::new(err.client_message()).extend_with(|_, ext| {
+            ext.set("code", code);
+            if let Some(field) = field {
+                ext.set("field", field);
+            }
+        })
+    }
+}
+
+/// Results of the service layer.
+pub type ApiResult<T> = Result<T, ApiError>;

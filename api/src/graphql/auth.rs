@@ -1,0 +1,87 @@
+//! Sign-in and tokens.
+
+use async_graphql::{Context, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use super::ContextExt;
+use super::users::User;
+use crate::auth::service::{self, Session};
+
+/// Tokens for a signed-in user. Send the access token as `Authorization: Bearer …`; when it
+/// expires, trade the refresh token for a new pair with `refreshToken`.
+pub struct AuthPayload(Session);
+
+#[Object]
+impl AuthPayload {
+    /// A JWT, valid for minutes.
+    async fn access_token(&self) -> &str {
+        &self.0.access_token
+    }
+
+    /// Opaque and single-use: every `refreshToken` call returns a new one. Using an old one
+    /// again signs out every device of that sign-in.
+    async fn refresh_token(&self) -> &str {
+        &self.0.refresh_token
+    }
+
+    async fn access_token_expires_at(&self) -> DateTime<Utc> {
+        self.0.access_token_expires_at
+    }
+
+    async fn user(&self) -> User {
+        User::viewer(self.0.user.clone())
+    }
+}
+
+/// A way to sign in.
+#[derive(SimpleObject)]
+pub struct AuthProvider {
+    /// `github` or `discord`.
+    name: String,
+    /// Where the app's in-app browser starts the sign-in.
+    start_url: String,
+}
+
+#[derive(Default)]
+pub struct AuthQuery;
+
+#[Object]
+impl AuthQuery {
+    /// The sign-in providers this server has enabled, for the login screen. Empty until
+    /// GitHub or Discord credentials are configured.
+    async fn auth_providers(&self) -> Vec<AuthProvider> {
+        Vec::new()
+    }
+}
+
+#[derive(Default)]
+pub struct AuthMutation;
+
+#[Object]
+impl AuthMutation {
+    /// Signs in as any e-mail address, creating the account if needed. Local development
+    /// only: FORBIDDEN unless the server enables dev sign-in.
+    async fn dev_sign_in(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        #[graphql(desc = "Display name for a new account (default: the e-mail's local part).")]
+        name: Option<String>,
+    ) -> Result<AuthPayload> {
+        let session = service::dev_sign_in(ctx.state()?, &email, name.as_deref()).await?;
+        Ok(AuthPayload(session))
+    }
+
+    /// Trades a refresh token for a new access token and refresh token.
+    async fn refresh_token(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthPayload> {
+        Ok(AuthPayload(
+            service::refresh(ctx.state()?, &refresh_token).await?,
+        ))
+    }
+
+    /// Signs out: the refresh token and every token rotated from the same sign-in stop
+    /// working. Returns false if the token was unknown or already revoked.
+    async fn logout(&self, ctx: &Context<'_>, refresh_token: String) -> Result<bool> {
+        Ok(service::logout(&ctx.state()?.db, &refresh_token).await?)
+    }
+}

@@ -1,0 +1,259 @@
+//! GraphQL over HTTP (<https://graphql.github.io/graphql-over-http/draft/>): POST for any
+//! operation, GET for queries only, GraphiQL for browsers, and the status codes the spec gives
+//! for each media type. A request with a bad `Authorization` header is refused as a whole.
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql::{BatchRequest, BatchResponse};
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::header::{ACCEPT, ALLOW, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+
+use super::Loaders;
+use super::errors::{REQUEST_ERROR_CODES, code_of};
+use crate::app::AppState;
+use crate::auth::Viewer;
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+const JSON: &str = "application/json";
+/// Most operations one batched POST may carry (Apollo's `BatchHttpLink` sends arrays).
+const MAX_BATCH: usize = 20;
+
+/// The response media type the client asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MediaType {
+    /// `application/graphql-response+json`: status codes tell request errors apart.
+    GraphqlResponse,
+    /// `application/json`: the legacy type, always 200 for a well-formed request.
+    Json,
+}
+
+impl MediaType {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::GraphqlResponse => GRAPHQL_RESPONSE_JSON,
+            Self::Json => JSON,
+        }
+    }
+}
+
+/// Picks the response type from `Accept`, in the client's order of preference. No header
+/// means `application/json`; `None` means nothing we can produce is acceptable.
+fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
+    let Some(accept) = headers.get(ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Some(MediaType::Json);
+    };
+    let mut ranges: Vec<(f32, usize, MediaType)> = Vec::new();
+    for (position, part) in accept.split(',').enumerate() {
+        let mut params = part.split(';');
+        let range = params
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        let quality = params
+            .filter_map(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+            })
+            .next()
+            .unwrap_or(1.0);
+        let media = match range.as_str() {
+            GRAPHQL_RESPONSE_JSON => MediaType::GraphqlResponse,
+            // Wildcards get the legacy type, which every client can read.
+            JSON | "application/*" | "*/*" => MediaType::Json,
+            _ => continue,
+        };
+        if quality > 0.0 {
+            ranges.push((quality, position, media));
+        }
+    }
+    ranges.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    ranges.first().map(|r| r.2)
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// A response carrying only errors, for requests refused before execution.
+fn error_response(status: StatusCode, media: MediaType, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": message, "extensions": { "code": code } }]
+    });
+    let status =
+        if media == MediaType::Json && status.is_client_error() && code == "UNAUTHENTICATED" {
+            // Legacy clients read errors from a 200; Apollo's error link then sees the code.
+            StatusCode::OK
+        } else {
+            status
+        };
+    (status, [(CONTENT_TYPE, media.as_str())], body.to_string()).into_response()
+}
+
+/// Serializes an executed response. With `application/graphql-response+json`, a request
+/// that failed to parse or validate has no `data` and a 400 status.
+fn graphql_response(media: MediaType, response: BatchResponse) -> Response {
+    let request_error = |r: &async_graphql::Response| {
+        !r.errors.is_empty()
+            && r.errors
+                .iter()
+                .all(|e| code_of(e).is_some_and(|c| REQUEST_ERROR_CODES.contains(&c)))
+    };
+    let to_json = |r: async_graphql::Response| {
+        let is_request_error = request_error(&r);
+        let mut value = serde_json::to_value(&r).unwrap_or_default();
+        if is_request_error && let Some(object) = value.as_object_mut() {
+            object.remove("data");
+        }
+        value
+    };
+    let (status, body) = match response {
+        BatchResponse::Single(r) => {
+            let status = if media == MediaType::GraphqlResponse && request_error(&r) {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::OK
+            };
+            (status, to_json(r))
+        }
+        BatchResponse::Batch(rs) => (
+            StatusCode::OK,
+            serde_json::Value::Array(rs.into_iter().map(to_json).collect()),
+        ),
+    };
+    (status, [(CONTENT_TYPE, media.as_str())], body.to_string()).into_response()
+}
+
+/// Reads the viewer, attaches per-request data and runs the batch.
+async fn execute(
+    state: &AppState,
+    headers: &HeaderMap,
+    media: MediaType,
+    batch: BatchRequest,
+) -> Response {
+    let viewer = match Viewer::from_headers(headers, &state.jwt) {
+        Ok(viewer) => viewer,
+        Err(err) => {
+            let mut response = error_response(
+                StatusCode::UNAUTHORIZED,
+                media,
+                err.code(),
+                &err.client_message(),
+            );
+            response.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+            return response;
+        }
+    };
+    let batch = batch.data(viewer).data(Loaders::new(&state.db, viewer));
+    graphql_response(media, state.schema.execute_batch(batch).await)
+}
+
+/// `POST /graphql` with an `application/json` body: one operation or a batch.
+pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(media) = negotiate(&headers) else {
+        return StatusCode::NOT_ACCEPTABLE.into_response();
+    };
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence != JSON {
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            media,
+            "BAD_REQUEST",
+            "send the request as application/json",
+        );
+    }
+    let batch: BatchRequest = match serde_json::from_slice(&body) {
+        Ok(batch) => batch,
+        Err(_) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                media,
+                "BAD_REQUEST",
+                "the body is not a GraphQL request: expected JSON with a `query` string",
+            );
+        }
+    };
+    if let BatchRequest::Batch(requests) = &batch
+        && (requests.is_empty() || requests.len() > MAX_BATCH)
+    {
+        let message = format!("a batch must hold 1 to {MAX_BATCH} operations");
+        return error_response(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", &message);
+    }
+    execute(&state, &headers, media, batch).await
+}
+
+/// `GET /graphql`: GraphiQL for a browser, otherwise a query from the URL. Mutations over
+/// GET are refused (405), so a link or an image tag can never change anything.
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let query = query.unwrap_or_default();
+    if query.is_empty() && wants_html(&headers) {
+        return Html(
+            GraphiQLSource::build()
+                .endpoint("/graphql")
+                .title("Photon GraphiQL")
+                .finish(),
+        )
+        .into_response();
+    }
+    let Some(media) = negotiate(&headers) else {
+        return StatusCode::NOT_ACCEPTABLE.into_response();
+    };
+    let mut request = match async_graphql::http::parse_query_string(&query) {
+        Ok(request) if !request.query.is_empty() => request,
+        _ => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                media,
+                "BAD_REQUEST",
+                "pass the operation as ?query=… (and optionally variables, operationName)",
+            );
+        }
+    };
+    // A document that does not parse is left to the schema, which reports it with its code.
+    let operation_name = request.operation_name.clone();
+    if let Ok(document) = request.parsed_query() {
+        let is_mutation = document.operations.iter().any(|(name, op)| {
+            let selected = match (&operation_name, name) {
+                (Some(wanted), Some(name)) => wanted == name.as_str(),
+                (None, _) => true,
+                (Some(_), None) => false,
+            };
+            selected && op.node.ty != async_graphql::parser::types::OperationType::Query
+        });
+        if is_mutation {
+            let mut response = error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                media,
+                "BAD_REQUEST",
+                "only queries can be sent with GET; use POST",
+            );
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("POST"));
+            return response;
+        }
+    }
+    execute(&state, &headers, media, BatchRequest::Single(request)).await
+}

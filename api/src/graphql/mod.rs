@@ -1,0 +1,95 @@
+//! The GraphQL API: schema assembly, one module per domain, DataLoaders, and the HTTP
+//! transport. Resolvers here are thin: they read the viewer and state from the context, call
+//! one service function and map its result to API types.
+
+mod auth;
+mod connection;
+mod errors;
+mod friends;
+pub mod http;
+mod ids;
+mod loaders;
+mod node;
+mod sessions;
+mod users;
+
+use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
+
+use crate::app::AppState;
+use crate::auth::Viewer;
+use crate::error::ApiError;
+
+pub use errors::REQUEST_ERROR_CODES;
+pub use loaders::Loaders;
+
+#[derive(MergedObject, Default)]
+pub struct Query(
+    users::UserQuery,
+    friends::FriendQuery,
+    sessions::SessionQuery,
+    auth::AuthQuery,
+    node::NodeQuery,
+);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(
+    auth::AuthMutation,
+    users::UserMutation,
+    friends::FriendMutation,
+    sessions::SessionMutation,
+);
+
+pub type PhotonSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Limits that keep a single query from doing unbounded work.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryLimits {
+    pub depth: usize,
+    pub complexity: usize,
+}
+
+/// The schema, with its limits and error-code extension. `state` is shared by every request;
+/// each request adds its own [`Viewer`] and [`Loaders`].
+pub fn build_schema(state: Option<AppState>, limits: QueryLimits) -> PhotonSchema {
+    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .limit_depth(limits.depth)
+        .limit_complexity(limits.complexity)
+        .extension(errors::ErrorCodes);
+    if let Some(state) = state {
+        builder = builder.data(state);
+    }
+    builder.finish()
+}
+
+/// The schema as SDL, for `schema.graphql`.
+pub fn sdl() -> String {
+    let limits = QueryLimits {
+        depth: usize::MAX,
+        complexity: usize::MAX,
+    };
+    build_schema(None, limits).sdl()
+}
+
+/// Typed access to what every resolver needs from the context.
+pub(crate) trait ContextExt {
+    fn state(&self) -> Result<&AppState, ApiError>;
+    fn viewer(&self) -> Viewer;
+    fn loaders(&self) -> Result<&Loaders, ApiError>;
+}
+
+impl ContextExt for Context<'_> {
+    fn state(&self) -> Result<&AppState, ApiError> {
+        self.data::<AppState>()
+            .map_err(|_| ApiError::internal(anyhow::anyhow!("schema built without AppState")))
+    }
+
+    /// A request without a viewer is anonymous: the safe side to fail on.
+    fn viewer(&self) -> Viewer {
+        self.data::<Viewer>().copied().unwrap_or(Viewer::Anonymous)
+    }
+
+    fn loaders(&self) -> Result<&Loaders, ApiError> {
+        self.data::<Loaders>()
+            .map_err(|_| ApiError::internal(anyhow::anyhow!("request without DataLoaders")))
+    }
+}

@@ -1,0 +1,45 @@
+//! The Relay `Node` interface and `node(id:)`.
+
+use async_graphql::{Context, ID, Interface, Object, Result};
+
+use super::ContextExt;
+use super::friends::FriendRequest;
+use super::ids::{self, Kind};
+use super::sessions::Session;
+use super::users::User;
+use crate::error::ApiError;
+use crate::service::{friends, sessions, users};
+
+/// An object with a globally unique id.
+#[derive(Interface)]
+#[graphql(field(name = "id", ty = "ID"))]
+pub enum Node {
+    User(User),
+    Session(Session),
+    FriendRequest(FriendRequest),
+}
+
+#[derive(Default)]
+pub struct NodeQuery;
+
+#[Object]
+impl NodeQuery {
+    /// Any object by its id, or null if the viewer cannot see it.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
+        let (kind, uuid) =
+            ids::decode(&id).ok_or_else(|| ApiError::bad_input("id", "id is not a valid id"))?;
+        let db = &ctx.state()?.db;
+        let viewer = ctx.viewer();
+        Ok(match kind {
+            Kind::User => users::find_user(db, viewer, uuid)
+                .await?
+                .map(|u| Node::User(User::new(u))),
+            Kind::Session => sessions::find_session(db, viewer, uuid)
+                .await?
+                .map(|s| Node::Session(Session(s))),
+            Kind::FriendRequest => friends::find_request(db, viewer, uuid)
+                .await?
+                .map(|r| Node::FriendRequest(FriendRequest(r))),
+        })
+    }
+}

@@ -1,0 +1,261 @@
+//! Sessions: creating, joining, inviting, leaving and ending shared albums.
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
+use chrono::{DateTime, Utc};
+use entity::session_member::{self, SessionRole as Role};
+
+use super::ContextExt;
+use super::connection::{self, Conn};
+use super::ids::{self, Kind};
+use super::users::User;
+use crate::service::invite_code;
+use crate::service::pagination::PageRequest;
+use crate::service::sessions::{self as service, InvitePreview, NewSession, SessionView};
+
+/// A shared album, as one of its members sees it.
+pub struct Session(pub SessionView);
+
+/// A member's part in a session.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum SessionRole {
+    /// Started the session; can end it and rotate its invite code.
+    Owner,
+    Member,
+}
+
+impl From<Role> for SessionRole {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Owner => Self::Owner,
+            Role::Member => Self::Member,
+        }
+    }
+}
+
+#[Object]
+impl Session {
+    pub async fn id(&self) -> ID {
+        ids::encode(Kind::Session, self.0.session.id)
+    }
+
+    async fn title(&self) -> &str {
+        &self.0.session.title
+    }
+
+    async fn owner(&self, ctx: &Context<'_>) -> Result<User> {
+        Ok(User::new(
+            ctx.loaders()?.user(self.0.session.owner_id).await?,
+        ))
+    }
+
+    /// The viewer's part in this session.
+    async fn viewer_role(&self) -> SessionRole {
+        self.0.viewer_role.into()
+    }
+
+    /// The code others join with, in groups of four (`7K3M-9QXR-2VHD-4TNB`). Case, dashes and
+    /// the look-alikes O/0 and I/L/1 do not matter when it is typed back.
+    async fn invite_code(&self) -> String {
+        invite_code::display(&self.0.session.invite_code)
+    }
+
+    /// An https link that opens the app's join screen (also good for a QR code).
+    async fn invite_url(&self, ctx: &Context<'_>) -> Result<String> {
+        let code = invite_code::display(&self.0.session.invite_code);
+        Ok(ctx.state()?.config.public_link(&format!("join/{code}")))
+    }
+
+    /// How long photos stay after they are uploaded.
+    async fn photo_lifetime_hours(&self) -> i32 {
+        self.0.session.photo_lifetime_hours
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.session.created_at
+    }
+
+    /// When the owner ended the session; null while it is active.
+    async fn ended_at(&self) -> Option<DateTime<Utc>> {
+        self.0.session.ended_at
+    }
+
+    /// Current members, in the order they joined.
+    #[graphql(complexity = "connection::complexity(first, child_complexity)")]
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the last edge already seen.")] after: Option<String>,
+    ) -> Result<Conn<SessionMember>> {
+        let page = PageRequest::parse(first, after.as_deref())?;
+        let page = service::list_members(&ctx.state()?.db, self.0.session.id, page).await?;
+        Ok(connection::from_page(page, SessionMember))
+    }
+}
+
+/// A member of a session.
+pub struct SessionMember(session_member::Model);
+
+#[Object]
+impl SessionMember {
+    async fn user(&self, ctx: &Context<'_>) -> Result<User> {
+        Ok(User::new(ctx.loaders()?.user(self.0.user_id).await?))
+    }
+
+    async fn role(&self) -> SessionRole {
+        self.0.role.into()
+    }
+
+    async fn joined_at(&self) -> DateTime<Utc> {
+        self.0.joined_at
+    }
+}
+
+/// What an invite code leads to, shown before joining.
+pub struct SessionInvite(InvitePreview);
+
+#[Object]
+impl SessionInvite {
+    async fn title(&self) -> &str {
+        &self.0.session.title
+    }
+
+    async fn owner(&self, ctx: &Context<'_>) -> Result<User> {
+        Ok(User::new(
+            ctx.loaders()?.user(self.0.session.owner_id).await?,
+        ))
+    }
+
+    async fn member_count(&self) -> u64 {
+        self.0.member_count
+    }
+
+    /// An ended session can no longer be joined.
+    async fn ended(&self) -> bool {
+        self.0.session.ended_at.is_some()
+    }
+}
+
+/// A new session.
+#[derive(InputObject)]
+pub struct CreateSessionInput {
+    /// 1 to 80 characters.
+    title: String,
+    /// How long photos stay after upload, 1 to 72 hours (default 5).
+    photo_lifetime_hours: Option<i32>,
+}
+
+#[derive(Default)]
+pub struct SessionQuery;
+
+#[Object]
+impl SessionQuery {
+    /// The sessions the viewer is in, newest first; `active` keeps only those that have not
+    /// (true) or have (false) ended.
+    #[graphql(complexity = "connection::complexity(first, child_complexity)")]
+    async fn sessions(
+        &self,
+        ctx: &Context<'_>,
+        active: Option<bool>,
+        #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the last edge already seen.")] after: Option<String>,
+    ) -> Result<Conn<Session>> {
+        let page = PageRequest::parse(first, after.as_deref())?;
+        let page = service::list_sessions(&ctx.state()?.db, ctx.viewer(), active, page).await?;
+        Ok(connection::from_page(page, Session))
+    }
+
+    /// A session the viewer is a member of; null for any other id, whether or not it exists.
+    async fn session(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Session>> {
+        let id = ids::expect(Kind::Session, &id, "id")?;
+        let view = service::find_session(&ctx.state()?.db, ctx.viewer(), id).await?;
+        Ok(view.map(Session))
+    }
+
+    /// A preview of the session behind an invite code; null for an unknown code.
+    async fn session_invite(
+        &self,
+        ctx: &Context<'_>,
+        code: String,
+    ) -> Result<Option<SessionInvite>> {
+        let preview = service::preview_invite(&ctx.state()?.db, ctx.viewer(), &code).await?;
+        Ok(preview.map(SessionInvite))
+    }
+}
+
+#[derive(Default)]
+pub struct SessionMutation;
+
+#[Object]
+impl SessionMutation {
+    /// Starts a session with the viewer as its owner.
+    async fn create_session(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateSessionInput,
+    ) -> Result<Session> {
+        let new = NewSession {
+            title: input.title,
+            photo_lifetime_hours: input.photo_lifetime_hours,
+        };
+        Ok(Session(
+            service::create_session(&ctx.state()?.db, ctx.viewer(), new).await?,
+        ))
+    }
+
+    /// Joins the session behind an invite code. Harmless if the viewer is already in it.
+    async fn join_session(&self, ctx: &Context<'_>, invite_code: String) -> Result<Session> {
+        Ok(Session(
+            service::join_session(&ctx.state()?.db, ctx.viewer(), &invite_code).await?,
+        ))
+    }
+
+    /// Invites friends of the viewer (at most 50 at once); they get a push with the invite.
+    async fn invite_to_session(
+        &self,
+        ctx: &Context<'_>,
+        session_id: ID,
+        user_ids: Vec<ID>,
+    ) -> Result<Session> {
+        let session_id = ids::expect(Kind::Session, &session_id, "sessionId")?;
+        if user_ids.len() > service::MAX_INVITEES {
+            return Err(crate::error::ApiError::bad_input(
+                "userIds",
+                format!(
+                    "at most {} users can be invited at once",
+                    service::MAX_INVITEES
+                ),
+            )
+            .into());
+        }
+        let user_ids = user_ids
+            .iter()
+            .map(|id| ids::expect(Kind::User, id, "userIds"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let view = service::invite_to_session(&ctx.state()?.db, ctx.viewer(), session_id, user_ids)
+            .await?;
+        Ok(Session(view))
+    }
+
+    /// Leaves a session. The owner cannot leave; they end the session instead.
+    async fn leave_session(&self, ctx: &Context<'_>, session_id: ID) -> Result<bool> {
+        let id = ids::expect(Kind::Session, &session_id, "sessionId")?;
+        Ok(service::leave_session(&ctx.state()?.db, ctx.viewer(), id).await?)
+    }
+
+    /// Ends a session for everyone (owner only). Nobody can join it afterwards.
+    async fn end_session(&self, ctx: &Context<'_>, session_id: ID) -> Result<Session> {
+        let id = ids::expect(Kind::Session, &session_id, "sessionId")?;
+        Ok(Session(
+            service::end_session(&ctx.state()?.db, ctx.viewer(), id).await?,
+        ))
+    }
+
+    /// Replaces the invite code (owner only); the old code and link stop working.
+    async fn rotate_invite_code(&self, ctx: &Context<'_>, session_id: ID) -> Result<Session> {
+        let id = ids::expect(Kind::Session, &session_id, "sessionId")?;
+        Ok(Session(
+            service::rotate_invite_code(&ctx.state()?.db, ctx.viewer(), id).await?,
+        ))
+    }
+}

@@ -1,0 +1,13 @@
+//! Photon: one live photo album for a group of friends, served as a GraphQL API.
+//!
+//! The binary (`main.rs`) is a thin CLI over this library, so the end-to-end tests start the
+//! same [`app::Application`] the binary does.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod graphql;
+pub mod service;
+pub mod telemetry;

@@ -1,0 +1,493 @@
+//! Sessions: shared albums, their members, invite codes and invitations.
+//!
+//! A session is visible only to its current members. Everyone else, whether the session
+//! exists or not, gets the same answer (`None` or NOT_FOUND), so ids cannot be probed.
+
+use chrono::{DateTime, Utc};
+use entity::event::EventKind;
+use entity::session;
+use entity::session_member::{self, SessionRole};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, EntityTrait, JoinType, Order, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, RelationTrait, TransactionTrait, TryInsertResult, sea_query::Expr,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::auth::Viewer;
+use crate::error::{ApiError, ApiResult};
+use crate::service::events::{self, NewEvent};
+use crate::service::pagination::{Page, PageRequest};
+use crate::service::{clock, friends, input, invite_code, is_unique_violation};
+
+pub const DEFAULT_PHOTO_LIFETIME_HOURS: i32 = 5;
+pub const MAX_PHOTO_LIFETIME_HOURS: i32 = 72;
+/// Most users one `inviteToSession` call may name.
+pub const MAX_INVITEES: usize = 50;
+
+const NO_SUCH_SESSION: ApiError = ApiError::NotFound("no such session");
+const OWNER_ONLY: ApiError = ApiError::Forbidden("only the session's owner can do that");
+
+/// A session as one member sees it.
+#[derive(Debug, Clone)]
+pub struct SessionView {
+    pub session: session::Model,
+    pub viewer_role: SessionRole,
+}
+
+/// What someone holding an invite code may see before joining.
+#[derive(Debug, Clone)]
+pub struct InvitePreview {
+    pub session: session::Model,
+    pub member_count: u64,
+}
+
+fn active_member(session_id: Uuid, user_id: Uuid) -> Condition {
+    Condition::all()
+        .add(session_member::Column::SessionId.eq(session_id))
+        .add(session_member::Column::UserId.eq(user_id))
+        .add(session_member::Column::LeftAt.is_null())
+}
+
+/// The session, if `user_id` is a current member.
+async fn find_as_member(
+    db: &impl ConnectionTrait,
+    session_id: Uuid,
+    user_id: Uuid,
+) -> ApiResult<Option<SessionView>> {
+    let row = session::Entity::find_by_id(session_id)
+        .find_also_related(session_member::Entity)
+        .filter(session_member::Column::UserId.eq(user_id))
+        .filter(session_member::Column::LeftAt.is_null())
+        .one(db)
+        .await?;
+    Ok(row.and_then(|(session, member)| {
+        member.map(|m| SessionView {
+            session,
+            viewer_role: m.role,
+        })
+    }))
+}
+
+async fn get_as_member(
+    db: &impl ConnectionTrait,
+    session_id: Uuid,
+    user_id: Uuid,
+) -> ApiResult<SessionView> {
+    find_as_member(db, session_id, user_id)
+        .await?
+        .ok_or(NO_SUCH_SESSION)
+}
+
+pub async fn find_session(
+    db: &impl ConnectionTrait,
+    viewer: Viewer,
+    session_id: Uuid,
+) -> ApiResult<Option<SessionView>> {
+    find_as_member(db, session_id, viewer.user_id()?).await
+}
+
+/// What a new session needs.
+#[derive(Debug)]
+pub struct NewSession {
+    pub title: String,
+    pub photo_lifetime_hours: Option<i32>,
+}
+
+pub async fn create_session(
+    db: &DatabaseConnection,
+    viewer: Viewer,
+    new: NewSession,
+) -> ApiResult<SessionView> {
+    let me = viewer.user_id()?;
+    let title = input::label("title", &new.title, input::MAX_TITLE_CHARS)?;
+    let lifetime = new
+        .photo_lifetime_hours
+        .unwrap_or(DEFAULT_PHOTO_LIFETIME_HOURS);
+    if !(1..=MAX_PHOTO_LIFETIME_HOURS).contains(&lifetime) {
+        return Err(ApiError::bad_input(
+            "photoLifetimeHours",
+            format!("photoLifetimeHours must be between 1 and {MAX_PHOTO_LIFETIME_HOURS}"),
+        ));
+    }
+    let txn = db.begin().await?;
+    let now = clock::now();
+    let session = session::Model {
+        id: Uuid::now_v7(),
+        title,
+        owner_id: me,
+        invite_code: invite_code::generate(),
+        photo_lifetime_hours: lifetime,
+        created_at: now,
+        ended_at: None,
+    };
+    // 80 random bits make a collision vanishingly rare; the unique index makes it harmless.
+    session::Entity::insert(session::ActiveModel::from(session.clone()))
+        .exec(&txn)
+        .await?;
+    session_member::Entity::insert(session_member::ActiveModel {
+        session_id: Set(session.id),
+        user_id: Set(me),
+        role: Set(SessionRole::Owner),
+        joined_at: Set(now),
+        left_at: Set(None),
+    })
+    .exec(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(SessionView {
+        session,
+        viewer_role: SessionRole::Owner,
+    })
+}
+
+async fn find_by_code(db: &impl ConnectionTrait, code: &str) -> ApiResult<Option<session::Model>> {
+    let Some(code) = invite_code::normalize(code) else {
+        return Ok(None);
+    };
+    Ok(session::Entity::find()
+        .filter(session::Column::InviteCode.eq(code))
+        .one(db)
+        .await?)
+}
+
+async fn member_count(db: &impl ConnectionTrait, session_id: Uuid) -> ApiResult<u64> {
+    Ok(session_member::Entity::find()
+        .filter(session_member::Column::SessionId.eq(session_id))
+        .filter(session_member::Column::LeftAt.is_null())
+        .count(db)
+        .await?)
+}
+
+/// A preview of the session behind an invite code, or `None` for an unknown code.
+pub async fn preview_invite(
+    db: &impl ConnectionTrait,
+    viewer: Viewer,
+    code: &str,
+) -> ApiResult<Option<InvitePreview>> {
+    viewer.user_id()?;
+    let Some(session) = find_by_code(db, code).await? else {
+        return Ok(None);
+    };
+    let member_count = member_count(db, session.id).await?;
+    Ok(Some(InvitePreview {
+        session,
+        member_count,
+    }))
+}
+
+/// Joins the session behind an invite code. Joining a session one is already in is harmless;
+/// one who left comes back.
+pub async fn join_session(
+    db: &DatabaseConnection,
+    viewer: Viewer,
+    code: &str,
+) -> ApiResult<SessionView> {
+    let me = viewer.user_id()?;
+    let session = find_by_code(db, code)
+        .await?
+        .ok_or(ApiError::NotFound("no session has this invite code"))?;
+    if session.ended_at.is_some() {
+        return Err(ApiError::Conflict("this session has ended"));
+    }
+    let txn = db.begin().await?;
+    let now = clock::now();
+    // Insert, or revive a row whose member left; the primary key (session, user) means 20
+    // simultaneous joins still leave one row, and only the request that changed it records
+    // the event.
+    let joined = session_member::Entity::insert(session_member::ActiveModel {
+        session_id: Set(session.id),
+        user_id: Set(me),
+        role: Set(SessionRole::Member),
+        joined_at: Set(now),
+        left_at: Set(None),
+    })
+    .on_conflict_do_nothing_on([
+        session_member::Column::SessionId,
+        session_member::Column::UserId,
+    ])
+    .exec(&txn)
+    .await?;
+    let changed = match joined {
+        TryInsertResult::Inserted(_) => true,
+        _ => {
+            let revived = session_member::Entity::update_many()
+                .col_expr(
+                    session_member::Column::LeftAt,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .col_expr(session_member::Column::JoinedAt, Expr::value(now))
+                .filter(session_member::Column::SessionId.eq(session.id))
+                .filter(session_member::Column::UserId.eq(me))
+                .filter(session_member::Column::LeftAt.is_not_null())
+                .exec(&txn)
+                .await?;
+            revived.rows_affected == 1
+        }
+    };
+    if changed {
+        record(
+            &txn,
+            session.id,
+            me,
+            EventKind::MemberJoined,
+            json!({ "userId": me }),
+        )
+        .await?;
+    }
+    let view = get_as_member(&txn, session.id, me).await?;
+    txn.commit().await?;
+    Ok(view)
+}
+
+async fn record(
+    txn: &DatabaseTransaction,
+    session_id: Uuid,
+    actor: Uuid,
+    kind: EventKind,
+    payload: serde_json::Value,
+) -> ApiResult<i64> {
+    events::record(
+        txn,
+        NewEvent {
+            session_id: Some(session_id),
+            actor_id: actor,
+            kind,
+            payload,
+            push: false,
+        },
+    )
+    .await
+}
+
+/// Invites some of the viewer's friends; they are pushed the invite and join with its code.
+/// Users already in the session are skipped; anyone who is not the viewer's friend makes the
+/// whole call fail, before anything is written.
+pub async fn invite_to_session(
+    db: &DatabaseConnection,
+    viewer: Viewer,
+    session_id: Uuid,
+    mut user_ids: Vec<Uuid>,
+) -> ApiResult<SessionView> {
+    let me = viewer.user_id()?;
+    let view = get_as_member(db, session_id, me).await?;
+    if view.session.ended_at.is_some() {
+        return Err(ApiError::Conflict("this session has ended"));
+    }
+    user_ids.sort_unstable();
+    user_ids.dedup();
+    if user_ids.len() > MAX_INVITEES {
+        return Err(ApiError::bad_input(
+            "userIds",
+            format!("at most {MAX_INVITEES} users can be invited at once"),
+        ));
+    }
+    let friends = friends::friends_among(db, me, &user_ids).await?;
+    if user_ids.iter().any(|id| !friends.contains(id)) {
+        return Err(ApiError::bad_input(
+            "userIds",
+            "you can only invite your friends",
+        ));
+    }
+    let members: Vec<Uuid> = session_member::Entity::find()
+        .select_only()
+        .column(session_member::Column::UserId)
+        .filter(session_member::Column::SessionId.eq(session_id))
+        .filter(session_member::Column::LeftAt.is_null())
+        .filter(session_member::Column::UserId.is_in(user_ids.iter().copied()))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let txn = db.begin().await?;
+    for invitee in user_ids.iter().filter(|id| !members.contains(id)) {
+        events::record(
+            &txn,
+            NewEvent {
+                session_id: Some(session_id),
+                actor_id: me,
+                kind: EventKind::MemberInvited,
+                payload: json!({ "userId": invitee }),
+                push: true,
+            },
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(view)
+}
+
+/// Leaves a session. The owner cannot leave (they end it instead), so a session always has
+/// its owner among its members.
+pub async fn leave_session(
+    db: &DatabaseConnection,
+    viewer: Viewer,
+    session_id: Uuid,
+) -> ApiResult<bool> {
+    let me = viewer.user_id()?;
+    let view = get_as_member(db, session_id, me).await?;
+    if view.viewer_role == SessionRole::Owner {
+        return Err(ApiError::Conflict(
+            "the owner cannot leave a session; end it instead",
+        ));
+    }
+    let txn = db.begin().await?;
+    let left = session_member::Entity::update_many()
+        .col_expr(session_member::Column::LeftAt, Expr::value(clock::now()))
+        .filter(active_member(session_id, me))
+        .exec(&txn)
+        .await?;
+    if left.rows_affected == 1 {
+        record(
+            &txn,
+            session_id,
+            me,
+            EventKind::MemberLeft,
+            json!({ "userId": me }),
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(left.rows_affected == 1)
+}
+
+/// Ends a session (owner only). Ending an ended session changes nothing.
+pub async fn end_session(
+    db: &DatabaseConnection,
+    viewer: Viewer,
+    session_id: Uuid,
+) -> ApiResult<SessionView> {
+    let me = viewer.user_id()?;
+    let view = get_as_member(db, session_id, me).await?;
+    if view.viewer_role != SessionRole::Owner {
+        return Err(OWNER_ONLY);
+    }
+    let txn = db.begin().await?;
+    let now = clock::now();
+    let ended = session::Entity::update_many()
+        .col_expr(session::Column::EndedAt, Expr::value(now))
+        .filter(session::Column::Id.eq(session_id))
+        .filter(session::Column::EndedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if ended.rows_affected == 1 {
+        record(
+            &txn,
+            session_id,
+            me,
+            EventKind::SessionEnded,
+            json!({ "endedAt": now }),
+        )
+        .await?;
+    }
+    let view = get_as_member(&txn, session_id, me).await?;
+    txn.commit().await?;
+    Ok(view)
+}
+
+/// Replaces the invite code (owner only); the old one stops working at once.
+pub async fn rotate_invite_code(
+    db: &DatabaseConnection,
+    viewer: Viewer,
+    session_id: Uuid,
+) -> ApiResult<SessionView> {
+    let me = viewer.user_id()?;
+    let view = get_as_member(db, session_id, me).await?;
+    if view.viewer_role != SessionRole::Owner {
+        return Err(OWNER_ONLY);
+    }
+    // A fresh code colliding with another session's is a 2^-80 event; one retry covers it.
+    for _ in 0..2 {
+        let result = session::Entity::update_many()
+            .col_expr(
+                session::Column::InviteCode,
+                Expr::value(invite_code::generate()),
+            )
+            .filter(session::Column::Id.eq(session_id))
+            .exec(db)
+            .await;
+        match result {
+            Ok(_) => return get_as_member(db, session_id, me).await,
+            Err(err) if is_unique_violation(&err) => continue,
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(ApiError::Conflict(
+        "could not pick a new invite code; try again",
+    ))
+}
+
+/// Position in the viewer's session list: newest first, by id (ids are time-ordered v7).
+pub type SessionKey = Uuid;
+
+/// The sessions the viewer is a member of; `active` filters on whether they have ended.
+pub async fn list_sessions(
+    db: &impl ConnectionTrait,
+    viewer: Viewer,
+    active: Option<bool>,
+    page: PageRequest<SessionKey>,
+) -> ApiResult<Page<SessionView>> {
+    let me = viewer.user_id()?;
+    let mut query = session::Entity::find()
+        .select_also(session_member::Entity)
+        .join(JoinType::InnerJoin, session::Relation::Members.def())
+        .filter(session_member::Column::UserId.eq(me))
+        .filter(session_member::Column::LeftAt.is_null());
+    query = match active {
+        Some(true) => query.filter(session::Column::EndedAt.is_null()),
+        Some(false) => query.filter(session::Column::EndedAt.is_not_null()),
+        None => query,
+    };
+    if let Some(after) = page.after {
+        query = query.filter(session::Column::Id.lt(after));
+    }
+    let rows = query
+        .order_by(session::Column::Id, Order::Desc)
+        .limit(page.limit())
+        .all(db)
+        .await?;
+    let views = rows
+        .into_iter()
+        .filter_map(|(session, member)| {
+            member.map(|m| SessionView {
+                session,
+                viewer_role: m.role,
+            })
+        })
+        .collect();
+    Ok(Page::from_rows(&page, views, |v: &SessionView| {
+        v.session.id
+    }))
+}
+
+/// Position in a member list: by time of joining.
+pub type MemberKey = (DateTime<Utc>, Uuid);
+
+/// Current members of a session the caller has already shown the viewer belongs to.
+pub async fn list_members(
+    db: &impl ConnectionTrait,
+    session_id: Uuid,
+    page: PageRequest<MemberKey>,
+) -> ApiResult<Page<session_member::Model>> {
+    let mut query = session_member::Entity::find()
+        .filter(session_member::Column::SessionId.eq(session_id))
+        .filter(session_member::Column::LeftAt.is_null());
+    if let Some((joined_at, user_id)) = page.after {
+        query = query.filter(
+            Condition::any()
+                .add(session_member::Column::JoinedAt.gt(joined_at))
+                .add(
+                    Condition::all()
+                        .add(session_member::Column::JoinedAt.eq(joined_at))
+                        .add(session_member::Column::UserId.gt(user_id)),
+                ),
+        );
+    }
+    let rows = query
+        .order_by(session_member::Column::JoinedAt, Order::Asc)
+        .order_by(session_member::Column::UserId, Order::Asc)
+        .limit(page.limit())
+        .all(db)
+        .await?;
+    Ok(Page::from_rows(&page, rows, |m| (m.joined_at, m.user_id)))
+}

@@ -1,0 +1,24 @@
+//! SeaORM entities, one module per table. These are storage types only: the GraphQL API has its
+//! own types in `api/src/graphql`, so a column never reaches the schema by accident.
+
+pub mod device;
+pub mod event;
+pub mod friendship;
+pub mod identity;
+pub mod photo;
+pub mod refresh_token;
+pub mod session;
+pub mod session_member;
+pub mod user;
+
+pub mod prelude {
+    pub use super::device::Entity as Device;
+    pub use super::event::Entity as Event;
+    pub use super::friendship::Entity as Friendship;
+    pub use super::identity::Entity as Identity;
+    pub use super::photo::Entity as Photo;
+    pub use super::refresh_token::Entity as RefreshToken;
+    pub use super::session::Entity as Session;
+    pub use super::session_member::Entity as SessionMember;
+    pub use super::user::Entity as User;
+}

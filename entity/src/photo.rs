@@ -1,0 +1,35 @@
+//! `photos`: one row per distinct photo in a session; (`session_id`, `sha256`) is unique, so the
+//! same bytes uploaded twice are the same photo.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "photos")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub session_id: Uuid,
+    pub uploader_id: Uuid,
+    /// Lower-case hex SHA-256 of the bytes.
+    pub sha256: String,
+    pub content_type: String,
+    pub byte_size: i64,
+    pub status: PhotoStatus,
+    pub created_at: DateTimeUtc,
+    pub ready_at: Option<DateTimeUtc>,
+    pub expires_at: Option<DateTimeUtc>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum PhotoStatus {
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    #[sea_orm(string_value = "ready")]
+    Ready,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,32 @@
+//! `sessions`: one shared album. Members are in `session_members`; the invite code is unique.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "sessions")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub title: String,
+    pub owner_id: Uuid,
+    /// Normalised form (upper case, no separators) of the current invite code.
+    #[sea_orm(unique)]
+    pub invite_code: String,
+    pub photo_lifetime_hours: i32,
+    pub created_at: DateTimeUtc,
+    pub ended_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(has_many = "super::session_member::Entity")]
+    Members,
+}
+
+impl Related<super::session_member::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Members.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,320 @@
+#!/usr/bin/env bash
+# scripts/test.sh — run all of Photon's tests. This is the one command to use,
+# locally and in CI (.ci/run ends by exec'ing it).
+#
+# What it does, in order:
+#   1. Finds a PostgreSQL server the tests can use (see "Postgres" below),
+#      starting a throwaway one if there is none.
+#   2. Drops leftover `photon_test_*` databases from earlier runs.
+#   3. Runs `cargo test --workspace` twice: once with PHOTON_TEST_BACKEND=postgres
+#      and once with PHOTON_TEST_BACKEND=sqlite. Stops at the first failure.
+#   4. Drops the `photon_test_*` databases again, stops the throwaway server
+#      (if it started one) and prints the total time.
+#
+# Usage:
+#   scripts/test.sh [extra cargo test args...]
+#     Extra arguments go to both `cargo test` runs, e.g.
+#     `scripts/test.sh graphql_login` or `scripts/test.sh -- --nocapture`.
+#
+# Postgres:
+#   The tests read TEST_DATABASE_URL, an *admin* connection URL (each test
+#   creates its own `photon_test_<something>` database through it).
+#   - If TEST_DATABASE_URL is set, it is used as is.
+#   - Otherwise, if a server on 127.0.0.1:$PHOTON_TEST_PG_PORT accepts
+#     `postgres://postgres@127.0.0.1:<port>/postgres` without a password
+#     (trust auth), it is used.
+#   - Otherwise a throwaway cluster is created in a temporary directory, on a
+#     free port on 127.0.0.1, and removed when the script exits (even on
+#     failure or Ctrl-C). If the PostgreSQL server binaries are missing they
+#     are installed with apt-get (Debian/Ubuntu; needs root or sudo).
+#
+# Environment variables:
+#   TEST_DATABASE_URL        use this server, skip detection (default: detect)
+#   PHOTON_TEST_PG_PORT      port of the existing local server to look for
+#                            (default 5432); point it at an unused port to
+#                            force the throwaway-cluster path
+#   PHOTON_TEST_SETUP_ONLY=1 do the Postgres set-up and leftover clean-up,
+#                            print the chosen TEST_DATABASE_URL, and stop
+#                            without running cargo (a throwaway cluster is
+#                            still removed on exit)
+#
+# Requires: bash, cargo, and either psql/pg_isready or apt-get to install them.
+set -euo pipefail
+
+# Run from the repository root whatever the caller's working directory is.
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# rustup installs into ~/.cargo/bin, which non-login CI shells may not have on PATH.
+if ! command -v cargo >/dev/null 2>&1 && [ -x "${HOME:-/nonexistent}/.cargo/bin/cargo" ]; then
+    PATH="$HOME/.cargo/bin:$PATH"
+fi
+
+PG_PORT="${PHOTON_TEST_PG_PORT:-5432}"
+SETUP_ONLY="${PHOTON_TEST_SETUP_ONLY:-0}"
+
+log()  { printf '%s\n' "test.sh: $*" >&2; }
+warn() { printf '%s\n' "test.sh: warning: $*" >&2; }
+die()  { printf '%s\n' "test.sh: error: $*" >&2; exit 1; }
+
+# Print a connection URL with its password (if any) masked.
+redact_url() { printf '%s' "$1" | sed -E 's#(://[^:/@]*):[^@]*@#\1:***@#'; }
+
+# psql/pg_isready never prompt (-w / no stdin) and give up quickly on a dead
+# host, so nothing hangs in CI.
+export PGCONNECT_TIMEOUT="${PGCONNECT_TIMEOUT:-5}"
+
+# --- throwaway cluster state and clean-up --------------------------------------
+# Set once we start our own server; the EXIT trap stops it and removes its
+# directory. Also drops the test databases after a test run on a shared server.
+PG_TMPDIR=""
+PG_BINDIR=""
+TESTS_STARTED=0
+
+cleanup() {
+    local rc=$?
+    set +e
+    if [ "$TESTS_STARTED" = 1 ] && [ -z "$PG_TMPDIR" ]; then
+        # Shared/long-lived server: don't let test databases pile up.
+        # (A throwaway cluster is deleted wholesale below instead.)
+        drop_test_databases
+    fi
+    if [ -n "$PG_TMPDIR" ]; then
+        log "stopping throwaway PostgreSQL and removing $PG_TMPDIR"
+        as_pg_owner "$PG_BINDIR/pg_ctl" -D "$PG_TMPDIR/data" -m immediate stop >/dev/null 2>&1
+        rm -rf -- "$PG_TMPDIR"
+    fi
+    log "finished in ${SECONDS}s (exit code $rc)"
+    exit "$rc"
+}
+trap cleanup EXIT
+# Turn signals into a normal exit so the EXIT trap runs the clean-up.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- helpers --------------------------------------------------------------------
+
+# Run a command as root: directly if we are root, else via sudo (non-interactive
+# when there is no terminal to ask for a password on).
+as_root() {
+    if [ "$(id -u)" = 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        if [ -t 0 ]; then sudo "$@"; else sudo -n "$@"; fi
+    else
+        die "need root to run '$*' (not root and sudo is not installed); install PostgreSQL yourself or set TEST_DATABASE_URL"
+    fi
+}
+
+APT_UPDATED=0
+apt_install() {
+    command -v apt-get >/dev/null 2>&1 \
+        || die "PostgreSQL ($*) is not installed and apt-get is not available; install PostgreSQL or set TEST_DATABASE_URL"
+    log "installing $* with apt-get"
+    if [ "$APT_UPDATED" = 0 ]; then
+        as_root apt-get update -q || die "apt-get update failed (installing needs root or working sudo; or set TEST_DATABASE_URL)"
+        APT_UPDATED=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends "$@" \
+        || die "apt-get install $* failed"
+}
+
+# Newest installed PostgreSQL server bin directory on Debian/Ubuntu
+# (/usr/lib/postgresql/<version>/bin), or nothing.
+newest_pg_bindir() {
+    local f
+    f="$(ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1 || true)"
+    [ -n "$f" ] && dirname "$f"
+    return 0
+}
+
+# initdb/postgres refuse to run as root, so when we are root the throwaway
+# cluster belongs to (and is run as) the `postgres` system user. Otherwise it
+# simply belongs to the current user.
+PG_RUN_AS=""
+as_pg_owner() {
+    if [ -z "$PG_RUN_AS" ]; then
+        "$@"
+    elif command -v runuser >/dev/null 2>&1; then
+        runuser -u "$PG_RUN_AS" -- "$@"
+    else
+        su -s /bin/sh "$PG_RUN_AS" -c "$(printf '%q ' "$@")"
+    fi
+}
+
+ensure_postgres_user() {
+    getent passwd postgres >/dev/null 2>&1 && return 0
+    log "creating system user 'postgres' to own the throwaway cluster"
+    if command -v useradd >/dev/null 2>&1; then
+        useradd --system --user-group --no-create-home \
+            --home-dir /var/lib/postgresql --shell /bin/sh postgres
+    else
+        adduser --system --group --no-create-home \
+            --home /var/lib/postgresql --shell /bin/sh postgres
+    fi
+}
+
+# True if something listens on 127.0.0.1:$1.
+port_in_use() {
+    local port="$1"
+    if command -v ss >/dev/null 2>&1; then
+        ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && return 0
+    fi
+    # Fallback (and extra check): bash's /dev/tcp connect succeeds if listening.
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    return 1
+}
+
+# True if $1 answers `select 1` without prompting for a password.
+can_connect() {
+    psql "$1" -w -X -q -Atc 'select 1' </dev/null >/dev/null 2>&1
+}
+
+# Drop every photon_test_* database on $TEST_DATABASE_URL. Tests create these;
+# ones left over from crashed or interrupted runs would otherwise accumulate.
+# Best effort: failures only warn.
+# NB: this also drops databases of a test run happening *concurrently* against
+# the same server (e.g. another checkout); use separate servers for that.
+drop_test_databases() {
+    local names name errfile
+    # stderr goes to a file, not into $names: psql can print WARNINGs on success.
+    errfile="$(mktemp)"
+    if ! names="$(psql "$TEST_DATABASE_URL" -w -X -q -At \
+            -c "select datname from pg_database where datname like 'photon\_test\_%'" \
+            </dev/null 2>"$errfile")"; then
+        warn "could not list leftover test databases: $(cat "$errfile")"
+        rm -f -- "$errfile"
+        return 0
+    fi
+    rm -f -- "$errfile"
+    [ -z "$names" ] && return 0
+    log "dropping $(printf '%s\n' "$names" | wc -l) leftover photon_test_* database(s)"
+    while IFS= read -r name; do
+        [ -n "$name" ] || continue
+        # Quote the identifier (double any embedded double quotes).
+        psql "$TEST_DATABASE_URL" -w -X -q -v ON_ERROR_STOP=1 \
+            -c "DROP DATABASE IF EXISTS \"${name//\"/\"\"}\" WITH (FORCE)" \
+            </dev/null >/dev/null 2>&1 \
+            || warn "could not drop database $name"
+    done <<<"$names"
+    return 0
+}
+
+# Create and start a throwaway cluster; sets TEST_DATABASE_URL.
+start_throwaway_cluster() {
+    PG_BINDIR="$(newest_pg_bindir)"
+    if [ -z "$PG_BINDIR" ]; then
+        apt_install postgresql
+        PG_BINDIR="$(newest_pg_bindir)"
+        [ -n "$PG_BINDIR" ] || die "installed postgresql but found no /usr/lib/postgresql/*/bin/initdb"
+    fi
+
+    local base="${TMPDIR:-/tmp}"
+    if [ "$(id -u)" = 0 ]; then
+        ensure_postgres_user
+        PG_RUN_AS=postgres
+        # The postgres user must be able to reach the directory; /tmp always is.
+        base=/tmp
+    fi
+
+    # Pick a free port from 55432 upward (not 5432: that one is the "real" server's).
+    local port=55432
+    while port_in_use "$port" || pg_isready -q -h 127.0.0.1 -p "$port" >/dev/null 2>&1; do
+        port=$((port + 1))
+        [ "$port" -lt 55532 ] || die "no free port found in 55432..55531"
+    done
+
+    PG_TMPDIR="$(mktemp -d "$base/photon-pg.XXXXXX")"
+    [ -n "$PG_RUN_AS" ] && chown "$PG_RUN_AS": "$PG_TMPDIR"
+    log "starting throwaway PostgreSQL $(basename "$(dirname "$PG_BINDIR")") in $PG_TMPDIR on 127.0.0.1:$port"
+
+    # Run from inside the directory: the postgres user may not be allowed to
+    # read the caller's working directory, which makes the tools complain.
+    # (No subshell here, so `die` exits the script and the EXIT trap cleans up.)
+    local oldpwd="$PWD"
+    cd "$PG_TMPDIR"
+    # --no-locale: don't depend on which locales the machine has generated.
+    as_pg_owner "$PG_BINDIR/initdb" -D "$PG_TMPDIR/data" -U postgres --auth=trust \
+        --no-locale --encoding=UTF8 >"$PG_TMPDIR/initdb.log" 2>&1 \
+        || { cat "$PG_TMPDIR/initdb.log" >&2; die "initdb failed"; }
+
+    # TCP on loopback only; unix socket inside the temp dir so it can't clash
+    # with a system server's /var/run/postgresql socket. Durability is
+    # pointless for a throwaway test cluster, so turn it off for speed.
+    as_pg_owner tee -a "$PG_TMPDIR/data/postgresql.conf" >/dev/null <<EOF
+
+# --- added by scripts/test.sh (throwaway test cluster) ---
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$PG_TMPDIR'
+max_connections = 200
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+EOF
+
+    as_pg_owner "$PG_BINDIR/pg_ctl" -D "$PG_TMPDIR/data" -l "$PG_TMPDIR/postgres.log" \
+        -w -t 60 start >/dev/null \
+        || { tail -n 50 "$PG_TMPDIR/postgres.log" >&2 || true; die "could not start PostgreSQL"; }
+    cd "$oldpwd"
+
+    TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+    can_connect "$TEST_DATABASE_URL" \
+        || die "throwaway PostgreSQL started but psql cannot connect to $TEST_DATABASE_URL"
+}
+
+# --- 1. Postgres -------------------------------------------------------------------
+
+# Client tools are needed in every case (detection, clean-up). Debian ships them
+# in /usr/lib/postgresql/<v>/bin too, in case /usr/bin's wrappers are missing.
+if ! command -v psql >/dev/null 2>&1 || ! command -v pg_isready >/dev/null 2>&1; then
+    bindir="$(newest_pg_bindir)"
+    if [ -n "$bindir" ] && [ -x "$bindir/psql" ] && [ -x "$bindir/pg_isready" ]; then
+        PATH="$bindir:$PATH"
+    else
+        apt_install postgresql-client
+    fi
+    command -v psql >/dev/null 2>&1 && command -v pg_isready >/dev/null 2>&1 \
+        || die "psql/pg_isready still not found after installing postgresql-client"
+fi
+
+if [ -n "${TEST_DATABASE_URL:-}" ]; then
+    log "using TEST_DATABASE_URL from the environment: $(redact_url "$TEST_DATABASE_URL")"
+    # Fail now rather than after compiling everything.
+    can_connect "$TEST_DATABASE_URL" \
+        || die "cannot connect to TEST_DATABASE_URL=$(redact_url "$TEST_DATABASE_URL") with psql"
+else
+    local_url="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+    if pg_isready -q -h 127.0.0.1 -p "$PG_PORT" >/dev/null 2>&1 && can_connect "$local_url"; then
+        log "using the PostgreSQL server on 127.0.0.1:$PG_PORT"
+        TEST_DATABASE_URL="$local_url"
+    else
+        log "no PostgreSQL with trust auth for user postgres on 127.0.0.1:$PG_PORT"
+        start_throwaway_cluster
+    fi
+fi
+export TEST_DATABASE_URL
+
+# --- 2. Leftovers from earlier runs -------------------------------------------------
+drop_test_databases
+
+if [ "$SETUP_ONLY" = 1 ]; then
+    log "PHOTON_TEST_SETUP_ONLY=1: set-up done, not running cargo"
+    printf 'TEST_DATABASE_URL=%s\n' "$(redact_url "$TEST_DATABASE_URL")"
+    exit 0
+fi
+
+# --- 3. The tests, once per database backend -----------------------------------------
+command -v cargo >/dev/null 2>&1 || die "cargo not found (install Rust with rustup)"
+
+locked=()
+[ -f Cargo.lock ] && locked=(--locked)
+
+TESTS_STARTED=1
+echo "== tests against Postgres ($(redact_url "$TEST_DATABASE_URL")) =="
+PHOTON_TEST_BACKEND=postgres cargo test --workspace ${locked[@]+"${locked[@]}"} "$@"
+
+echo "== tests against SQLite =="
+PHOTON_TEST_BACKEND=sqlite cargo test --workspace ${locked[@]+"${locked[@]}"} "$@"
+
+# --- 4. Clean-up and timing happen in the EXIT trap (cleanup above). -----------------
