@@ -88,6 +88,21 @@ pub struct Settings {
     pub shutdown_grace_secs: u64,
 }
 
+/// Parses settings from command-line style arguments (plus the environment), as the binary
+/// does; used by tests and tools that start the server in-process.
+pub fn settings_from_args<I, T>(args: I) -> Result<Settings, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: Settings,
+    }
+    <Cli as clap::Parser>::try_parse_from(args).map(|cli| cli.settings)
+}
+
 fn parse_secret(value: &str) -> Result<SecretString, String> {
     Ok(SecretString::from(value.to_owned()))
 }

@@ -1,1 +1,331 @@
+//! Test harness: each test gets its own server on a random port and its own database, on the
+//! backend `PHOTON_TEST_BACKEND` names (`postgres`, the default, or `sqlite`). Postgres
+//! databases are created through the admin URL in `TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); `scripts/test.sh` sets both up.
 
+use std::net::SocketAddr;
+
+use photon::app::Application;
+use photon::config::settings_from_args;
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+/// The JWT secret every test server signs with, so tests can forge tokens on purpose.
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn from_env() -> Self {
+        match std::env::var("PHOTON_TEST_BACKEND").as_deref() {
+            Ok("sqlite") => Backend::Sqlite,
+            Ok("postgres") | Err(_) => Backend::Postgres,
+            Ok(other) => panic!("PHOTON_TEST_BACKEND must be postgres or sqlite, not {other}"),
+        }
+    }
+}
+
+fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// Creates an empty Postgres database and returns its URL.
+async fn create_postgres_database() -> String {
+    let admin = admin_url();
+    let name = format!("photon_test_{}", uuid::Uuid::new_v4().simple());
+    let conn = Database::connect(&admin)
+        .await
+        .expect("connect to TEST_DATABASE_URL");
+    conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("create test database");
+    conn.close().await.ok();
+    let mut url = url::Url::parse(&admin).expect("TEST_DATABASE_URL is a URL");
+    url.set_path(&name);
+    url.to_string()
+}
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base_url: String,
+    pub client: reqwest::Client,
+    pub backend: Backend,
+    /// A connection of the test's own, to check what was (not) written.
+    pub db: DatabaseConnection,
+    shutdown: Option<oneshot::Sender<()>>,
+    _data_dir: tempfile::TempDir,
+}
+
+/// A signed-in user.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: String,
+    pub email: String,
+    pub token: String,
+    pub refresh_token: String,
+}
+
+/// A GraphQL response with its HTTP status and headers.
+#[derive(Debug)]
+pub struct GqlResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl GqlResponse {
+    /// `data`, after checking that there are no errors.
+    pub fn ok(&self) -> &Value {
+        assert!(
+            self.body.get("errors").is_none(),
+            "expected no errors, got {}",
+            serde_json::to_string_pretty(&self.body).unwrap_or_default()
+        );
+        &self.body["data"]
+    }
+
+    /// The `extensions.code` of every error.
+    pub fn codes(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .map(|e| {
+                        e["extensions"]["code"]
+                            .as_str()
+                            .unwrap_or("<no code>")
+                            .to_owned()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Asserts that the response failed, and only with `code`.
+    pub fn assert_code(&self, code: &str) {
+        let codes = self.codes();
+        assert!(
+            !codes.is_empty() && codes.iter().all(|c| c == code),
+            "expected {code}, got {}",
+            serde_json::to_string_pretty(&self.body).unwrap_or_default()
+        );
+    }
+}
+
+impl TestApp {
+    /// A server with the default test settings.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// A server with extra command-line settings.
+    pub async fn spawn_with(extra: &[&str]) -> Self {
+        let backend = Backend::from_env();
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let database_url = match backend {
+            Backend::Postgres => create_postgres_database().await,
+            Backend::Sqlite => {
+                format!("sqlite://{}/photon.db?mode=rwc", data_dir.path().display())
+            }
+        };
+        let mut args = vec![
+            "photon".to_owned(),
+            "--bind=127.0.0.1:0".to_owned(),
+            format!("--data-dir={}", data_dir.path().display()),
+            format!("--database-url={database_url}"),
+            format!("--jwt-secret={JWT_SECRET}"),
+            "--database-max-connections=5".to_owned(),
+            "--public-url=http://photon.test".to_owned(),
+            "--shutdown-grace-secs=1".to_owned(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let settings = settings_from_args(args).expect("valid test settings");
+        let config = settings.resolve().expect("resolvable test settings");
+        let app = Application::build(config).await.expect("server starts");
+        let addr = app.local_addr().expect("bound");
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(app.run_until_stopped(async move {
+            let _ = rx.await;
+        }));
+        let db = Database::connect(&database_url)
+            .await
+            .expect("test's own connection");
+        Self {
+            addr,
+            base_url: format!("http://{addr}"),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("http client"),
+            backend,
+            db,
+            shutdown: Some(tx),
+            _data_dir: data_dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// POSTs an operation with an optional bearer token.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> GqlResponse {
+        let mut request = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        Self::read(request.send().await.expect("request sent")).await
+    }
+
+    pub async fn gql_as(&self, user: &TestUser, query: &str, variables: Value) -> GqlResponse {
+        self.gql(Some(&user.token), query, variables).await
+    }
+
+    pub async fn gql_anon(&self, query: &str, variables: Value) -> GqlResponse {
+        self.gql(None, query, variables).await
+    }
+
+    pub async fn read(response: reqwest::Response) -> GqlResponse {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("response body");
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("response is not JSON ({status}): {text}"));
+        GqlResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Signs in through `devSignIn`.
+    pub async fn sign_in(&self, email: &str) -> TestUser {
+        let name = email.split('@').next().unwrap_or(email);
+        let response = self
+            .gql_anon(
+                "mutation($email: String!, $name: String) {
+                    devSignIn(email: $email, name: $name) { accessToken refreshToken user { id email } }
+                }",
+                json!({ "email": email, "name": name }),
+            )
+            .await;
+        let payload = &response.ok()["devSignIn"];
+        TestUser {
+            id: payload["user"]["id"].as_str().expect("user id").to_owned(),
+            email: payload["user"]["email"].as_str().expect("email").to_owned(),
+            token: payload["accessToken"]
+                .as_str()
+                .expect("access token")
+                .to_owned(),
+            refresh_token: payload["refreshToken"]
+                .as_str()
+                .expect("refresh token")
+                .to_owned(),
+        }
+    }
+
+    /// Rows in `table` (optionally filtered by a trusted SQL condition), read directly.
+    pub async fn count(&self, table: &str, condition: &str) -> i64 {
+        let sql = if condition.is_empty() {
+            format!("SELECT COUNT(*) AS n FROM {table}")
+        } else {
+            format!("SELECT COUNT(*) AS n FROM {table} WHERE {condition}")
+        };
+        let backend = match self.backend {
+            Backend::Postgres => DbBackend::Postgres,
+            Backend::Sqlite => DbBackend::Sqlite,
+        };
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(backend, sql))
+            .await
+            .expect("count query")
+            .expect("a row");
+        row.try_get::<i64>("", "n").expect("count")
+    }
+
+    /// Rows in every table a mutation could write: equal before and after means nothing was.
+    pub async fn snapshot(&self) -> Vec<i64> {
+        let mut counts = Vec::new();
+        for table in [
+            "users",
+            "identities",
+            "friendships",
+            "sessions",
+            "session_members",
+            "photos",
+            "devices",
+            "refresh_tokens",
+            "events",
+        ] {
+            counts.push(self.count(table, "").await);
+        }
+        counts
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A session created by `owner`; returns its id and invite code.
+pub async fn create_session(app: &TestApp, owner: &TestUser, title: &str) -> (String, String) {
+    let response = app
+        .gql_as(
+            owner,
+            "mutation($title: String!) { createSession(input: { title: $title }) { id inviteCode } }",
+            json!({ "title": title }),
+        )
+        .await;
+    let session = &response.ok()["createSession"];
+    (
+        session["id"].as_str().expect("id").to_owned(),
+        session["inviteCode"].as_str().expect("code").to_owned(),
+    )
+}
+
+/// `user` joins with `code`.
+pub async fn join(app: &TestApp, user: &TestUser, code: &str) -> GqlResponse {
+    app.gql_as(
+        user,
+        "mutation($code: String!) { joinSession(inviteCode: $code) { id viewerRole } }",
+        json!({ "code": code }),
+    )
+    .await
+}
+
+/// Makes `a` and `b` friends.
+pub async fn befriend(app: &TestApp, a: &TestUser, b: &TestUser) {
+    let sent = app
+        .gql_as(
+            a,
+            "mutation($id: ID!) { sendFriendRequest(userId: $id) { id } }",
+            json!({ "id": b.id }),
+        )
+        .await;
+    let request_id = sent.ok()["sendFriendRequest"]["id"].clone();
+    app.gql_as(
+        b,
+        "mutation($id: ID!) { acceptFriendRequest(requestId: $id) { status } }",
+        json!({ "id": request_id }),
+    )
+    .await
+    .ok();
+}

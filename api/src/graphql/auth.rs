@@ -7,10 +7,10 @@ use super::ContextExt;
 use super::users::User;
 use crate::auth::service::{self, Session};
 
-/// Tokens for a signed-in user. Send the access token as `Authorization: Bearer …`; when it
-/// expires, trade the refresh token for a new pair with `refreshToken`.
 pub struct AuthPayload(Session);
 
+/// Tokens for a signed-in user. Send the access token as `Authorization: Bearer …`; when it
+/// expires, trade the refresh token for a new pair with `refreshToken`.
 #[Object]
 impl AuthPayload {
     /// A JWT, valid for minutes.
@@ -24,10 +24,12 @@ impl AuthPayload {
         &self.0.refresh_token
     }
 
+    /// When the access token stops working; refresh shortly before.
     async fn access_token_expires_at(&self) -> DateTime<Utc> {
         self.0.access_token_expires_at
     }
 
+    /// The signed-in user.
     async fn user(&self) -> User {
         User::viewer(self.0.user.clone())
     }

@@ -11,7 +11,6 @@ use super::users::User;
 use crate::service::friends::{self as service, Direction};
 use crate::service::pagination::PageRequest;
 
-/// A request for friendship between two users, and its outcome.
 pub struct FriendRequest(pub friendship::Model);
 
 /// Where a friend request stands.
@@ -41,8 +40,10 @@ pub enum FriendRequestDirection {
     Outgoing,
 }
 
+/// A request for friendship between two users, and its outcome.
 #[Object]
 impl FriendRequest {
+    /// Global id of the request.
     pub async fn id(&self) -> ID {
         ids::encode(Kind::FriendRequest, self.0.id)
     }
@@ -57,10 +58,12 @@ impl FriendRequest {
         Ok(User::new(ctx.loaders()?.user(self.0.addressee_id()).await?))
     }
 
+    /// PENDING until answered; then ACCEPTED, DECLINED or CANCELLED.
     async fn status(&self) -> FriendRequestStatus {
         self.0.status.into()
     }
 
+    /// When the request was sent.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }

@@ -157,6 +157,36 @@ async fn execute(
     graphql_response(media, state.schema.execute_batch(batch).await)
 }
 
+/// Reads a POST body: one request object, or an array of 1 to `MAX_BATCH` of them, each
+/// with a non-empty `query`. (Going through `Value` first keeps serde from reading a bare
+/// array as a struct, which would turn `[]` into an empty request.)
+fn parse_body(body: &[u8]) -> Result<BatchRequest, String> {
+    let not_a_request =
+        || "the body is not a GraphQL request: expected JSON with a `query` string".to_owned();
+    let one = |value: serde_json::Value| -> Result<async_graphql::Request, String> {
+        if !value.is_object() {
+            return Err(not_a_request());
+        }
+        let request: async_graphql::Request =
+            serde_json::from_value(value).map_err(|_| not_a_request())?;
+        if request.query.trim().is_empty() {
+            return Err(not_a_request());
+        }
+        Ok(request)
+    };
+    match serde_json::from_slice::<serde_json::Value>(body).map_err(|_| not_a_request())? {
+        serde_json::Value::Array(items) => {
+            if items.is_empty() || items.len() > MAX_BATCH {
+                return Err(format!("a batch must hold 1 to {MAX_BATCH} operations"));
+            }
+            Ok(BatchRequest::Batch(
+                items.into_iter().map(one).collect::<Result<_, _>>()?,
+            ))
+        }
+        value => Ok(BatchRequest::Single(one(value)?)),
+    }
+}
+
 /// `POST /graphql` with an `application/json` body: one operation or a batch.
 pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(media) = negotiate(&headers) else {
@@ -180,23 +210,12 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
             "send the request as application/json",
         );
     }
-    let batch: BatchRequest = match serde_json::from_slice(&body) {
+    let batch = match parse_body(&body) {
         Ok(batch) => batch,
-        Err(_) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                media,
-                "BAD_REQUEST",
-                "the body is not a GraphQL request: expected JSON with a `query` string",
-            );
+        Err(message) => {
+            return error_response(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", &message);
         }
     };
-    if let BatchRequest::Batch(requests) = &batch
-        && (requests.is_empty() || requests.len() > MAX_BATCH)
-    {
-        let message = format!("a batch must hold 1 to {MAX_BATCH} operations");
-        return error_response(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", &message);
-    }
     execute(&state, &headers, media, batch).await
 }
 

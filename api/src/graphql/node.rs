@@ -12,7 +12,11 @@ use crate::service::{friends, sessions, users};
 
 /// An object with a globally unique id.
 #[derive(Interface)]
-#[graphql(field(name = "id", ty = "ID"))]
+#[graphql(field(
+    name = "id",
+    ty = "ID",
+    desc = "Globally unique; pass it to `node(id:)`."
+))]
 pub enum Node {
     User(User),
     Session(Session),

@@ -12,7 +12,6 @@ use crate::service::invite_code;
 use crate::service::pagination::PageRequest;
 use crate::service::sessions::{self as service, InvitePreview, NewSession, SessionView};
 
-/// A shared album, as one of its members sees it.
 pub struct Session(pub SessionView);
 
 /// A member's part in a session.
@@ -32,16 +31,20 @@ impl From<Role> for SessionRole {
     }
 }
 
+/// A shared album, as one of its members sees it.
 #[Object]
 impl Session {
+    /// Global id of the session.
     pub async fn id(&self) -> ID {
         ids::encode(Kind::Session, self.0.session.id)
     }
 
+    /// What the owner called it.
     async fn title(&self) -> &str {
         &self.0.session.title
     }
 
+    /// Who started the session.
     async fn owner(&self, ctx: &Context<'_>) -> Result<User> {
         Ok(User::new(
             ctx.loaders()?.user(self.0.session.owner_id).await?,
@@ -70,6 +73,7 @@ impl Session {
         self.0.session.photo_lifetime_hours
     }
 
+    /// When the session started.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.session.created_at
     }
@@ -93,39 +97,45 @@ impl Session {
     }
 }
 
-/// A member of a session.
 pub struct SessionMember(session_member::Model);
 
+/// A member of a session.
 #[Object]
 impl SessionMember {
+    /// The member.
     async fn user(&self, ctx: &Context<'_>) -> Result<User> {
         Ok(User::new(ctx.loaders()?.user(self.0.user_id).await?))
     }
 
+    /// OWNER or MEMBER.
     async fn role(&self) -> SessionRole {
         self.0.role.into()
     }
 
+    /// When they (last) joined.
     async fn joined_at(&self) -> DateTime<Utc> {
         self.0.joined_at
     }
 }
 
-/// What an invite code leads to, shown before joining.
 pub struct SessionInvite(InvitePreview);
 
+/// What an invite code leads to, shown before joining.
 #[Object]
 impl SessionInvite {
+    /// The session's title.
     async fn title(&self) -> &str {
         &self.0.session.title
     }
 
+    /// Who started the session.
     async fn owner(&self, ctx: &Context<'_>) -> Result<User> {
         Ok(User::new(
             ctx.loaders()?.user(self.0.session.owner_id).await?,
         ))
     }
 
+    /// How many people are in it now.
     async fn member_count(&self) -> u64 {
         self.0.member_count
     }

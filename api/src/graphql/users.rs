@@ -9,7 +9,6 @@ use crate::auth::Viewer;
 use crate::service::friends::Standing;
 use crate::service::users::{self as service, ProfileChange};
 
-/// A person using Photon.
 pub struct User {
     model: user::Model,
     /// Set when the resolver already knows this is the viewer (e.g. right after sign-in,
@@ -81,8 +80,10 @@ impl From<Standing> for FriendshipStatus {
     }
 }
 
+/// A person using Photon.
 #[Object]
 impl User {
+    /// Global id of the user.
     pub async fn id(&self) -> ID {
         ids::encode(Kind::User, self.model.id)
     }
@@ -92,6 +93,7 @@ impl User {
         &self.model.name
     }
 
+    /// Picture URL, if the user set one.
     async fn avatar_url(&self) -> Option<&str> {
         self.model.avatar_url.as_deref()
     }

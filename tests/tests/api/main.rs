@@ -1,0 +1,16 @@
+//! End-to-end tests: a real server per test, real HTTP, a fresh database per test. The same
+//! suite runs against Postgres and SQLite (see `PHOTON_TEST_BACKEND`).
+
+// A failed unwrap in a test is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used)]
+
+mod authorization;
+mod concurrency;
+mod friends;
+mod health;
+mod http_protocol;
+mod limits;
+mod schema;
+mod sessions;
+mod tokens;
+mod users;
