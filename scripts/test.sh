@@ -76,7 +76,7 @@ cleanup() {
     if [ "$TESTS_STARTED" = 1 ] && [ -z "$PG_TMPDIR" ]; then
         # Shared/long-lived server: don't let test databases pile up.
         # (A throwaway cluster is deleted wholesale below instead.)
-        drop_test_databases
+        drop_test_databases "photon\\_test\\_${PHOTON_TEST_RUN_ID}\\_%" force
     fi
     if [ -n "$PG_TMPDIR" ]; then
         log "stopping throwaway PostgreSQL and removing $PG_TMPDIR"
@@ -170,33 +170,38 @@ can_connect() {
     psql "$1" -w -X -q -Atc 'select 1' </dev/null >/dev/null 2>&1
 }
 
-# Drop every photon_test_* database on $TEST_DATABASE_URL. Tests create these;
-# ones left over from crashed or interrupted runs would otherwise accumulate.
-# Best effort: failures only warn.
-# NB: this also drops databases of a test run happening *concurrently* against
-# the same server (e.g. another checkout); use separate servers for that.
+# Drop test databases on $TEST_DATABASE_URL whose names match the LIKE pattern
+# $1. Tests create one database each (photon_test_<run>_<uuid>); ones left over
+# from crashed or interrupted runs would otherwise accumulate. With $2 = force,
+# open connections are cut (our own run, which is over); without it a database
+# still in use, such as one of a concurrent run against the same server, is
+# skipped. Best effort: failures never fail the run.
 drop_test_databases() {
-    local names name errfile
+    local pattern="$1" mode="${2:-}" names name errfile dropped=0 with=""
+    [ "$mode" = force ] && with=" WITH (FORCE)"
     # stderr goes to a file, not into $names: psql can print WARNINGs on success.
     errfile="$(mktemp)"
     if ! names="$(psql "$TEST_DATABASE_URL" -w -X -q -At \
-            -c "select datname from pg_database where datname like 'photon\_test\_%'" \
+            -c "select datname from pg_database where datname like '$pattern'" \
             </dev/null 2>"$errfile")"; then
-        warn "could not list leftover test databases: $(cat "$errfile")"
+        warn "could not list test databases: $(cat "$errfile")"
         rm -f -- "$errfile"
         return 0
     fi
     rm -f -- "$errfile"
     [ -z "$names" ] && return 0
-    log "dropping $(printf '%s\n' "$names" | wc -l) leftover photon_test_* database(s)"
     while IFS= read -r name; do
         [ -n "$name" ] || continue
         # Quote the identifier (double any embedded double quotes).
-        psql "$TEST_DATABASE_URL" -w -X -q -v ON_ERROR_STOP=1 \
-            -c "DROP DATABASE IF EXISTS \"${name//\"/\"\"}\" WITH (FORCE)" \
-            </dev/null >/dev/null 2>&1 \
-            || warn "could not drop database $name"
+        if psql "$TEST_DATABASE_URL" -w -X -q -v ON_ERROR_STOP=1 \
+            -c "DROP DATABASE IF EXISTS \"${name//\"/\"\"}\"$with" \
+            </dev/null >/dev/null 2>&1; then
+            dropped=$((dropped + 1))
+        elif [ "$mode" = force ]; then
+            warn "could not drop database $name"
+        fi
     done <<<"$names"
+    [ "$dropped" -gt 0 ] && log "dropped $dropped test database(s) matching $pattern"
     return 0
 }
 
@@ -296,7 +301,10 @@ fi
 export TEST_DATABASE_URL
 
 # --- 2. Leftovers from earlier runs -------------------------------------------------
-drop_test_databases
+# Each run names its databases photon_test_<run id>_<uuid>, so the clean-up at
+# the end removes exactly this run's; here, idle leftovers of any earlier run go.
+export PHOTON_TEST_RUN_ID="${PHOTON_TEST_RUN_ID:-r$$x$(date +%s)}"
+drop_test_databases 'photon\_test\_%'
 
 if [ "$SETUP_ONLY" = 1 ]; then
     log "PHOTON_TEST_SETUP_ONLY=1: set-up done, not running cargo"
@@ -309,6 +317,10 @@ command -v cargo >/dev/null 2>&1 || die "cargo not found (install Rust with rust
 
 locked=()
 [ -f Cargo.lock ] && locked=(--locked)
+
+# The end-to-end tests wait on the network and the database far more than on
+# the CPU, so more threads than cores finish sooner.
+export RUST_TEST_THREADS="${RUST_TEST_THREADS:-8}"
 
 TESTS_STARTED=1
 echo "== tests against Postgres ($(redact_url "$TEST_DATABASE_URL")) =="

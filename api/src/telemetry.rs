@@ -1,4 +1,5 @@
-//! Logging: `RUST_LOG` filters (default `info`), text for people or JSON for collectors.
+//! Logging to standard error: `RUST_LOG` filters (default `info`), text for people or JSON
+//! for collectors.
 
 use std::io::IsTerminal;
 
@@ -10,7 +11,9 @@ pub fn init(format: &str) {
     // Colours only for a person at a terminal; escape codes in collected logs are noise.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stdout().is_terminal());
+        .with_ansi(std::io::stderr().is_terminal())
+        // Standard output is for what a command prints (a token, the schema).
+        .with_writer(std::io::stderr);
     let _ = if format == "json" {
         builder.json().flatten_event(true).try_init()
     } else {

@@ -40,7 +40,12 @@ fn admin_url() -> String {
 /// Creates an empty Postgres database and returns its URL.
 async fn create_postgres_database() -> String {
     let admin = admin_url();
-    let name = format!("photon_test_{}", uuid::Uuid::new_v4().simple());
+    // The run id lets scripts/test.sh drop exactly its own run's databases afterwards.
+    let run = std::env::var("PHOTON_TEST_RUN_ID")
+        .ok()
+        .filter(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_alphanumeric()))
+        .unwrap_or_else(|| "adhoc".to_owned());
+    let name = format!("photon_test_{run}_{}", uuid::Uuid::new_v4().simple());
     let conn = Database::connect(&admin)
         .await
         .expect("connect to TEST_DATABASE_URL");
