@@ -21,6 +21,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::jwt::JwtKeys;
 use crate::config::Config;
+use crate::db::DbStats;
 use crate::graphql::{self, PhotonSchema, QueryLimits};
 use crate::service::invite_code;
 
@@ -31,11 +32,12 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub jwt: Arc<JwtKeys>,
     pub schema: PhotonSchema,
+    pub db_stats: Arc<DbStats>,
 }
 
 impl AppState {
     /// Builds the state around an open, migrated database.
-    pub fn new(db: DatabaseConnection, config: Config) -> Self {
+    pub fn new(db: DatabaseConnection, db_stats: Arc<DbStats>, config: Config) -> Self {
         let jwt = Arc::new(JwtKeys::new(
             &config.jwt_secret,
             config.public_url.as_str(),
@@ -51,6 +53,7 @@ impl AppState {
             config,
             jwt,
             schema: graphql::build_schema(None, limits),
+            db_stats,
         };
         // The schema carries the state for resolvers; the state carries the schema for the
         // HTTP handlers. The schema's copy is built second, so it holds the final state.
@@ -151,12 +154,13 @@ pub struct Application {
 impl Application {
     /// Connects to the database, migrates it and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let db = crate::db::connect(&config).await?;
+        let db_stats = Arc::new(DbStats::default());
+        let db = crate::db::connect(&config, db_stats.clone()).await?;
         crate::db::migrate(&db).await?;
         let listener = TcpListener::bind(config.bind).await?;
         Ok(Self {
             listener,
-            state: AppState::new(db, config),
+            state: AppState::new(db, db_stats, config),
         })
     }
 

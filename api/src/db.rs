@@ -1,5 +1,7 @@
 //! Database connection and migrations, for SQLite (the embedded default) and Postgres alike.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -11,10 +13,31 @@ use secrecy::ExposeSecret;
 
 use crate::config::Config;
 
+/// Statements longer than this are logged as slow.
+const SLOW_STATEMENT: Duration = Duration::from_millis(500);
+
+/// Counters over every statement the pool runs (for metrics, and for tests that check a
+/// request costs the queries it should).
+#[derive(Debug, Default)]
+pub struct DbStats {
+    statements: AtomicU64,
+    failures: AtomicU64,
+}
+
+impl DbStats {
+    pub fn statements(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
+    }
+
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+}
+
 /// Opens the connection pool. SQLite gets a single connection in WAL mode: SQLite allows one
 /// writer at a time, and one connection turns lock contention between our own transactions
 /// (which SQLite answers with `SQLITE_BUSY` rather than waiting) into an orderly queue.
-pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
+pub async fn connect(config: &Config, stats: Arc<DbStats>) -> anyhow::Result<DatabaseConnection> {
     let url = config.database_url.expose_secret();
     let is_sqlite = url.starts_with("sqlite:");
     let mut options = ConnectOptions::new(url.to_owned());
@@ -38,9 +61,24 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
                 .busy_timeout(Duration::from_secs(10))
         });
     }
-    Database::connect(options)
+    let mut db = Database::connect(options)
         .await
-        .context("cannot connect to the database (check DATABASE_URL)")
+        .context("cannot connect to the database (check DATABASE_URL)")?;
+    db.set_metric_callback(move |info| {
+        stats.statements.fetch_add(1, Ordering::Relaxed);
+        if info.failed {
+            stats.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        if info.elapsed > SLOW_STATEMENT {
+            // The SQL text only: the values may be personal data.
+            tracing::warn!(
+                elapsed_ms = info.elapsed.as_millis() as u64,
+                sql = %info.statement.sql,
+                "slow statement"
+            );
+        }
+    });
+    Ok(db)
 }
 
 /// Brings the schema up to date. Safe to run at every start, and on Postgres by several

@@ -49,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => serve(cli.settings).await,
         Command::Migrate => {
             let config = cli.settings.resolve()?;
-            let db = photon::db::connect(&config).await?;
+            let db = photon::db::connect(&config, Default::default()).await?;
             photon::db::migrate(&db).await?;
             tracing::info!("database is up to date");
             Ok(())
@@ -67,9 +67,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Token { email } => {
             let config = cli.settings.resolve()?;
-            let db = photon::db::connect(&config).await?;
+            let stats = std::sync::Arc::default();
+            let db = photon::db::connect(&config, std::sync::Arc::clone(&stats)).await?;
             photon::db::migrate(&db).await?;
-            let state = AppState::new(db, config);
+            let state = AppState::new(db, stats, config);
             let token = photon::auth::service::mint_token(&state, &email)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot mint a token: {}", e.client_message()))?;

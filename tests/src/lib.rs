@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use photon::app::Application;
+use photon::app::{AppState, Application};
 use photon::config::settings_from_args;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -66,6 +66,8 @@ pub struct TestApp {
     pub backend: Backend,
     /// A connection of the test's own, to check what was (not) written.
     pub db: DatabaseConnection,
+    /// The server's own state (its statement counters, for instance).
+    pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     _data_dir: tempfile::TempDir,
 }
@@ -158,6 +160,7 @@ impl TestApp {
         let config = settings.resolve().expect("resolvable test settings");
         let app = Application::build(config).await.expect("server starts");
         let addr = app.local_addr().expect("bound");
+        let state = app.state().clone();
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(app.run_until_stopped(async move {
             let _ = rx.await;
@@ -174,6 +177,7 @@ impl TestApp {
                 .expect("http client"),
             backend,
             db,
+            state,
             shutdown: Some(tx),
             _data_dir: data_dir,
         }
@@ -240,6 +244,11 @@ impl TestApp {
                 .expect("refresh token")
                 .to_owned(),
         }
+    }
+
+    /// Statements the server ran so far.
+    pub fn statements(&self) -> u64 {
+        self.state.db_stats.statements()
     }
 
     /// Rows in `table` (optionally filtered by a trusted SQL condition), read directly.

@@ -4,13 +4,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::dataloader::{DataLoader, Loader};
-use entity::{friendship, user};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
+use entity::{friendship, session_member, user};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use crate::auth::Viewer;
 use crate::error::ApiError;
+use crate::service::pagination::{Page, PageRequest};
+use crate::service::sessions::{self, MemberKey};
 use crate::service::{friends, users};
 
 pub struct UserLoader(DatabaseConnection);
@@ -39,10 +41,49 @@ impl Loader<Uuid> for FriendshipLoader {
     }
 }
 
+/// A page of one session's members: sessions asking for the same page are loaded together.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MembersKey {
+    pub session_id: Uuid,
+    pub page: PageRequest<MemberKey>,
+}
+
+pub struct MembersLoader(DatabaseConnection);
+
+impl Loader<MembersKey> for MembersLoader {
+    type Value = Page<session_member::Model>;
+    type Error = ApiError;
+
+    async fn load(
+        &self,
+        keys: &[MembersKey],
+    ) -> Result<HashMap<MembersKey, Self::Value>, ApiError> {
+        let mut groups: HashMap<&PageRequest<MemberKey>, Vec<Uuid>> = HashMap::new();
+        for key in keys {
+            groups.entry(&key.page).or_default().push(key.session_id);
+        }
+        let mut pages = HashMap::with_capacity(keys.len());
+        for (page, session_ids) in groups {
+            for (session_id, members) in sessions::list_members(&self.0, &session_ids, page).await?
+            {
+                pages.insert(
+                    MembersKey {
+                        session_id,
+                        page: page.clone(),
+                    },
+                    members,
+                );
+            }
+        }
+        Ok(pages)
+    }
+}
+
 /// The loaders of one request (shared by the operations of a batch, which have one viewer).
 #[derive(Clone)]
 pub struct Loaders {
-    pub users: Arc<DataLoader<UserLoader>>,
+    pub users: Arc<DataLoader<UserLoader, HashMapCache>>,
+    pub members: Arc<DataLoader<MembersLoader>>,
     /// `None` for an anonymous request, which has no friendships.
     pub friendships: Option<Arc<DataLoader<FriendshipLoader>>>,
 }
@@ -50,7 +91,13 @@ pub struct Loaders {
 impl Loaders {
     pub fn new(db: &DatabaseConnection, viewer: Viewer) -> Self {
         Self {
-            users: Arc::new(DataLoader::new(UserLoader(db.clone()), tokio::spawn)),
+            // Cached for the request: the same people turn up as owners, members, requesters.
+            users: Arc::new(DataLoader::with_cache(
+                UserLoader(db.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            )),
+            members: Arc::new(DataLoader::new(MembersLoader(db.clone()), tokio::spawn)),
             friendships: match viewer {
                 Viewer::User(me) => Some(Arc::new(DataLoader::new(
                     FriendshipLoader { db: db.clone(), me },

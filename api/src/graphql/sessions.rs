@@ -7,9 +7,10 @@ use entity::session_member::{self, SessionRole as Role};
 use super::ContextExt;
 use super::connection::{self, Conn};
 use super::ids::{self, Kind};
+use super::loaders::MembersKey;
 use super::users::User;
 use crate::service::invite_code;
-use crate::service::pagination::PageRequest;
+use crate::service::pagination::{Page, PageRequest};
 use crate::service::sessions::{self as service, InvitePreview, NewSession, SessionView};
 
 pub struct Session(pub SessionView);
@@ -92,7 +93,16 @@ impl Session {
         #[graphql(desc = "Cursor of the last edge already seen.")] after: Option<String>,
     ) -> Result<Conn<SessionMember>> {
         let page = PageRequest::parse(first, after.as_deref())?;
-        let page = service::list_members(&ctx.state()?.db, self.0.session.id, page).await?;
+        let key = MembersKey {
+            session_id: self.0.session.id,
+            page,
+        };
+        let page = ctx
+            .loaders()?
+            .members
+            .load_one(key)
+            .await?
+            .unwrap_or_else(|| Page::empty());
         Ok(connection::from_page(page, SessionMember))
     }
 }

@@ -12,7 +12,7 @@ pub const DEFAULT_PAGE_SIZE: u64 = 20;
 pub const MAX_PAGE_SIZE: u64 = 100;
 
 /// A validated request for one page, after the position `after`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PageRequest<K> {
     pub first: u64,
     pub after: Option<K>,
@@ -44,7 +44,7 @@ impl<K: DeserializeOwned> PageRequest<K> {
 }
 
 /// One page of results, each with its cursor.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Page<T> {
     pub items: Vec<(String, T)>,
     pub has_next_page: bool,
@@ -67,6 +67,15 @@ impl<T> Page<T> {
                 .collect(),
             has_next_page,
             has_previous_page: request.after.is_some(),
+        }
+    }
+
+    /// A page with nothing on it.
+    pub fn empty() -> Self {
+        Self {
+            items: Vec::new(),
+            has_next_page: false,
+            has_previous_page: false,
         }
     }
 

@@ -3,14 +3,18 @@
 //! A session is visible only to its current members. Everyone else, whether the session
 //! exists or not, gets the same answer (`None` or NOT_FOUND), so ids cannot be probed.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use entity::event::EventKind;
 use entity::session;
 use entity::session_member::{self, SessionRole};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, EntityTrait, JoinType, Order, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, RelationTrait, TransactionTrait, TryInsertResult, sea_query::Expr,
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    JoinType, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    RelationTrait, TransactionTrait, TryInsertResult,
+    sea_query::{Alias, Asterisk, Expr, ExprTrait, Query},
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -463,17 +467,19 @@ pub async fn list_sessions(
 /// Position in a member list: by time of joining.
 pub type MemberKey = (DateTime<Utc>, Uuid);
 
-/// Current members of a session the caller has already shown the viewer belongs to.
+/// One page of current members for each of several sessions the caller has already shown
+/// the viewer belongs to, in one query: a window function numbers each session's members, so
+/// a list of sessions showing their members costs one query, not one per session.
 pub async fn list_members(
     db: &impl ConnectionTrait,
-    session_id: Uuid,
-    page: PageRequest<MemberKey>,
-) -> ApiResult<Page<session_member::Model>> {
-    let mut query = session_member::Entity::find()
-        .filter(session_member::Column::SessionId.eq(session_id))
+    session_ids: &[Uuid],
+    page: &PageRequest<MemberKey>,
+) -> ApiResult<HashMap<Uuid, Page<session_member::Model>>> {
+    let mut inner = session_member::Entity::find()
+        .filter(session_member::Column::SessionId.is_in(session_ids.iter().copied()))
         .filter(session_member::Column::LeftAt.is_null());
     if let Some((joined_at, user_id)) = page.after {
-        query = query.filter(
+        inner = inner.filter(
             Condition::any()
                 .add(session_member::Column::JoinedAt.gt(joined_at))
                 .add(
@@ -483,11 +489,39 @@ pub async fn list_members(
                 ),
         );
     }
-    let rows = query
-        .order_by(session_member::Column::JoinedAt, Order::Asc)
-        .order_by(session_member::Column::UserId, Order::Asc)
-        .limit(page.limit())
+    let inner = inner
+        .column_as(
+            Expr::cust("ROW_NUMBER() OVER (PARTITION BY session_id ORDER BY joined_at, user_id)"),
+            "rn",
+        )
+        .into_query();
+    let ranked = Alias::new("ranked");
+    let rn = Alias::new("rn");
+    let query = Query::select()
+        .column(Asterisk)
+        .from_subquery(inner, ranked)
+        .and_where(Expr::col(rn.clone()).lte(page.limit() as i64))
+        .order_by(session_member::Column::SessionId, Order::Asc)
+        .order_by(rn, Order::Asc)
+        .to_owned();
+    let statement = db.get_database_backend().build(&query);
+    let rows = session_member::Entity::find()
+        .from_raw_sql(statement)
         .all(db)
         .await?;
-    Ok(Page::from_rows(&page, rows, |m| (m.joined_at, m.user_id)))
+
+    let mut by_session: HashMap<Uuid, Vec<session_member::Model>> = HashMap::new();
+    for row in rows {
+        by_session.entry(row.session_id).or_default().push(row);
+    }
+    Ok(session_ids
+        .iter()
+        .map(|id| {
+            let rows = by_session.remove(id).unwrap_or_default();
+            (
+                *id,
+                Page::from_rows(page, rows, |m| (m.joined_at, m.user_id)),
+            )
+        })
+        .collect())
 }

@@ -420,3 +420,76 @@ async fn session_mutations_need_a_signed_in_user() {
     .assert_code("UNAUTHENTICATED");
     assert_eq!(app.count("sessions", "").await, 0);
 }
+
+#[tokio::test]
+async fn a_list_of_sessions_shows_each_ones_own_members() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_in("ana@example.com").await;
+    let bob = app.sign_in("bob@example.com").await;
+    let carl = app.sign_in("carl@example.com").await;
+    // Three sessions with 1, 2 and 3 members: members are loaded for all of them at once.
+    let (_, solo) = create_session(&app, &ana, "solo").await;
+    let (_, pair) = create_session(&app, &ana, "pair").await;
+    let (_, trio) = create_session(&app, &ana, "trio").await;
+    let _ = solo;
+    join(&app, &bob, &pair).await.ok();
+    join(&app, &bob, &trio).await.ok();
+    join(&app, &carl, &trio).await.ok();
+
+    let query = "{ sessions { edges { node { title owner { name } members(first: 2) { edges { node { user { name } } } pageInfo { hasNextPage } } } } } }";
+    let before = app.statements();
+    let response = app.gql_as(&ana, query, json!({})).await;
+    // Sessions, their members, the owners, the members' users: a statement each, however
+    // many sessions there are (no N+1).
+    let statements = app.statements() - before;
+    assert!(statements <= 4, "{statements} statements");
+    let sessions = response.ok()["sessions"]["edges"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let summary: Vec<(String, Vec<String>, bool)> = sessions
+        .iter()
+        .map(|edge| {
+            let node = &edge["node"];
+            let names = node["members"]["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["node"]["user"]["name"].as_str().unwrap().to_owned())
+                .collect();
+            (
+                node["title"].as_str().unwrap().to_owned(),
+                names,
+                node["members"]["pageInfo"]["hasNextPage"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "trio".to_owned(),
+                vec!["ana".to_owned(), "bob".to_owned()],
+                true
+            ),
+            (
+                "pair".to_owned(),
+                vec!["ana".to_owned(), "bob".to_owned()],
+                false
+            ),
+            ("solo".to_owned(), vec!["ana".to_owned()], false),
+        ]
+    );
+
+    for title in ["four", "five", "six"] {
+        let (_, code) = create_session(&app, &ana, title).await;
+        join(&app, &carl, &code).await.ok();
+    }
+    let before = app.statements();
+    app.gql_as(&ana, query, json!({})).await.ok();
+    assert_eq!(
+        app.statements() - before,
+        statements,
+        "twice the sessions, same statements"
+    );
+}
