@@ -102,7 +102,7 @@ impl Session {
             .members
             .load_one(key)
             .await?
-            .unwrap_or_else(|| Page::empty());
+            .unwrap_or_else(Page::empty);
         Ok(connection::from_page(page, SessionMember))
     }
 }
