@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderName, Request, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -16,12 +17,13 @@ use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::jwt::JwtKeys;
+use crate::auth::service::Tokens;
 use crate::config::Config;
 use crate::db::DbStats;
+use crate::graphql::http::plain_error;
 use crate::graphql::{self, PhotonSchema, QueryLimits};
 use crate::service::invite_code;
 
@@ -30,7 +32,7 @@ use crate::service::invite_code;
 pub struct AppState {
     pub db: DatabaseConnection,
     pub config: Arc<Config>,
-    pub jwt: Arc<JwtKeys>,
+    pub tokens: Arc<Tokens>,
     pub schema: PhotonSchema,
     pub db_stats: Arc<DbStats>,
 }
@@ -38,11 +40,14 @@ pub struct AppState {
 impl AppState {
     /// Builds the state around an open, migrated database.
     pub fn new(db: DatabaseConnection, db_stats: Arc<DbStats>, config: Config) -> Self {
-        let jwt = Arc::new(JwtKeys::new(
-            &config.jwt_secret,
-            config.public_url.as_str(),
-            config.access_token_ttl,
-        ));
+        let tokens = Arc::new(Tokens {
+            jwt: JwtKeys::new(
+                &config.jwt_secret,
+                config.public_url.as_str(),
+                config.access_token_ttl,
+            ),
+            refresh_ttl: config.refresh_token_ttl,
+        });
         let limits = QueryLimits {
             depth: config.max_query_depth,
             complexity: config.max_query_complexity,
@@ -51,7 +56,7 @@ impl AppState {
         let mut state = Self {
             db,
             config,
-            jwt,
+            tokens,
             schema: graphql::build_schema(None, limits),
             db_stats,
         };
@@ -62,9 +67,6 @@ impl AppState {
     }
 }
 
-/// Largest request body accepted on `/graphql`. Photos never pass through the API, so a
-/// GraphQL document this large is already suspicious.
-const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Longest a plain HTTP request may run.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -92,11 +94,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/join/{code}", get(join))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
+        .layer(middleware::from_fn(time_limit))
         // Bearer tokens, not cookies: any origin may call the API, and none gets ambient
         // credentials from it.
         .layer(
@@ -105,11 +103,39 @@ pub fn router(state: AppState) -> Router {
                 .allow_methods(Any)
                 .allow_headers(Any),
         )
-        .layer(CatchPanicLayer::new())
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(trace)
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
         .with_state(state)
+}
+
+/// Ends a request that runs longer than `REQUEST_TIMEOUT` with a coded JSON error.
+async fn time_limit(request: axum::extract::Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(
+                timeout_secs = REQUEST_TIMEOUT.as_secs(),
+                "request timed out"
+            );
+            plain_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "INTERNAL_SERVER_ERROR",
+                "the request took too long",
+            )
+        }
+    }
+}
+
+/// A panic is a bug: log it, and answer like any other internal error.
+fn panic_response(_payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("request handler panicked");
+    plain_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "INTERNAL_SERVER_ERROR",
+        "internal error",
+    )
 }
 
 /// Liveness: the process answers.

@@ -52,8 +52,9 @@ pub struct Settings {
     #[arg(long, env = "PHOTON_REFRESH_TOKEN_TTL_DAYS", default_value_t = 30)]
     pub refresh_token_ttl_days: u32,
 
-    /// Enables `devSignIn` (anyone can sign in as any e-mail). Defaults to on when bound to a
-    /// loopback address with no OAuth provider configured, off otherwise.
+    /// Enables `devSignIn` (anyone can sign in as any e-mail). Defaults to on only for the
+    /// embedded default (no DATABASE_URL) bound to a loopback address with no OAuth provider
+    /// configured; off otherwise.
     #[arg(long, env = "PHOTON_DEV_SIGN_IN")]
     pub dev_sign_in: Option<bool>,
 
@@ -96,6 +97,7 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     #[derive(clap::Parser)]
+    #[command(args_override_self = true)]
     struct Cli {
         #[command(flatten)]
         settings: Settings,
@@ -160,8 +162,12 @@ impl Settings {
         if jwt_secret.expose_secret().len() < MIN_JWT_SECRET_BYTES {
             bail!("PHOTON_JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes");
         }
-        // No OAuth provider exists yet, so the default depends on the bind address alone.
-        let dev_sign_in = self.dev_sign_in.unwrap_or(self.bind.ip().is_loopback());
+        // A production database behind a reverse proxy may well bind to loopback too, so the
+        // bind address alone is not enough to call a server local. (No OAuth provider exists
+        // yet, so that condition holds trivially.)
+        let dev_sign_in = self
+            .dev_sign_in
+            .unwrap_or(embedded && self.bind.ip().is_loopback());
         if self.access_token_ttl_secs == 0 || self.refresh_token_ttl_days == 0 {
             bail!("token lifetimes must be positive");
         }
@@ -170,7 +176,8 @@ impl Settings {
             public_url,
             data_dir: self.data_dir,
             database_url,
-            database_max_connections: self.database_max_connections.max(1),
+            // Migrations hold one connection for their lock and need another to run.
+            database_max_connections: self.database_max_connections.max(2),
             jwt_secret,
             access_token_ttl: Duration::from_secs(self.access_token_ttl_secs),
             refresh_token_ttl: chrono::Duration::days(i64::from(self.refresh_token_ttl_days)),

@@ -154,6 +154,8 @@ impl TestApp {
             "--database-max-connections=5".to_owned(),
             "--public-url=http://photon.test".to_owned(),
             "--shutdown-grace-secs=1".to_owned(),
+            // Tests sign in with devSignIn, which is off by default on Postgres.
+            "--dev-sign-in=true".to_owned(),
         ];
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let settings = settings_from_args(args).expect("valid test settings");

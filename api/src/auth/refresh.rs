@@ -75,14 +75,25 @@ pub async fn start_family(
     insert(db, user_id, Uuid::now_v7(), ttl).await
 }
 
+/// Revokes every live token of a family; returns how many.
+///
+/// It runs until a pass finds nothing: on Postgres, a pass that had to wait for a concurrent
+/// rotation's row lock cannot see the token that rotation inserted (the statement's snapshot
+/// predates it), but the next pass, a new statement, can.
 async fn revoke_family(db: &impl ConnectionTrait, family_id: Uuid) -> ApiResult<u64> {
-    let result = refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::RevokedAt, Expr::value(clock::now()))
-        .filter(refresh_token::Column::FamilyId.eq(family_id))
-        .filter(refresh_token::Column::RevokedAt.is_null())
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected)
+    let mut revoked = 0;
+    loop {
+        let result = refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::RevokedAt, Expr::value(clock::now()))
+            .filter(refresh_token::Column::FamilyId.eq(family_id))
+            .filter(refresh_token::Column::RevokedAt.is_null())
+            .exec(db)
+            .await?;
+        if result.rows_affected == 0 {
+            return Ok(revoked);
+        }
+        revoked += result.rows_affected;
+    }
 }
 
 /// Swaps a valid refresh token for a new one in the same family; returns the user and the

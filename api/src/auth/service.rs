@@ -1,41 +1,55 @@
 //! Sign-in flows that end in a token pair, and the token lifecycle (refresh, logout).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use entity::{identity, user};
 use sea_orm::{
     ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait, TransactionTrait,
 };
 use uuid::Uuid;
 
-use crate::app::AppState;
+use super::jwt::JwtKeys;
+use super::refresh;
 use crate::error::{ApiError, ApiResult};
 use crate::service::{clock, users};
 
-use super::refresh;
+/// What issues tokens: the JWT keys and the refresh-token lifetime.
+pub struct Tokens {
+    pub jwt: JwtKeys,
+    pub refresh_ttl: Duration,
+}
 
 /// What a successful sign-in or refresh hands the client.
-#[derive(Debug)]
-pub struct Session {
+pub struct TokenPair {
     pub access_token: String,
     pub access_token_expires_at: DateTime<Utc>,
     pub refresh_token: String,
     pub user: user::Model,
 }
 
-/// Mints an access token and starts a refresh-token family for `user`.
-async fn sign_in(
-    state: &AppState,
-    db: &impl ConnectionTrait,
-    user: user::Model,
-) -> ApiResult<Session> {
-    let access = state.jwt.issue(user.id)?;
-    let refresh_token = refresh::start_family(db, user.id, state.config.refresh_token_ttl).await?;
-    Ok(Session {
-        access_token: access.token,
-        access_token_expires_at: access.expires_at,
-        refresh_token,
-        user,
-    })
+/// Tokens stay out of logs even when a pair is debug-printed.
+impl std::fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("access_token", &"[redacted]")
+            .field("access_token_expires_at", &self.access_token_expires_at)
+            .field("refresh_token", &"[redacted]")
+            .field("user_id", &self.user.id)
+            .finish()
+    }
+}
+
+impl Tokens {
+    /// Mints an access token and starts a refresh-token family for `user`.
+    async fn sign_in(&self, db: &impl ConnectionTrait, user: user::Model) -> ApiResult<TokenPair> {
+        let access = self.jwt.issue(user.id)?;
+        let refresh_token = refresh::start_family(db, user.id, self.refresh_ttl).await?;
+        Ok(TokenPair {
+            access_token: access.token,
+            access_token_expires_at: access.expires_at,
+            refresh_token,
+            user,
+        })
+    }
 }
 
 /// Links a provider's account to a user; harmless when the link exists.
@@ -59,31 +73,40 @@ pub async fn link_identity(
 }
 
 /// Signs in as any e-mail address, creating the account on first use. For local development
-/// only: refused unless dev sign-in is enabled.
-pub async fn dev_sign_in(state: &AppState, email: &str, name: Option<&str>) -> ApiResult<Session> {
-    if !state.config.dev_sign_in {
+/// only: refused unless dev sign-in is `enabled`.
+pub async fn dev_sign_in(
+    db: &DatabaseConnection,
+    tokens: &Tokens,
+    enabled: bool,
+    email: &str,
+    name: Option<&str>,
+) -> ApiResult<TokenPair> {
+    if !enabled {
         return Err(ApiError::Forbidden(
             "dev sign-in is disabled on this server",
         ));
     }
-    let txn = state.db.begin().await?;
+    let txn = db.begin().await?;
     let user = users::upsert_by_email(&txn, email, name).await?;
     link_identity(&txn, user.id, "dev", &user.email).await?;
-    let session = sign_in(state, &txn, user).await?;
+    let pair = tokens.sign_in(&txn, user).await?;
     txn.commit().await?;
-    Ok(session)
+    Ok(pair)
 }
 
 /// Trades a refresh token for a new pair (rotation).
-pub async fn refresh(state: &AppState, token: &str) -> ApiResult<Session> {
-    let (user_id, refresh_token) =
-        refresh::rotate(&state.db, token, state.config.refresh_token_ttl).await?;
+pub async fn refresh(
+    db: &DatabaseConnection,
+    tokens: &Tokens,
+    token: &str,
+) -> ApiResult<TokenPair> {
+    let (user_id, refresh_token) = refresh::rotate(db, token, tokens.refresh_ttl).await?;
     let user = user::Entity::find_by_id(user_id)
-        .one(&state.db)
+        .one(db)
         .await?
         .ok_or(ApiError::Unauthenticated("this account no longer exists"))?;
-    let access = state.jwt.issue(user.id)?;
-    Ok(Session {
+    let access = tokens.jwt.issue(user.id)?;
+    Ok(TokenPair {
         access_token: access.token,
         access_token_expires_at: access.expires_at,
         refresh_token,
@@ -98,7 +121,11 @@ pub async fn logout(db: &DatabaseConnection, token: &str) -> ApiResult<bool> {
 }
 
 /// Mints an access token for an e-mail address, creating the user if needed (`photon token`).
-pub async fn mint_token(state: &AppState, email: &str) -> ApiResult<String> {
-    let user = users::upsert_by_email(&state.db, email, None).await?;
-    Ok(state.jwt.issue(user.id)?.token)
+pub async fn mint_token(
+    db: &DatabaseConnection,
+    tokens: &Tokens,
+    email: &str,
+) -> ApiResult<String> {
+    let user = users::upsert_by_email(db, email, None).await?;
+    Ok(tokens.jwt.issue(user.id)?.token)
 }

@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 
 use super::ContextExt;
 use super::users::User;
-use crate::auth::service::{self, Session};
+use crate::auth::service::{self, TokenPair};
 
-pub struct AuthPayload(Session);
+pub struct AuthPayload(TokenPair);
 
 /// Tokens for a signed-in user. Send the access token as `Authorization: Bearer …`; when it
 /// expires, trade the refresh token for a new pair with `refreshToken`.
@@ -66,24 +66,36 @@ impl AuthMutation {
     async fn dev_sign_in(
         &self,
         ctx: &Context<'_>,
-        email: String,
+        #[graphql(desc = "Any address; the account is created on first use.")] email: String,
         #[graphql(desc = "Display name for a new account (default: the e-mail's local part).")]
         name: Option<String>,
     ) -> Result<AuthPayload> {
-        let session = service::dev_sign_in(ctx.state()?, &email, name.as_deref()).await?;
-        Ok(AuthPayload(session))
+        let state = ctx.state()?;
+        let enabled = state.config.dev_sign_in;
+        let pair = service::dev_sign_in(&state.db, &state.tokens, enabled, &email, name.as_deref())
+            .await?;
+        Ok(AuthPayload(pair))
     }
 
     /// Trades a refresh token for a new access token and refresh token.
-    async fn refresh_token(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthPayload> {
+    async fn refresh_token(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The refresh token from the last AuthPayload.")] refresh_token: String,
+    ) -> Result<AuthPayload> {
+        let state = ctx.state()?;
         Ok(AuthPayload(
-            service::refresh(ctx.state()?, &refresh_token).await?,
+            service::refresh(&state.db, &state.tokens, &refresh_token).await?,
         ))
     }
 
     /// Signs out: the refresh token and every token rotated from the same sign-in stop
     /// working. Returns false if the token was unknown or already revoked.
-    async fn logout(&self, ctx: &Context<'_>, refresh_token: String) -> Result<bool> {
+    async fn logout(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The refresh token from the last AuthPayload.")] refresh_token: String,
+    ) -> Result<bool> {
         Ok(service::logout(&ctx.state()?.db, &refresh_token).await?)
     }
 }

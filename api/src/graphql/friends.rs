@@ -8,17 +8,32 @@ use super::ContextExt;
 use super::connection::{self, Conn};
 use super::ids::{self, Kind};
 use super::users::User;
+use crate::auth::Viewer;
 use crate::service::friends::{self as service, Direction};
 use crate::service::pagination::PageRequest;
 
 pub struct FriendRequest(pub friendship::Model);
 
+impl FriendRequest {
+    /// The status as the viewer may see it (a declined request looks pending to its sender).
+    fn viewer_status(&self, ctx: &Context<'_>) -> FriendshipStatus {
+        match ctx.viewer() {
+            Viewer::User(me) => service::visible_status(me, &self.0),
+            Viewer::Anonymous => self.0.status,
+        }
+    }
+}
+
 /// Where a friend request stands.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 pub enum FriendRequestStatus {
+    /// Waiting for an answer.
     Pending,
+    /// The two are friends.
     Accepted,
+    /// The addressee said no (only the addressee ever sees this).
     Declined,
+    /// The sender withdrew it.
     Cancelled,
 }
 
@@ -36,7 +51,9 @@ impl From<FriendshipStatus> for FriendRequestStatus {
 /// Which requests to list: received by the viewer, or sent by the viewer.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 pub enum FriendRequestDirection {
+    /// Requests others sent the viewer.
     Incoming,
+    /// Requests the viewer sent.
     Outgoing,
 }
 
@@ -59,8 +76,8 @@ impl FriendRequest {
     }
 
     /// PENDING until answered; then ACCEPTED, DECLINED or CANCELLED.
-    async fn status(&self) -> FriendRequestStatus {
-        self.0.status.into()
+    async fn status(&self, ctx: &Context<'_>) -> FriendRequestStatus {
+        self.viewer_status(ctx).into()
     }
 
     /// When the request was sent.
@@ -69,8 +86,11 @@ impl FriendRequest {
     }
 
     /// When the request was accepted, declined or cancelled.
-    async fn responded_at(&self) -> Option<DateTime<Utc>> {
-        self.0.responded_at
+    async fn responded_at(&self, ctx: &Context<'_>) -> Option<DateTime<Utc>> {
+        match self.viewer_status(ctx) {
+            FriendshipStatus::Pending => None,
+            _ => self.0.responded_at,
+        }
     }
 }
 
@@ -106,6 +126,7 @@ impl FriendQuery {
     async fn friend_requests(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "Received (INCOMING) or sent (OUTGOING).")]
         direction: FriendRequestDirection,
         #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
         #[graphql(desc = "Cursor of the last edge already seen.")] after: Option<String>,
@@ -127,7 +148,11 @@ pub struct FriendMutation;
 impl FriendMutation {
     /// Asks a user to be friends. If they already asked the viewer, this accepts their
     /// request instead (the result is then ACCEPTED).
-    async fn send_friend_request(&self, ctx: &Context<'_>, user_id: ID) -> Result<FriendRequest> {
+    async fn send_friend_request(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The user to ask.")] user_id: ID,
+    ) -> Result<FriendRequest> {
         let target = ids::expect(Kind::User, &user_id, "userId")?;
         let row = service::send_request(&ctx.state()?.db, ctx.viewer(), target).await?;
         Ok(FriendRequest(row))
@@ -137,7 +162,7 @@ impl FriendMutation {
     async fn accept_friend_request(
         &self,
         ctx: &Context<'_>,
-        request_id: ID,
+        #[graphql(desc = "Id of the FriendRequest.")] request_id: ID,
     ) -> Result<FriendRequest> {
         let id = ids::expect(Kind::FriendRequest, &request_id, "requestId")?;
         Ok(FriendRequest(
@@ -145,11 +170,12 @@ impl FriendMutation {
         ))
     }
 
-    /// Declines a request the viewer received. The sender is not told; they may ask again.
+    /// Declines a request the viewer received. The sender is not told: to them it stays
+    /// pending, and they cannot send it again (they may cancel it).
     async fn decline_friend_request(
         &self,
         ctx: &Context<'_>,
-        request_id: ID,
+        #[graphql(desc = "Id of the FriendRequest.")] request_id: ID,
     ) -> Result<FriendRequest> {
         let id = ids::expect(Kind::FriendRequest, &request_id, "requestId")?;
         Ok(FriendRequest(
@@ -161,7 +187,7 @@ impl FriendMutation {
     async fn cancel_friend_request(
         &self,
         ctx: &Context<'_>,
-        request_id: ID,
+        #[graphql(desc = "Id of the FriendRequest.")] request_id: ID,
     ) -> Result<FriendRequest> {
         let id = ids::expect(Kind::FriendRequest, &request_id, "requestId")?;
         Ok(FriendRequest(
@@ -170,7 +196,11 @@ impl FriendMutation {
     }
 
     /// Ends a friendship. Returns false if the two were not friends.
-    async fn remove_friend(&self, ctx: &Context<'_>, user_id: ID) -> Result<bool> {
+    async fn remove_friend(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The friend to remove.")] user_id: ID,
+    ) -> Result<bool> {
         let other = ids::expect(Kind::User, &user_id, "userId")?;
         Ok(service::remove_friend(&ctx.state()?.db, ctx.viewer(), other).await?)
     }

@@ -4,9 +4,9 @@
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql::{BatchRequest, BatchResponse};
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{RawQuery, State};
-use axum::http::header::{ACCEPT, ALLOW, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::header::{ACCEPT, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
@@ -17,6 +17,9 @@ use crate::auth::Viewer;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const JSON: &str = "application/json";
+/// Largest request body accepted. Photos never pass through the API, so a GraphQL document
+/// this large is already suspicious.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Most operations one batched POST may carry (Apollo's `BatchHttpLink` sends arrays).
 const MAX_BATCH: usize = 20;
 
@@ -96,6 +99,22 @@ fn error_response(status: StatusCode, media: MediaType, code: &str, message: &st
     (status, [(CONTENT_TYPE, media.as_str())], body.to_string()).into_response()
 }
 
+/// 406: the client accepts none of the types a GraphQL response comes in.
+fn not_acceptable() -> Response {
+    let message = "accept application/graphql-response+json or application/json";
+    error_response(
+        StatusCode::NOT_ACCEPTABLE,
+        MediaType::Json,
+        "BAD_REQUEST",
+        message,
+    )
+}
+
+/// A JSON error response for failures outside GraphQL execution (panics, timeouts).
+pub fn plain_error(status: StatusCode, code: &str, message: &str) -> Response {
+    error_response(status, MediaType::Json, code, message)
+}
+
 /// Serializes an executed response. With `application/graphql-response+json`, a request
 /// that failed to parse or validate has no `data` and a 400 status.
 fn graphql_response(media: MediaType, response: BatchResponse) -> Response {
@@ -137,7 +156,7 @@ async fn execute(
     media: MediaType,
     batch: BatchRequest,
 ) -> Response {
-    let viewer = match Viewer::from_headers(headers, &state.jwt) {
+    let viewer = match Viewer::from_headers(headers, &state.tokens.jwt) {
         Ok(viewer) => viewer,
         Err(err) => {
             let mut response = error_response(
@@ -188,9 +207,9 @@ fn parse_body(body: &[u8]) -> Result<BatchRequest, String> {
 }
 
 /// `POST /graphql` with an `application/json` body: one operation or a batch.
-pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let Some(media) = negotiate(&headers) else {
-        return StatusCode::NOT_ACCEPTABLE.into_response();
+        return not_acceptable();
     };
     let content_type = headers
         .get(CONTENT_TYPE)
@@ -210,6 +229,27 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
             "send the request as application/json",
         );
     }
+    let too_large = || {
+        let message = format!("the request body is larger than {MAX_BODY_BYTES} bytes");
+        error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            media,
+            "BAD_REQUEST",
+            &message,
+        )
+    };
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
+        return too_large();
+    }
+    // Reading stops at the limit, whatever the body claimed; any read error means the client
+    // is gone or sent too much, and only the latter has anyone to answer.
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return too_large();
+    };
     let batch = match parse_body(&body) {
         Ok(batch) => batch,
         Err(message) => {
@@ -237,7 +277,7 @@ pub async fn get(
         .into_response();
     }
     let Some(media) = negotiate(&headers) else {
-        return StatusCode::NOT_ACCEPTABLE.into_response();
+        return not_acceptable();
     };
     let mut request = match async_graphql::http::parse_query_string(&query) {
         Ok(request) if !request.query.is_empty() => request,

@@ -29,7 +29,11 @@ pub struct NodeQuery;
 #[Object]
 impl NodeQuery {
     /// Any object by its id, or null if the viewer cannot see it.
-    async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
+    async fn node(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Any global id.")] id: ID,
+    ) -> Result<Option<Node>> {
         let (kind, uuid) =
             ids::decode(&id).ok_or_else(|| ApiError::bad_input("id", "id is not a valid id"))?;
         let db = &ctx.state()?.db;

@@ -20,6 +20,7 @@ pub struct Session(pub SessionView);
 pub enum SessionRole {
     /// Started the session; can end it and rotate its invite code.
     Owner,
+    /// Joined with an invite.
     Member,
 }
 
@@ -176,6 +177,7 @@ impl SessionQuery {
     async fn sessions(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "true: only active sessions; false: only ended ones; null: all.")]
         active: Option<bool>,
         #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
         #[graphql(desc = "Cursor of the last edge already seen.")] after: Option<String>,
@@ -186,7 +188,11 @@ impl SessionQuery {
     }
 
     /// A session the viewer is a member of; null for any other id, whether or not it exists.
-    async fn session(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Session>> {
+    async fn session(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A Session id.")] id: ID,
+    ) -> Result<Option<Session>> {
         let id = ids::expect(Kind::Session, &id, "id")?;
         let view = service::find_session(&ctx.state()?.db, ctx.viewer(), id).await?;
         Ok(view.map(Session))
@@ -196,7 +202,7 @@ impl SessionQuery {
     async fn session_invite(
         &self,
         ctx: &Context<'_>,
-        code: String,
+        #[graphql(desc = "An invite code, as shown or typed.")] code: String,
     ) -> Result<Option<SessionInvite>> {
         let preview = service::preview_invite(&ctx.state()?.db, ctx.viewer(), &code).await?;
         Ok(preview.map(SessionInvite))
@@ -212,7 +218,7 @@ impl SessionMutation {
     async fn create_session(
         &self,
         ctx: &Context<'_>,
-        input: CreateSessionInput,
+        #[graphql(desc = "The new session.")] input: CreateSessionInput,
     ) -> Result<Session> {
         let new = NewSession {
             title: input.title,
@@ -224,7 +230,12 @@ impl SessionMutation {
     }
 
     /// Joins the session behind an invite code. Harmless if the viewer is already in it.
-    async fn join_session(&self, ctx: &Context<'_>, invite_code: String) -> Result<Session> {
+    async fn join_session(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The code, as shown or typed (case and dashes do not matter).")]
+        invite_code: String,
+    ) -> Result<Session> {
         Ok(Session(
             service::join_session(&ctx.state()?.db, ctx.viewer(), &invite_code).await?,
         ))
@@ -234,20 +245,10 @@ impl SessionMutation {
     async fn invite_to_session(
         &self,
         ctx: &Context<'_>,
-        session_id: ID,
-        user_ids: Vec<ID>,
+        #[graphql(desc = "A Session id.")] session_id: ID,
+        #[graphql(desc = "Friends of the viewer to invite, at most 50.")] user_ids: Vec<ID>,
     ) -> Result<Session> {
         let session_id = ids::expect(Kind::Session, &session_id, "sessionId")?;
-        if user_ids.len() > service::MAX_INVITEES {
-            return Err(crate::error::ApiError::bad_input(
-                "userIds",
-                format!(
-                    "at most {} users can be invited at once",
-                    service::MAX_INVITEES
-                ),
-            )
-            .into());
-        }
         let user_ids = user_ids
             .iter()
             .map(|id| ids::expect(Kind::User, id, "userIds"))
@@ -258,13 +259,21 @@ impl SessionMutation {
     }
 
     /// Leaves a session. The owner cannot leave; they end the session instead.
-    async fn leave_session(&self, ctx: &Context<'_>, session_id: ID) -> Result<bool> {
+    async fn leave_session(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A Session id.")] session_id: ID,
+    ) -> Result<bool> {
         let id = ids::expect(Kind::Session, &session_id, "sessionId")?;
         Ok(service::leave_session(&ctx.state()?.db, ctx.viewer(), id).await?)
     }
 
     /// Ends a session for everyone (owner only). Nobody can join it afterwards.
-    async fn end_session(&self, ctx: &Context<'_>, session_id: ID) -> Result<Session> {
+    async fn end_session(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A Session id.")] session_id: ID,
+    ) -> Result<Session> {
         let id = ids::expect(Kind::Session, &session_id, "sessionId")?;
         Ok(Session(
             service::end_session(&ctx.state()?.db, ctx.viewer(), id).await?,
@@ -272,7 +281,11 @@ impl SessionMutation {
     }
 
     /// Replaces the invite code (owner only); the old code and link stop working.
-    async fn rotate_invite_code(&self, ctx: &Context<'_>, session_id: ID) -> Result<Session> {
+    async fn rotate_invite_code(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A Session id.")] session_id: ID,
+    ) -> Result<Session> {
         let id = ids::expect(Kind::Session, &session_id, "sessionId")?;
         Ok(Session(
             service::rotate_invite_code(&ctx.state()?.db, ctx.viewer(), id).await?,

@@ -65,6 +65,7 @@ pub enum FriendshipStatus {
     RequestSent,
     /// This user sent the viewer a request that is pending.
     RequestReceived,
+    /// Friends: each sees the other's e-mail.
     Friends,
 }
 
@@ -133,14 +134,23 @@ impl UserQuery {
     }
 
     /// A user by id, or null if there is none.
-    async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
+    async fn user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A User id.")] id: ID,
+    ) -> Result<Option<User>> {
         let id = ids::expect(Kind::User, &id, "id")?;
         let user = service::find_user(&ctx.state()?.db, ctx.viewer(), id).await?;
         Ok(user.map(User::new))
     }
 
     /// The user with exactly this e-mail address (case-insensitive), or null.
-    async fn find_user_by_email(&self, ctx: &Context<'_>, email: String) -> Result<Option<User>> {
+    async fn find_user_by_email(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The whole address; case and surrounding spaces are ignored.")]
+        email: String,
+    ) -> Result<Option<User>> {
         let user = service::find_user_by_email(&ctx.state()?.db, ctx.viewer(), &email).await?;
         Ok(user.map(User::new))
     }
@@ -152,7 +162,11 @@ pub struct UserMutation;
 #[Object]
 impl UserMutation {
     /// Changes the viewer's name or avatar.
-    async fn update_profile(&self, ctx: &Context<'_>, input: UpdateProfileInput) -> Result<User> {
+    async fn update_profile(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The fields to change.")] input: UpdateProfileInput,
+    ) -> Result<User> {
         let change = ProfileChange {
             name: input.name,
             avatar_url: match input.avatar_url {

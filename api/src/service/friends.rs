@@ -1,6 +1,11 @@
 //! Friendships: requests, answers and the friend list. Friendship needs consent: it exists
 //! only once the addressee accepts (or sends a request back, which accepts the first).
 //!
+//! Declining is silent: to its sender a declined request still looks pending, and sending it
+//! again is refused like any duplicate, so declining someone does not invite a new request
+//! (and a new push) at once. The sender may cancel it; the one who declined may still change
+//! their mind by sending a request back, which makes them friends.
+//!
 //! Races are settled by the database, never by check-then-write: the pair's unique index
 //! makes concurrent requests collide, and every state change is an `UPDATE … WHERE status =
 //! <the state we saw>`, which only one of several racing requests can win.
@@ -41,13 +46,21 @@ pub fn standing(me: Uuid, other: Uuid, row: Option<&friendship::Model>) -> Stand
         return Standing::SelfUser;
     }
     match row {
-        Some(row) => match row.status {
+        Some(row) => match visible_status(me, row) {
             FriendshipStatus::Accepted => Standing::Friends,
             FriendshipStatus::Pending if row.requester_id == me => Standing::RequestSent,
             FriendshipStatus::Pending => Standing::RequestReceived,
             FriendshipStatus::Declined | FriendshipStatus::Cancelled => Standing::None,
         },
         None => Standing::None,
+    }
+}
+
+/// A request's status as `me` may see it: a declined request looks pending to its sender.
+pub fn visible_status(me: Uuid, row: &friendship::Model) -> FriendshipStatus {
+    match row.status {
+        FriendshipStatus::Declined if row.requester_id == me => FriendshipStatus::Pending,
+        status => status,
     }
 }
 
@@ -164,13 +177,14 @@ pub async fn send_request(
             FriendshipStatus::Accepted => {
                 return Err(ApiError::Conflict("you are already friends"));
             }
-            FriendshipStatus::Pending if row.requester_id == me => {
+            // Pending, or declined without the sender being told: a duplicate either way.
+            FriendshipStatus::Pending | FriendshipStatus::Declined if row.requester_id == me => {
                 return Err(ApiError::Conflict(
                     "you already sent this user a friend request",
                 ));
             }
-            FriendshipStatus::Pending => {
-                // They asked first: asking back is consent.
+            FriendshipStatus::Pending | FriendshipStatus::Declined => {
+                // They asked first (and we may have declined): asking back is consent.
                 let won = friendship::Entity::update_many()
                     .col_expr(
                         friendship::Column::Status,
@@ -178,7 +192,7 @@ pub async fn send_request(
                     )
                     .col_expr(friendship::Column::RespondedAt, Expr::value(now))
                     .filter(friendship::Column::Id.eq(row.id))
-                    .filter(friendship::Column::Status.eq(FriendshipStatus::Pending))
+                    .filter(friendship::Column::Status.eq(row.status))
                     .filter(friendship::Column::RequesterId.eq(target))
                     .exec(&txn)
                     .await?;
@@ -188,8 +202,8 @@ pub async fn send_request(
                     return Ok(row);
                 }
             }
-            FriendshipStatus::Declined | FriendshipStatus::Cancelled => {
-                // A finished request: this is a new one, from us.
+            FriendshipStatus::Cancelled => {
+                // A withdrawn request: this is a new one, from us.
                 let won = friendship::Entity::update_many()
                     .col_expr(friendship::Column::RequesterId, Expr::value(me))
                     .col_expr(
@@ -202,10 +216,7 @@ pub async fn send_request(
                         Expr::value(Option::<DateTime<Utc>>::None),
                     )
                     .filter(friendship::Column::Id.eq(row.id))
-                    .filter(
-                        friendship::Column::Status
-                            .is_in([FriendshipStatus::Declined, FriendshipStatus::Cancelled]),
-                    )
+                    .filter(friendship::Column::Status.eq(FriendshipStatus::Cancelled))
                     .exec(&txn)
                     .await?;
                 if won.rows_affected == 1 {
@@ -239,15 +250,22 @@ async fn answer(
     party: Party,
 ) -> ApiResult<friendship::Model> {
     let me = viewer.user_id()?;
-    let requester_filter = match party {
-        Party::Addressee => friendship::Column::RequesterId.ne(me),
-        Party::Requester => friendship::Column::RequesterId.eq(me),
+    let (requester_filter, from) = match party {
+        Party::Addressee => (
+            friendship::Column::RequesterId.ne(me),
+            vec![FriendshipStatus::Pending],
+        ),
+        // To its sender a declined request is still pending, so it can be withdrawn.
+        Party::Requester => (
+            friendship::Column::RequesterId.eq(me),
+            vec![FriendshipStatus::Pending, FriendshipStatus::Declined],
+        ),
     };
     let won = friendship::Entity::update_many()
         .col_expr(friendship::Column::Status, Expr::value(to))
         .col_expr(friendship::Column::RespondedAt, Expr::value(clock::now()))
         .filter(friendship::Column::Id.eq(request_id))
-        .filter(friendship::Column::Status.eq(FriendshipStatus::Pending))
+        .filter(friendship::Column::Status.is_in(from))
         .filter(involves(me))
         .filter(requester_filter)
         .exec(db)
@@ -448,7 +466,8 @@ pub async fn list_friends(
 /// Position in a request list, newest first.
 pub type RequestKey = (DateTime<Utc>, Uuid);
 
-/// Pending requests the viewer received or sent, newest first.
+/// Pending requests the viewer received or sent, newest first (a sender's list keeps the
+/// requests that were silently declined).
 pub async fn list_requests(
     db: &impl ConnectionTrait,
     viewer: Viewer,
@@ -457,11 +476,17 @@ pub async fn list_requests(
 ) -> ApiResult<Page<friendship::Model>> {
     let me = viewer.user_id()?;
     let mut query = friendship::Entity::find()
-        .filter(friendship::Column::Status.eq(FriendshipStatus::Pending))
         .filter(involves(me))
         .filter(match direction {
-            Direction::Incoming => friendship::Column::RequesterId.ne(me),
-            Direction::Outgoing => friendship::Column::RequesterId.eq(me),
+            Direction::Incoming => Condition::all()
+                .add(friendship::Column::RequesterId.ne(me))
+                .add(friendship::Column::Status.eq(FriendshipStatus::Pending)),
+            Direction::Outgoing => Condition::all()
+                .add(friendship::Column::RequesterId.eq(me))
+                .add(
+                    friendship::Column::Status
+                        .is_in([FriendshipStatus::Pending, FriendshipStatus::Declined]),
+                ),
         });
     if let Some((created_at, id)) = page.after {
         query = query.filter(

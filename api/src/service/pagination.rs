@@ -3,13 +3,41 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Datelike, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
 pub const MAX_PAGE_SIZE: u64 = 100;
+
+/// A position in a list, as carried inside a cursor. Cursors come back from clients, so a
+/// decoded key is checked like any other input before it reaches a query: text with a NUL
+/// or a timestamp outside the database's range would otherwise fail there as an internal
+/// error.
+pub trait CursorKey: Serialize + DeserializeOwned {
+    fn is_plausible(&self) -> bool;
+}
+
+impl CursorKey for Uuid {
+    fn is_plausible(&self) -> bool {
+        true
+    }
+}
+
+impl CursorKey for (DateTime<Utc>, Uuid) {
+    fn is_plausible(&self) -> bool {
+        (2000..=2200).contains(&self.0.year())
+    }
+}
+
+impl CursorKey for (String, Uuid) {
+    fn is_plausible(&self) -> bool {
+        self.0.len() <= 1024 && !self.0.chars().any(char::is_control)
+    }
+}
 
 /// A validated request for one page, after the position `after`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -18,7 +46,7 @@ pub struct PageRequest<K> {
     pub after: Option<K>,
 }
 
-impl<K: DeserializeOwned> PageRequest<K> {
+impl<K: CursorKey> PageRequest<K> {
     pub fn parse(first: Option<i32>, after: Option<&str>) -> ApiResult<Self> {
         let first = match first {
             None => DEFAULT_PAGE_SIZE,
@@ -94,15 +122,39 @@ pub fn encode_cursor<K: Serialize>(key: &K) -> String {
     URL_SAFE_NO_PAD.encode(json)
 }
 
-fn decode_cursor<K: DeserializeOwned>(cursor: &str) -> ApiResult<K> {
+fn decode_cursor<K: CursorKey>(cursor: &str) -> ApiResult<K> {
     let invalid = || ApiError::bad_input("after", "invalid cursor");
     let json = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
-    serde_json::from_slice(&json).map_err(|_| invalid())
+    let key: K = serde_json::from_slice(&json).map_err(|_| invalid())?;
+    key.is_plausible().then_some(key).ok_or_else(invalid)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl CursorKey for u32 {
+        fn is_plausible(&self) -> bool {
+            true
+        }
+    }
+
+    impl CursorKey for (u32, String) {
+        fn is_plausible(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn implausible_keys_are_refused() {
+        let nul = encode_cursor(&("a\u{0}".to_owned(), Uuid::nil()));
+        assert!(PageRequest::<(String, Uuid)>::parse(None, Some(&nul)).is_err());
+        let year_1900: DateTime<Utc> = "1900-01-01T00:00:00Z".parse().unwrap();
+        let ancient = encode_cursor(&(year_1900, Uuid::nil()));
+        assert!(PageRequest::<(DateTime<Utc>, Uuid)>::parse(None, Some(&ancient)).is_err());
+        let fine = encode_cursor(&(Utc::now(), Uuid::nil()));
+        assert!(PageRequest::<(DateTime<Utc>, Uuid)>::parse(None, Some(&fine)).is_ok());
+    }
 
     #[test]
     fn first_is_bounded() {

@@ -192,10 +192,10 @@ pub async fn join_session(
     let session = find_by_code(db, code)
         .await?
         .ok_or(ApiError::NotFound("no session has this invite code"))?;
-    if session.ended_at.is_some() {
-        return Err(ApiError::Conflict("this session has ended"));
-    }
     let txn = db.begin().await?;
+    if !lock_session(&txn, session.id, true).await? {
+        return Err(ENDED);
+    }
     let now = clock::now();
     // Insert, or revive a row whose member left; the primary key (session, user) means 20
     // simultaneous joins still leave one row, and only the request that changed it records
@@ -245,6 +245,31 @@ pub async fn join_session(
     Ok(view)
 }
 
+/// Takes the session row's write lock for the rest of `txn`; with `active_only`, only if the
+/// session has not ended. Returns whether it did.
+///
+/// Every transaction that writes a session's events takes this lock first, so a session's
+/// events commit in the order of their ids (what resuming from a cursor relies on), and a
+/// join or invite cannot slip in after the session ended.
+async fn lock_session(
+    txn: &DatabaseTransaction,
+    session_id: Uuid,
+    active_only: bool,
+) -> ApiResult<bool> {
+    let mut update = session::Entity::update_many()
+        .col_expr(
+            session::Column::EndedAt,
+            Expr::col(session::Column::EndedAt),
+        )
+        .filter(session::Column::Id.eq(session_id));
+    if active_only {
+        update = update.filter(session::Column::EndedAt.is_null());
+    }
+    Ok(update.exec(txn).await?.rows_affected == 1)
+}
+
+const ENDED: ApiError = ApiError::Conflict("this session has ended");
+
 async fn record(
     txn: &DatabaseTransaction,
     session_id: Uuid,
@@ -277,16 +302,16 @@ pub async fn invite_to_session(
     let me = viewer.user_id()?;
     let view = get_as_member(db, session_id, me).await?;
     if view.session.ended_at.is_some() {
-        return Err(ApiError::Conflict("this session has ended"));
+        return Err(ENDED);
     }
-    user_ids.sort_unstable();
-    user_ids.dedup();
     if user_ids.len() > MAX_INVITEES {
         return Err(ApiError::bad_input(
             "userIds",
             format!("at most {MAX_INVITEES} users can be invited at once"),
         ));
     }
+    user_ids.sort_unstable();
+    user_ids.dedup();
     let friends = friends::friends_among(db, me, &user_ids).await?;
     if user_ids.iter().any(|id| !friends.contains(id)) {
         return Err(ApiError::bad_input(
@@ -304,6 +329,9 @@ pub async fn invite_to_session(
         .all(db)
         .await?;
     let txn = db.begin().await?;
+    if !lock_session(&txn, session_id, true).await? {
+        return Err(ENDED);
+    }
     for invitee in user_ids.iter().filter(|id| !members.contains(id)) {
         events::record(
             &txn,
@@ -336,6 +364,7 @@ pub async fn leave_session(
         ));
     }
     let txn = db.begin().await?;
+    lock_session(&txn, session_id, false).await?;
     let left = session_member::Entity::update_many()
         .col_expr(session_member::Column::LeftAt, Expr::value(clock::now()))
         .filter(active_member(session_id, me))

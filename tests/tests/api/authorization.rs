@@ -7,53 +7,100 @@ use serde_json::{Value, json};
 /// What one caller should get.
 #[derive(Debug, Clone, Copy)]
 enum Expect {
-    /// Success: data with no errors.
+    /// Success: data with no errors and no null field.
     Ok,
+    /// Success, and the connection at this key has edges.
+    Some(&'static str),
+    /// Success, but the connection at this key is empty (someone else's data is not in it).
+    Empty(&'static str),
     /// Success, but the field at this key is null (e.g. a session one cannot see).
     Null(&'static str),
-    /// Failure with this code.
+    /// Failure, with this code only.
     Code(&'static str),
 }
 
 fn check(case: &str, who: &str, response: &GqlResponse, expect: Expect) {
+    let edges = |field: &str| response.ok()[field]["edges"].as_array().map_or(0, Vec::len);
+    let body = &response.body;
     match expect {
         Expect::Ok => {
             let data = response.ok();
-            assert!(
-                data.as_object()
-                    .is_some_and(|o| o.values().all(|v| !v.is_null())),
-                "{case} as {who}: {data}"
-            );
+            let complete = data
+                .as_object()
+                .is_some_and(|o| o.values().all(|v| !v.is_null()));
+            assert!(complete, "{case} as {who}: {data}");
         }
-        Expect::Null(field) => assert!(
-            response.ok()[field].is_null(),
-            "{case} as {who}: {:?}",
-            response.body
-        ),
+        Expect::Some(field) => assert!(edges(field) > 0, "{case} as {who}: {body}"),
+        Expect::Empty(field) => assert_eq!(edges(field), 0, "{case} as {who}: {body}"),
+        Expect::Null(field) => assert!(response.ok()[field].is_null(), "{case} as {who}: {body}"),
         Expect::Code(code) => {
             let codes = response.codes();
-            assert!(
-                codes.iter().any(|c| c == code),
-                "{case} as {who}: expected {code}, got {:?}",
-                response.body
-            );
+            let only_that = !codes.is_empty() && codes.iter().all(|c| c == code);
+            assert!(only_that, "{case} as {who}: expected {code}, got {body}");
         }
     }
 }
 
 struct World {
     app: TestApp,
-    /// Owns the session; friends with Bob; sent Carl a friend request.
+    /// Owns the session; friends with Bob; sent Carl and Fay friend requests.
     ana: TestUser,
     /// A member of Ana's session.
     bob: TestUser,
     /// Received Ana's friend request.
     carl: TestUser,
+    /// Sent Ana a friend request.
+    dan: TestUser,
     /// Knows nobody.
     eve: TestUser,
+    /// Received Ana's other friend request.
+    fay: TestUser,
     session_id: String,
     invite_code: String,
+    /// Ana → Carl.
     request_id: Value,
+    /// Dan → Ana.
+    request_from_dan: Value,
+    /// Ana → Fay.
+    request_to_fay: Value,
+}
+
+async fn send_request(app: &TestApp, from: &TestUser, to: &TestUser) -> Value {
+    let sent = app
+        .gql_as(
+            from,
+            "mutation($id: ID!) { sendFriendRequest(userId: $id) { id } }",
+            json!({ "id": to.id }),
+        )
+        .await;
+    sent.ok()["sendFriendRequest"]["id"].clone()
+}
+
+/// Everything the mutations below could change, as the people involved see it.
+async fn world_state(w: &World) -> Value {
+    let session = w
+        .app
+        .gql_as(
+            &w.ana,
+            "query($id: ID!) { session(id: $id) { inviteCode endedAt members { edges { node { role user { id } } } } } }",
+            json!({ "id": w.session_id }),
+        )
+        .await;
+    let mut requests = Vec::new();
+    for user in [&w.ana, &w.carl, &w.dan, &w.fay] {
+        for direction in ["INCOMING", "OUTGOING"] {
+            let response = w
+                .app
+                .gql_as(
+                    user,
+                    "query($d: FriendRequestDirection!) { friendRequests(direction: $d) { edges { node { id status } } } }",
+                    json!({ "d": direction }),
+                )
+                .await;
+            requests.push(response.ok().clone());
+        }
+    }
+    json!({ "session": session.ok().clone(), "requests": requests })
 }
 
 async fn world() -> World {
@@ -61,27 +108,28 @@ async fn world() -> World {
     let ana = app.sign_in("ana@example.com").await;
     let bob = app.sign_in("bob@example.com").await;
     let carl = app.sign_in("carl@example.com").await;
+    let dan = app.sign_in("dan@example.com").await;
     let eve = app.sign_in("eve@example.com").await;
+    let fay = app.sign_in("fay@example.com").await;
     befriend(&app, &ana, &bob).await;
     let (session_id, invite_code) = create_session(&app, &ana, "Beach").await;
     join(&app, &bob, &invite_code).await.ok();
-    let sent = app
-        .gql_as(
-            &ana,
-            "mutation($id: ID!) { sendFriendRequest(userId: $id) { id } }",
-            json!({ "id": carl.id }),
-        )
-        .await;
-    let request_id = sent.ok()["sendFriendRequest"]["id"].clone();
+    let request_id = send_request(&app, &ana, &carl).await;
+    let request_from_dan = send_request(&app, &dan, &ana).await;
+    let request_to_fay = send_request(&app, &ana, &fay).await;
     World {
         app,
         ana,
         bob,
         carl,
+        dan,
         eve,
+        fay,
         session_id,
         invite_code,
         request_id,
+        request_from_dan,
+        request_to_fay,
     }
 }
 
@@ -136,25 +184,25 @@ async fn reading_private_data() {
             "sessions",
             "{ sessions { edges { node { id } } } }",
             json!({}),
-            Expect::Ok,
+            Expect::Empty("sessions"),
             &w.bob,
-            Expect::Ok,
+            Expect::Some("sessions"),
         ),
         (
             "friends",
             "{ friends { edges { node { id } } } }",
             json!({}),
-            Expect::Ok,
+            Expect::Empty("friends"),
             &w.bob,
-            Expect::Ok,
+            Expect::Some("friends"),
         ),
         (
             "friend requests",
             "{ friendRequests(direction: INCOMING) { edges { node { id } } } }",
             json!({}),
-            Expect::Ok,
+            Expect::Empty("friendRequests"),
             &w.carl,
-            Expect::Ok,
+            Expect::Some("friendRequests"),
         ),
         (
             "invite preview",
@@ -263,6 +311,22 @@ async fn changing_private_data() {
             rightful: &w.carl,
         },
         MutationCase {
+            name: "declineFriendRequest",
+            mutation: "mutation($id: ID!) { declineFriendRequest(requestId: $id) { id } }",
+            variables: json!({ "id": w.request_from_dan }),
+            stranger: "NOT_FOUND",
+            onlooker: Some((&w.dan, "FORBIDDEN")),
+            rightful: &w.ana,
+        },
+        MutationCase {
+            name: "cancelFriendRequest",
+            mutation: "mutation($id: ID!) { cancelFriendRequest(requestId: $id) { id } }",
+            variables: json!({ "id": w.request_to_fay }),
+            stranger: "NOT_FOUND",
+            onlooker: Some((&w.fay, "FORBIDDEN")),
+            rightful: &w.ana,
+        },
+        MutationCase {
             name: "leaveSession",
             mutation: "mutation($id: ID!) { leaveSession(sessionId: $id) }",
             variables: s.clone(),
@@ -281,7 +345,7 @@ async fn changing_private_data() {
     ];
     for case in cases {
         let (name, mutation, vars) = (case.name, case.mutation, case.variables);
-        let before = w.app.snapshot().await;
+        let before = (w.app.snapshot().await, world_state(&w).await);
         let anonymous = w.app.gql_anon(mutation, vars.clone()).await;
         check(
             name,
@@ -295,11 +359,8 @@ async fn changing_private_data() {
             let onlooker = w.app.gql_as(user, mutation, vars.clone()).await;
             check(name, "onlooker", &onlooker, Expect::Code(code));
         }
-        assert_eq!(
-            w.app.snapshot().await,
-            before,
-            "{name}: refused calls wrote nothing"
-        );
+        let after = (w.app.snapshot().await, world_state(&w).await);
+        assert_eq!(after, before, "{name}: refused calls changed nothing");
         let rightful = w.app.gql_as(case.rightful, mutation, vars).await;
         check(name, "rightful user", &rightful, Expect::Ok);
     }

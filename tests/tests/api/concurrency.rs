@@ -69,3 +69,41 @@ async fn simultaneous_sign_ins_with_one_email_make_one_account() {
     assert_eq!(app.count("users", "").await, 1);
     assert_eq!(app.count("identities", "").await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nobody_joins_after_the_session_ended_even_when_racing_the_end() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_in("ana@example.com").await;
+    let (id, code) = create_session(&app, &ana, "Beach").await;
+    let mut guests = Vec::new();
+    for i in 0..10 {
+        guests.push(app.sign_in(&format!("guest{i}@example.com")).await);
+    }
+    let end = app.gql_as(
+        &ana,
+        "mutation($id: ID!) { endSession(sessionId: $id) { id } }",
+        json!({ "id": id }),
+    );
+    let joins = join_all(guests.iter().map(|g| join(&app, g, &code)));
+    let (ended, joined) = tokio::join!(end, joins);
+    ended.ok();
+    for response in joined.iter().filter(|r| r.body.get("errors").is_some()) {
+        response.assert_code("CONFLICT");
+    }
+    // Whatever the interleaving, the log never has a join after the end.
+    let late_joins = app
+        .count(
+            "events",
+            "kind = 'member_joined' AND id > (SELECT id FROM events WHERE kind = 'session_ended')",
+        )
+        .await;
+    assert_eq!(late_joins, 0);
+    let joined_ok = joined
+        .iter()
+        .filter(|r| r.body.get("errors").is_none())
+        .count() as i64;
+    assert_eq!(
+        app.count("session_members", "role = 'member'").await,
+        joined_ok
+    );
+}

@@ -183,7 +183,7 @@ async fn only_the_addressee_answers_and_only_the_sender_cancels() {
 }
 
 #[tokio::test]
-async fn a_declined_request_can_be_sent_again() {
+async fn declining_is_silent_and_does_not_invite_a_new_request() {
     let app = TestApp::spawn().await;
     let ana = app.sign_in("ana@example.com").await;
     let bob = app.sign_in("bob@example.com").await;
@@ -191,14 +191,84 @@ async fn a_declined_request_can_be_sent_again() {
 
     let declined = app.gql_as(&bob, DECLINE, json!({ "id": id })).await;
     assert_eq!(declined.ok()["declineFriendRequest"]["status"], "DECLINED");
-    assert_eq!(standing(&app, &ana, &bob).await, "NONE");
+    assert_eq!(standing(&app, &bob, &ana).await, "NONE");
     app.gql_as(&bob, ACCEPT, json!({ "id": id }))
         .await
         .assert_code("CONFLICT");
 
+    // Ana is not told: to her it is still pending, everywhere she looks.
+    assert_eq!(standing(&app, &ana, &bob).await, "REQUEST_SENT");
+    let node = app
+        .gql_as(
+            &ana,
+            "query($id: ID!) { node(id: $id) { ... on FriendRequest { status respondedAt } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(node.ok()["node"]["status"], "PENDING");
+    assert!(node.ok()["node"]["respondedAt"].is_null());
+    let outgoing = app.gql_as(&ana, REQUESTS, json!({ "d": "OUTGOING" })).await;
+    assert_eq!(
+        outgoing.ok()["friendRequests"]["edges"][0]["node"]["status"],
+        "PENDING"
+    );
+    let incoming = app.gql_as(&bob, REQUESTS, json!({ "d": "INCOMING" })).await;
+    assert!(
+        incoming.ok()["friendRequests"]["edges"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // Sending it again is a duplicate, and pushes nothing new.
+    send(&app, &ana, &bob).await.assert_code("CONFLICT");
+    assert_eq!(app.count("events", "kind = 'friend_requested'").await, 1);
+
+    // She may withdraw it, and ask afresh later.
+    let cancelled = app.gql_as(&ana, CANCEL, json!({ "id": id })).await;
+    assert_eq!(cancelled.ok()["cancelFriendRequest"]["status"], "CANCELLED");
     let again = send(&app, &ana, &bob).await;
     assert_eq!(again.ok()["sendFriendRequest"]["status"], "PENDING");
+    assert_eq!(app.count("events", "kind = 'friend_requested'").await, 2);
     assert_eq!(app.count("friendships", "").await, 1);
+}
+
+#[tokio::test]
+async fn whoever_declined_can_change_their_mind_by_asking_back() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_in("ana@example.com").await;
+    let bob = app.sign_in("bob@example.com").await;
+    let id = request_id(&send(&app, &ana, &bob).await);
+    app.gql_as(&bob, DECLINE, json!({ "id": id })).await.ok();
+    let back = send(&app, &bob, &ana).await;
+    assert_eq!(back.ok()["sendFriendRequest"]["status"], "ACCEPTED");
+    assert_eq!(standing(&app, &ana, &bob).await, "FRIENDS");
+}
+
+#[tokio::test]
+async fn crafted_cursors_are_bad_input_not_internal_errors() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_in("ana@example.com").await;
+    let (session_id, _) = photon_tests::create_session(&app, &ana, "Beach").await;
+    let cursor = |value: Value| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+    };
+    let nil = uuid::Uuid::nil().to_string();
+    let nul_name = cursor(json!(["a\u{0}", nil]));
+    let ancient = cursor(json!(["1900-01-01T00:00:00Z", nil]));
+    let far = cursor(json!(["+200000-01-01T00:00:00Z", nil]));
+    app.gql_as(&ana, FRIENDS, json!({ "after": nul_name }))
+        .await
+        .assert_code("BAD_USER_INPUT");
+    for after in [&ancient, &far] {
+        app.gql_as(&ana, "query($a: String) { friendRequests(direction: INCOMING, after: $a) { edges { cursor } } }", json!({ "a": after }))
+            .await
+            .assert_code("BAD_USER_INPUT");
+        app.gql_as(&ana, "query($id: ID!, $a: String) { session(id: $id) { members(after: $a) { edges { cursor } } } }", json!({ "id": session_id, "a": after }))
+            .await
+            .assert_code("BAD_USER_INPUT");
+    }
 }
 
 #[tokio::test]

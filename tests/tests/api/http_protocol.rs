@@ -56,6 +56,7 @@ async fn a_request_nobody_can_read_is_not_acceptable() {
     )
     .await;
     assert_eq!(response.status(), 406);
+    TestApp::read(response).await.assert_code("BAD_REQUEST");
 }
 
 #[tokio::test]
@@ -156,6 +157,7 @@ async fn oversized_bodies_are_refused() {
     );
     let response = post_raw(&app, "application/json", None, &huge).await;
     assert_eq!(response.status(), 413);
+    TestApp::read(response).await.assert_code("BAD_REQUEST");
 }
 
 #[tokio::test]

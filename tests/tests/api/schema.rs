@@ -11,12 +11,13 @@ fn schema_graphql_is_up_to_date() {
     );
 }
 
-/// Names of types and fields in the SDL that have no description.
+/// Types, fields, arguments and enum values of ours in the SDL that have no description.
 fn undescribed(sdl: &str) -> Vec<String> {
     let mut missing = Vec::new();
     let mut in_description = false;
     let mut described = false;
     let mut current_type: Option<String> = None;
+    let mut current_field = String::new();
     for line in sdl.lines() {
         let trimmed = line.trim();
         if trimmed.starts_with("\"\"\"") {
@@ -33,8 +34,7 @@ fn undescribed(sdl: &str) -> Vec<String> {
         if in_description {
             continue;
         }
-        let is_field = line.starts_with('\t') && !line.starts_with("\t\t");
-        let is_type_start = ["type ", "input ", "interface ", "enum "]
+        let is_type_start = ["type ", "input ", "interface ", "enum ", "union "]
             .iter()
             .any(|k| line.starts_with(k));
         if is_type_start {
@@ -43,25 +43,41 @@ fn undescribed(sdl: &str) -> Vec<String> {
                 .nth(1)
                 .unwrap_or_default()
                 .to_owned();
-            // Roots and the connection plumbing are async-graphql's, not ours.
-            let ours = !matches!(name.as_str(), "Query" | "Mutation" | "PageInfo")
-                && !name.ends_with("Connection");
+            // The connection plumbing is async-graphql's, not ours; the roots need no prose.
+            let ours = !matches!(name.as_str(), "PageInfo" | "Query" | "Mutation")
+                && !name.ends_with("Connection")
+                && !name.ends_with("Edge");
             if ours && !described {
                 missing.push(name.clone());
             }
-            current_type = ours.then_some(name);
+            let checked = ours || matches!(name.as_str(), "Query" | "Mutation");
+            current_type = checked.then_some(name);
         } else if line.starts_with('}') {
             current_type = None;
-        } else if is_field
-            && !trimmed.starts_with(')')
-            && let Some(ty) = &current_type
-            && !described
-            && !line.starts_with("\t\t")
-        {
-            let field = trimmed.split(['(', ':']).next().unwrap_or_default();
-            let is_enum_value = field.chars().all(|c| c.is_ascii_uppercase() || c == '_');
-            if !is_enum_value {
-                missing.push(format!("{ty}.{field}"));
+        } else if let Some(ty) = &current_type {
+            if line.starts_with("\t\t") && !trimmed.starts_with(')') {
+                let arg = trimmed.split(':').next().unwrap_or_default();
+                if !described {
+                    missing.push(format!("{ty}.{current_field}({arg})"));
+                }
+            } else if line.starts_with('\t') && !trimmed.starts_with(')') {
+                let field = trimmed
+                    .split(['(', ':'])
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned();
+                if !described {
+                    missing.push(format!("{ty}.{field}"));
+                }
+                // Arguments printed on the field's own line carry no description.
+                if let Some((_, rest)) = trimmed.split_once('(') {
+                    let inline = rest.split(')').next().unwrap_or_default().trim();
+                    if !inline.is_empty() {
+                        missing.push(format!("{ty}.{field}({inline})"));
+                    }
+                }
+                current_field = field;
             }
         }
         described = false;
