@@ -26,6 +26,8 @@ use crate::db::DbStats;
 use crate::graphql::http::plain_error;
 use crate::graphql::{self, PhotonSchema, QueryLimits};
 use crate::service::invite_code;
+use crate::storage::ObjectStore;
+use crate::storage::local::LocalStore;
 
 /// What every request handler shares. Cheap to clone.
 #[derive(Clone)]
@@ -35,11 +37,25 @@ pub struct AppState {
     pub tokens: Arc<Tokens>,
     pub schema: PhotonSchema,
     pub db_stats: Arc<DbStats>,
+    /// Where photo bytes live.
+    pub store: Arc<dyn ObjectStore>,
+    /// The local-disk store when it is the one in use: its routes serve uploads and downloads.
+    pub local_store: Option<Arc<LocalStore>>,
 }
 
 impl AppState {
     /// Builds the state around an open, migrated database.
-    pub fn new(db: DatabaseConnection, db_stats: Arc<DbStats>, config: Config) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        db_stats: Arc<DbStats>,
+        config: Config,
+    ) -> anyhow::Result<Self> {
+        let local_store = Arc::new(LocalStore::new(
+            config.data_dir.join("objects"),
+            &config.public_url,
+            &config.jwt_secret,
+        )?);
+        let store: Arc<dyn ObjectStore> = local_store.clone();
         let tokens = Arc::new(Tokens {
             jwt: JwtKeys::new(
                 &config.jwt_secret,
@@ -59,11 +75,13 @@ impl AppState {
             tokens,
             schema: graphql::build_schema(None, limits),
             db_stats,
+            store,
+            local_store: Some(local_store),
         };
         // The schema carries the state for resolvers; the state carries the schema for the
         // HTTP handlers. The schema's copy is built second, so it holds the final state.
         state.schema = graphql::build_schema(Some(state.clone()), limits);
-        state
+        Ok(state)
     }
 }
 
@@ -86,7 +104,7 @@ pub fn router(state: AppState) -> Router {
             request_id = %request_id,
         )
     });
-    Router::new()
+    let mut routes = Router::new()
         .route(
             "/graphql",
             get(graphql::http::get).post(graphql::http::post),
@@ -94,7 +112,13 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/join/{code}", get(join))
-        .layer(middleware::from_fn(time_limit))
+        .layer(middleware::from_fn(time_limit));
+    // Uploads of large photos over slow phone networks may take longer than API calls, so
+    // the storage routes sit outside the time limit (they are bounded by their size).
+    if let Some(local) = &state.local_store {
+        routes = routes.merge(local.clone().routes());
+    }
+    routes
         // Bearer tokens, not cookies: any origin may call the API, and none gets ambient
         // credentials from it.
         .layer(
@@ -179,14 +203,17 @@ pub struct Application {
 
 impl Application {
     /// Connects to the database, migrates it and binds the listener.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+    pub async fn build(mut config: Config) -> anyhow::Result<Self> {
         let db_stats = Arc::new(DbStats::default());
         let db = crate::db::connect(&config, db_stats.clone()).await?;
         crate::db::migrate(&db).await?;
         let listener = TcpListener::bind(config.bind).await?;
+        if config.public_url_from_bind {
+            config.public_url = url::Url::parse(&format!("http://{}", listener.local_addr()?))?;
+        }
         Ok(Self {
             listener,
-            state: AppState::new(db, db_stats, config),
+            state: AppState::new(db, db_stats, config)?,
         })
     }
 

@@ -14,6 +14,8 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+use crate::service::photos::UploadRules;
+
 /// The settings an operator can give, as flags or environment variables.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
@@ -71,6 +73,27 @@ pub struct Settings {
     #[arg(long, env = "PHOTON_APP_JOIN_URL", default_value = "photon://join")]
     pub app_join_url: Url,
 
+    /// Largest photo accepted, in bytes.
+    #[arg(long, env = "PHOTON_MAX_PHOTO_BYTES", default_value_t = 25 * 1024 * 1024)]
+    pub max_photo_bytes: u64,
+
+    /// Comma-separated media types a photo may have.
+    #[arg(
+        long,
+        env = "PHOTON_PHOTO_CONTENT_TYPES",
+        value_delimiter = ',',
+        default_value = "image/jpeg,image/png,image/heic,image/heif,image/webp"
+    )]
+    pub photo_content_types: Vec<String>,
+
+    /// How long an upload URL stays valid, in seconds.
+    #[arg(long, env = "PHOTON_UPLOAD_URL_TTL_SECS", default_value_t = 15 * 60)]
+    pub upload_url_ttl_secs: u64,
+
+    /// How long a photo's download URL stays valid, in seconds.
+    #[arg(long, env = "PHOTON_DOWNLOAD_URL_TTL_SECS", default_value_t = 15 * 60)]
+    pub download_url_ttl_secs: u64,
+
     /// Deepest query accepted (introspection included).
     #[arg(long, env = "PHOTON_MAX_QUERY_DEPTH", default_value_t = 16)]
     pub max_query_depth: usize,
@@ -114,6 +137,9 @@ fn parse_secret(value: &str) -> Result<SecretString, String> {
 pub struct Config {
     pub bind: SocketAddr,
     pub public_url: Url,
+    /// The public URL was not given: it follows the address actually bound (port 0 becomes
+    /// the port the system picked).
+    pub public_url_from_bind: bool,
     pub data_dir: PathBuf,
     pub database_url: SecretString,
     pub database_max_connections: u32,
@@ -126,6 +152,8 @@ pub struct Config {
     pub max_query_depth: usize,
     pub max_query_complexity: usize,
     pub shutdown_grace: Duration,
+    pub upload_rules: UploadRules,
+    pub download_url_ttl: Duration,
 }
 
 /// The shortest HS256 secret accepted: the hash's own output size.
@@ -135,6 +163,7 @@ impl Settings {
     /// Resolves defaults. On the embedded default this may create the data directory and the
     /// generated JWT secret, which is blocking file I/O: call it before serving.
     pub fn resolve(self) -> anyhow::Result<Config> {
+        let public_url_from_bind = self.public_url.is_none();
         let public_url = match self.public_url {
             Some(url) => url,
             None => Url::parse(&format!("http://{}", self.bind))
@@ -171,9 +200,22 @@ impl Settings {
         if self.access_token_ttl_secs == 0 || self.refresh_token_ttl_days == 0 {
             bail!("token lifetimes must be positive");
         }
+        if self.upload_url_ttl_secs == 0 || self.download_url_ttl_secs == 0 {
+            bail!("URL lifetimes must be positive");
+        }
+        let content_types: Vec<String> = self
+            .photo_content_types
+            .iter()
+            .map(|t| t.trim().to_ascii_lowercase())
+            .filter(|t| !t.is_empty())
+            .collect();
+        if content_types.is_empty() || self.max_photo_bytes == 0 {
+            bail!("PHOTON_PHOTO_CONTENT_TYPES and PHOTON_MAX_PHOTO_BYTES must allow something");
+        }
         Ok(Config {
             bind: self.bind,
             public_url,
+            public_url_from_bind,
             data_dir: self.data_dir,
             database_url,
             // Migrations hold one connection for their lock and need another to run.
@@ -187,6 +229,12 @@ impl Settings {
             max_query_depth: self.max_query_depth,
             max_query_complexity: self.max_query_complexity,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            upload_rules: UploadRules {
+                max_bytes: self.max_photo_bytes,
+                content_types,
+                upload_url_ttl: Duration::from_secs(self.upload_url_ttl_secs),
+            },
+            download_url_ttl: Duration::from_secs(self.download_url_ttl_secs),
         })
     }
 }

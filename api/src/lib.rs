@@ -10,4 +10,5 @@ pub mod db;
 pub mod error;
 pub mod graphql;
 pub mod service;
+pub mod storage;
 pub mod telemetry;

@@ -70,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
             let stats = std::sync::Arc::default();
             let db = photon::db::connect(&config, std::sync::Arc::clone(&stats)).await?;
             photon::db::migrate(&db).await?;
-            let state = AppState::new(db, stats, config);
+            let state = AppState::new(db, stats, config)?;
             let token = photon::auth::service::mint_token(&state.db, &state.tokens, &email)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot mint a token: {}", e.client_message()))?;

@@ -152,7 +152,6 @@ impl TestApp {
             format!("--database-url={database_url}"),
             format!("--jwt-secret={JWT_SECRET}"),
             "--database-max-connections=5".to_owned(),
-            "--public-url=http://photon.test".to_owned(),
             "--shutdown-grace-secs=1".to_owned(),
             // Tests sign in with devSignIn, which is off by default on Postgres.
             "--dev-sign-in=true".to_owned(),

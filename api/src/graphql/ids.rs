@@ -13,16 +13,18 @@ pub enum Kind {
     User,
     Session,
     FriendRequest,
+    Photo,
 }
 
 impl Kind {
-    const ALL: [Kind; 3] = [Kind::User, Kind::Session, Kind::FriendRequest];
+    const ALL: [Kind; 4] = [Kind::User, Kind::Session, Kind::FriendRequest, Kind::Photo];
 
     fn name(self) -> &'static str {
         match self {
             Kind::User => "User",
             Kind::Session => "Session",
             Kind::FriendRequest => "FriendRequest",
+            Kind::Photo => "Photo",
         }
     }
 }

@@ -12,7 +12,8 @@ use uuid::Uuid;
 use crate::auth::Viewer;
 use crate::error::ApiError;
 use crate::service::pagination::{Page, PageRequest};
-use crate::service::sessions::{self, MemberKey};
+use crate::service::photos;
+use crate::service::sessions::{self, MemberKey, SessionView};
 use crate::service::{friends, users};
 
 pub struct UserLoader(DatabaseConnection);
@@ -79,11 +80,41 @@ impl Loader<MembersKey> for MembersLoader {
     }
 }
 
+/// Sessions as the viewer sees them (members only), keyed by id.
+pub struct SessionLoader {
+    db: DatabaseConnection,
+    me: Uuid,
+}
+
+impl Loader<Uuid> for SessionLoader {
+    type Value = SessionView;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, SessionView>, ApiError> {
+        sessions::load_sessions_for(&self.db, self.me, keys).await
+    }
+}
+
+/// Ready photos per session.
+pub struct PhotoCountLoader(DatabaseConnection);
+
+impl Loader<Uuid> for PhotoCountLoader {
+    type Value = i64;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, i64>, ApiError> {
+        photos::count_photos(&self.0, keys).await
+    }
+}
+
 /// The loaders of one request (shared by the operations of a batch, which have one viewer).
 #[derive(Clone)]
 pub struct Loaders {
     pub users: Arc<DataLoader<UserLoader, HashMapCache>>,
     pub members: Arc<DataLoader<MembersLoader>>,
+    pub photo_counts: Arc<DataLoader<PhotoCountLoader>>,
+    /// Sessions the viewer belongs to (none for an anonymous request).
+    pub sessions: Arc<DataLoader<SessionLoader, HashMapCache>>,
     /// `None` for an anonymous request, which has no friendships.
     pub friendships: Option<Arc<DataLoader<FriendshipLoader>>>,
 }
@@ -98,6 +129,19 @@ impl Loaders {
                 HashMapCache::default(),
             )),
             members: Arc::new(DataLoader::new(MembersLoader(db.clone()), tokio::spawn)),
+            photo_counts: Arc::new(DataLoader::new(PhotoCountLoader(db.clone()), tokio::spawn)),
+            sessions: Arc::new(DataLoader::with_cache(
+                SessionLoader {
+                    db: db.clone(),
+                    // An anonymous viewer is nobody's member: the nil id matches no row.
+                    me: match viewer {
+                        Viewer::User(me) => me,
+                        Viewer::Anonymous => Uuid::nil(),
+                    },
+                },
+                tokio::spawn,
+                HashMapCache::default(),
+            )),
             friendships: match viewer {
                 Viewer::User(me) => Some(Arc::new(DataLoader::new(
                     FriendshipLoader { db: db.clone(), me },

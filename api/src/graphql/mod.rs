@@ -10,6 +10,7 @@ pub mod http;
 mod ids;
 mod loaders;
 mod node;
+mod photos;
 mod sessions;
 mod users;
 
@@ -27,6 +28,7 @@ pub struct Query(
     users::UserQuery,
     friends::FriendQuery,
     sessions::SessionQuery,
+    photos::PhotoQuery,
     auth::AuthQuery,
     node::NodeQuery,
 );
@@ -37,6 +39,7 @@ pub struct Mutation(
     users::UserMutation,
     friends::FriendMutation,
     sessions::SessionMutation,
+    photos::PhotoMutation,
 );
 
 pub type PhotonSchema = Schema<Query, Mutation, EmptySubscription>;

@@ -5,10 +5,11 @@ use async_graphql::{Context, ID, Interface, Object, Result};
 use super::ContextExt;
 use super::friends::FriendRequest;
 use super::ids::{self, Kind};
+use super::photos::Photo;
 use super::sessions::Session;
 use super::users::User;
 use crate::error::ApiError;
-use crate::service::{friends, sessions, users};
+use crate::service::{friends, photos, sessions, users};
 
 /// An object with a globally unique id.
 #[derive(Interface)]
@@ -21,6 +22,7 @@ pub enum Node {
     User(User),
     Session(Session),
     FriendRequest(FriendRequest),
+    Photo(Photo),
 }
 
 #[derive(Default)]
@@ -48,6 +50,9 @@ impl NodeQuery {
             Kind::FriendRequest => friends::find_request(db, viewer, uuid)
                 .await?
                 .map(|r| Node::FriendRequest(FriendRequest(r))),
+            Kind::Photo => photos::find_photo(db, viewer, uuid)
+                .await?
+                .map(|p| Node::Photo(Photo(p))),
         })
     }
 }

@@ -8,9 +8,11 @@ use super::ContextExt;
 use super::connection::{self, Conn};
 use super::ids::{self, Kind};
 use super::loaders::MembersKey;
+use super::photos::Photo;
 use super::users::User;
 use crate::service::invite_code;
 use crate::service::pagination::{Page, PageRequest};
+use crate::service::photos;
 use crate::service::sessions::{self as service, InvitePreview, NewSession, SessionView};
 
 pub struct Session(pub SessionView);
@@ -83,6 +85,29 @@ impl Session {
     /// When the owner ended the session; null while it is active.
     async fn ended_at(&self) -> Option<DateTime<Utc>> {
         self.0.session.ended_at
+    }
+
+    /// Ready photos, newest first.
+    #[graphql(complexity = "connection::complexity(first, child_complexity)")]
+    async fn photos(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the last edge already seen.")] after: Option<String>,
+    ) -> Result<Conn<Photo>> {
+        let page = PageRequest::parse(first, after.as_deref())?;
+        let page = photos::list_photos(&ctx.state()?.db, self.0.session.id, page).await?;
+        Ok(connection::from_page(page, Photo))
+    }
+
+    /// How many ready photos the session has.
+    async fn photo_count(&self, ctx: &Context<'_>) -> Result<i64> {
+        let count = ctx
+            .loaders()?
+            .photo_counts
+            .load_one(self.0.session.id)
+            .await?;
+        Ok(count.unwrap_or(0))
     }
 
     /// Current members, in the order they joined.

@@ -6,6 +6,7 @@ pub mod friends;
 pub mod input;
 pub mod invite_code;
 pub mod pagination;
+pub mod photos;
 pub mod sessions;
 pub mod users;
 

@@ -84,6 +84,44 @@ async fn get_as_member(
         .ok_or(NO_SUCH_SESSION)
 }
 
+/// The session, or NOT_FOUND unless the viewer is a current member.
+pub async fn get_session(
+    db: &impl ConnectionTrait,
+    viewer: Viewer,
+    session_id: Uuid,
+) -> ApiResult<SessionView> {
+    get_as_member(db, session_id, viewer.user_id()?).await
+}
+
+/// Sessions by id that `me` is a current member of, for the DataLoader.
+pub async fn load_sessions_for(
+    db: &impl ConnectionTrait,
+    me: Uuid,
+    session_ids: &[Uuid],
+) -> ApiResult<HashMap<Uuid, SessionView>> {
+    let rows = session::Entity::find()
+        .find_also_related(session_member::Entity)
+        .filter(session::Column::Id.is_in(session_ids.iter().copied()))
+        .filter(session_member::Column::UserId.eq(me))
+        .filter(session_member::Column::LeftAt.is_null())
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(session, member)| {
+            member.map(|m| {
+                (
+                    session.id,
+                    SessionView {
+                        session,
+                        viewer_role: m.role,
+                    },
+                )
+            })
+        })
+        .collect())
+}
+
 pub async fn find_session(
     db: &impl ConnectionTrait,
     viewer: Viewer,
@@ -251,7 +289,7 @@ pub async fn join_session(
 /// Every transaction that writes a session's events takes this lock first, so a session's
 /// events commit in the order of their ids (what resuming from a cursor relies on), and a
 /// join or invite cannot slip in after the session ended.
-async fn lock_session(
+pub(crate) async fn lock_session(
     txn: &DatabaseTransaction,
     session_id: Uuid,
     active_only: bool,

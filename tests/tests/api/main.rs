@@ -10,6 +10,7 @@ mod friends;
 mod health;
 mod http_protocol;
 mod limits;
+mod photos;
 mod schema;
 mod sessions;
 mod tokens;

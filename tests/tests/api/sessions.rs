@@ -29,7 +29,7 @@ async fn the_creator_owns_a_new_session_with_a_typeable_invite() {
     assert!(code.chars().all(|c| c == '-' || c.is_ascii_alphanumeric()));
     assert_eq!(
         session["inviteUrl"],
-        format!("http://photon.test/join/{code}")
+        format!("{}/join/{code}", app.base_url)
     );
     let members = session["members"]["edges"].as_array().unwrap();
     assert_eq!(members.len(), 1);

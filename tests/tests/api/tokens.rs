@@ -6,7 +6,10 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use photon_tests::{JWT_SECRET, TestApp, TestUser};
 use serde_json::{Value, json};
 
-const ISSUER: &str = "http://photon.test/";
+/// The issuer is the server's public URL, here its own address.
+fn issuer(app: &TestApp) -> String {
+    format!("{}/", app.base_url)
+}
 
 /// The user's uuid, read out of a valid access token (tests forge tokens for that user).
 fn subject(user: &TestUser) -> String {
@@ -39,7 +42,7 @@ async fn a_valid_token_identifies_the_user() {
     assert_eq!(me_with(&app, &user.token).await.ok()["me"]["id"], user.id);
     // A forged token with every claim right is, by construction, valid.
     let token = forge(
-        json!({ "sub": subject(&user), "iss": ISSUER, "aud": "photon", "iat": now(), "exp": now() + 60 }),
+        json!({ "sub": subject(&user), "iss": issuer(&app), "aud": "photon", "iat": now(), "exp": now() + 60 }),
         JWT_SECRET,
     );
     assert_eq!(me_with(&app, &token).await.ok()["me"]["id"], user.id);
@@ -52,21 +55,21 @@ async fn bad_tokens_are_unauthenticated_never_anonymous() {
     let sub = subject(&user);
     let none_header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
     let none_claims = URL_SAFE_NO_PAD.encode(
-        json!({ "sub": sub, "iss": ISSUER, "aud": "photon", "iat": now(), "exp": now() + 600 })
+        json!({ "sub": sub, "iss": issuer(&app), "aud": "photon", "iat": now(), "exp": now() + 600 })
             .to_string(),
     );
     let cases = [
         (
             "expired",
             forge(
-                json!({ "sub": sub, "iss": ISSUER, "aud": "photon", "iat": now() - 7200, "exp": now() - 3600 }),
+                json!({ "sub": sub, "iss": issuer(&app), "aud": "photon", "iat": now() - 7200, "exp": now() - 3600 }),
                 JWT_SECRET,
             ),
         ),
         (
             "wrong signature",
             forge(
-                json!({ "sub": sub, "iss": ISSUER, "aud": "photon", "iat": now(), "exp": now() + 600 }),
+                json!({ "sub": sub, "iss": issuer(&app), "aud": "photon", "iat": now(), "exp": now() + 600 }),
                 "another-secret-another-secret-another-secret",
             ),
         ),
@@ -74,7 +77,7 @@ async fn bad_tokens_are_unauthenticated_never_anonymous() {
         (
             "wrong audience",
             forge(
-                json!({ "sub": sub, "iss": ISSUER, "aud": "someone-else", "iat": now(), "exp": now() + 600 }),
+                json!({ "sub": sub, "iss": issuer(&app), "aud": "someone-else", "iat": now(), "exp": now() + 600 }),
                 JWT_SECRET,
             ),
         ),
@@ -88,7 +91,7 @@ async fn bad_tokens_are_unauthenticated_never_anonymous() {
         (
             "no expiry",
             forge(
-                json!({ "sub": sub, "iss": ISSUER, "aud": "photon", "iat": now() }),
+                json!({ "sub": sub, "iss": issuer(&app), "aud": "photon", "iat": now() }),
                 JWT_SECRET,
             ),
         ),

@@ -1,0 +1,227 @@
+//! Photos: upload slots, completion, reading and deletion.
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::photo::{self, PhotoStatus as Status};
+
+use super::ContextExt;
+use super::ids::{self, Kind};
+use super::sessions::Session;
+use super::users::User;
+use crate::error::ApiError;
+use crate::service::photos::{self as service, UploadRequest, UploadSlot};
+use crate::storage::photo_key;
+
+/// A photo in a session.
+pub struct Photo(pub photo::Model);
+
+/// Whether a photo's bytes have arrived.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum PhotoStatus {
+    /// Waiting for the upload and `completePhotoUpload` (seen only by its uploader).
+    Pending,
+    /// Uploaded, checked and visible to every member.
+    Ready,
+}
+
+/// A photo in a session.
+#[Object]
+impl Photo {
+    /// Global id of the photo.
+    pub async fn id(&self) -> ID {
+        ids::encode(Kind::Photo, self.0.id)
+    }
+
+    /// The session it belongs to.
+    async fn session(&self, ctx: &Context<'_>) -> Result<Session> {
+        let loaders = ctx.loaders()?;
+        let view = loaders.sessions.load_one(self.0.session_id).await?;
+        // The viewer reached this photo through the session, so they are a member.
+        let view = view.ok_or(ApiError::NotFound("no such session"))?;
+        Ok(Session(view))
+    }
+
+    /// Who took it.
+    async fn uploader(&self, ctx: &Context<'_>) -> Result<User> {
+        Ok(User::new(ctx.loaders()?.user(self.0.uploader_id).await?))
+    }
+
+    /// Lower-case hex SHA-256 of the bytes.
+    async fn sha256(&self) -> &str {
+        &self.0.sha256
+    }
+
+    /// Media type, e.g. `image/jpeg`.
+    async fn content_type(&self) -> &str {
+        &self.0.content_type
+    }
+
+    /// Size in bytes.
+    async fn byte_size(&self) -> i64 {
+        self.0.byte_size
+    }
+
+    /// PENDING until its upload is completed, then READY.
+    async fn status(&self) -> PhotoStatus {
+        match self.0.status {
+            Status::Pending => PhotoStatus::Pending,
+            Status::Ready => PhotoStatus::Ready,
+        }
+    }
+
+    /// A short-lived download URL (15 minutes by default): fetch it again after that.
+    async fn url(&self, ctx: &Context<'_>) -> Result<String> {
+        let state = ctx.state()?;
+        let key = photo_key(self.0.session_id, &self.0.sha256);
+        let ttl = state.config.download_url_ttl;
+        Ok(state
+            .store
+            .presign_download(&key, &self.0.content_type, ttl)
+            .await
+            .map_err(ApiError::from)?)
+    }
+
+    /// When the upload slot was opened.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// When the photo will be removed; null until it is ready.
+    async fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.0.expires_at
+    }
+}
+
+/// A header to send with the upload.
+#[derive(SimpleObject)]
+pub struct HttpHeader {
+    /// Header name.
+    name: String,
+    /// Exact value to send.
+    value: String,
+}
+
+/// An upload slot: PUT the bytes to `uploadUrl` with `uploadHeaders`, then call
+/// `completePhotoUpload`.
+pub struct PhotoUpload(UploadSlot);
+
+/// An upload slot: PUT the bytes to `uploadUrl` with `uploadHeaders`, then call
+/// `completePhotoUpload`.
+#[Object]
+impl PhotoUpload {
+    /// The photo (PENDING until completed; READY if these bytes were already in the session).
+    async fn photo(&self) -> Photo {
+        Photo(self.0.photo.clone())
+    }
+
+    /// Where to PUT the bytes; null when they are already in the session.
+    async fn upload_url(&self) -> Option<&str> {
+        self.0.upload.as_ref().map(|u| u.url.as_str())
+    }
+
+    /// Send exactly these headers with the PUT: storage refuses anything else.
+    async fn upload_headers(&self) -> Vec<HttpHeader> {
+        self.0
+            .upload
+            .iter()
+            .flat_map(|u| &u.headers)
+            .map(|(name, value)| HttpHeader {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect()
+    }
+
+    /// When `uploadUrl` stops working; ask again for a fresh one after that.
+    async fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.0.upload.as_ref().map(|u| u.expires_at)
+    }
+}
+
+/// A photo about to be uploaded.
+#[derive(InputObject)]
+pub struct RequestPhotoUploadInput {
+    /// The session to add it to.
+    session_id: ID,
+    /// SHA-256 of the exact bytes, as 64 hex digits.
+    sha256: String,
+    /// Media type: image/jpeg, image/png, image/heic, image/heif or image/webp by default.
+    content_type: String,
+    /// Exact size in bytes (25 MiB at most by default).
+    byte_size: i64,
+}
+
+#[derive(Default)]
+pub struct PhotoQuery;
+
+#[Object]
+impl PhotoQuery {
+    /// A photo in a session the viewer is in; null otherwise.
+    async fn photo(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A Photo id.")] id: ID,
+    ) -> Result<Option<Photo>> {
+        let id = ids::expect(Kind::Photo, &id, "id")?;
+        let photo = service::find_photo(&ctx.state()?.db, ctx.viewer(), id).await?;
+        Ok(photo.map(Photo))
+    }
+}
+
+#[derive(Default)]
+pub struct PhotoMutation;
+
+#[Object]
+impl PhotoMutation {
+    /// Opens an upload slot for a photo, or returns the photo if these bytes are already in
+    /// the session.
+    async fn request_photo_upload(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What is about to be uploaded.")] input: RequestPhotoUploadInput,
+    ) -> Result<PhotoUpload> {
+        let state = ctx.state()?;
+        let request = UploadRequest {
+            session_id: ids::expect(Kind::Session, &input.session_id, "sessionId")?,
+            sha256: input.sha256,
+            content_type: input.content_type,
+            byte_size: input.byte_size,
+        };
+        let rules = &state.config.upload_rules;
+        let slot = service::request_upload(
+            &state.db,
+            state.store.as_ref(),
+            rules,
+            ctx.viewer(),
+            request,
+        )
+        .await?;
+        Ok(PhotoUpload(slot))
+    }
+
+    /// Checks the uploaded bytes and makes the photo visible to every member. Harmless to
+    /// repeat.
+    async fn complete_photo_upload(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The photo from requestPhotoUpload.")] photo_id: ID,
+    ) -> Result<Photo> {
+        let state = ctx.state()?;
+        let id = ids::expect(Kind::Photo, &photo_id, "photoId")?;
+        let photo =
+            service::complete_upload(&state.db, state.store.as_ref(), ctx.viewer(), id).await?;
+        Ok(Photo(photo))
+    }
+
+    /// Deletes a photo (its uploader or the session's owner). Returns false if it was
+    /// already gone.
+    async fn delete_photo(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A Photo id.")] photo_id: ID,
+    ) -> Result<bool> {
+        let state = ctx.state()?;
+        let id = ids::expect(Kind::Photo, &photo_id, "photoId")?;
+        Ok(service::delete_photo(&state.db, state.store.as_ref(), ctx.viewer(), id).await?)
+    }
+}

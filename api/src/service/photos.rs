@@ -1,0 +1,340 @@
+//! Photos: upload slots, completion, listing and deletion. The bytes go straight from the
+//! phone to object storage with a presigned URL that only accepts what was declared here;
+//! the server then checks what arrived before it announces the photo.
+//!
+//! The same bytes in the same session are the same photo: (`session_id`, `sha256`) is unique,
+//! so asking twice, or twenty members asking at once, leaves one row.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use entity::event::EventKind;
+use entity::photo::{self, PhotoStatus};
+use entity::session_member::SessionRole;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    Order, QueryFilter, QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::auth::Viewer;
+use crate::error::{ApiError, ApiResult};
+use crate::service::clock;
+use crate::service::events::{self, NewEvent};
+use crate::service::pagination::{Page, PageRequest};
+use crate::service::sessions::{self, SessionView};
+use crate::storage::{ObjectStore, PresignedUpload, UploadSpec, photo_key};
+
+/// The limits uploads are held to.
+#[derive(Debug, Clone)]
+pub struct UploadRules {
+    pub max_bytes: u64,
+    /// Accepted media types, lower case.
+    pub content_types: Vec<String>,
+    /// How long an upload URL stays valid.
+    pub upload_url_ttl: Duration,
+}
+
+/// What `requestPhotoUpload` declares.
+#[derive(Debug, Clone)]
+pub struct UploadRequest {
+    pub session_id: Uuid,
+    pub sha256: String,
+    pub content_type: String,
+    pub byte_size: i64,
+}
+
+/// A photo and, while its bytes are still missing, where to put them.
+#[derive(Debug)]
+pub struct UploadSlot {
+    pub photo: photo::Model,
+    pub upload: Option<PresignedUpload>,
+}
+
+const NO_SUCH_PHOTO: ApiError = ApiError::NotFound("no such photo");
+
+/// Checks a declared upload and returns its normalised digest and type.
+fn check_request(rules: &UploadRules, request: &UploadRequest) -> ApiResult<(String, String)> {
+    let sha256 = request.sha256.trim().to_ascii_lowercase();
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::bad_input(
+            "sha256",
+            "sha256 must be 64 hexadecimal digits",
+        ));
+    }
+    let content_type = request.content_type.trim().to_ascii_lowercase();
+    if !rules.content_types.contains(&content_type) {
+        return Err(ApiError::bad_input(
+            "contentType",
+            format!(
+                "contentType must be one of {}",
+                rules.content_types.join(", ")
+            ),
+        ));
+    }
+    if request.byte_size < 1 || request.byte_size as u64 > rules.max_bytes {
+        return Err(ApiError::bad_input(
+            "byteSize",
+            format!("byteSize must be between 1 and {} bytes", rules.max_bytes),
+        ));
+    }
+    Ok((sha256, content_type))
+}
+
+/// Opens (or finds) the slot for a photo in a session the viewer is a member of.
+pub async fn request_upload(
+    db: &DatabaseConnection,
+    store: &dyn ObjectStore,
+    rules: &UploadRules,
+    viewer: Viewer,
+    request: UploadRequest,
+) -> ApiResult<UploadSlot> {
+    let me = viewer.user_id()?;
+    let (sha256, content_type) = check_request(rules, &request)?;
+    let view = sessions::get_session(db, viewer, request.session_id).await?;
+    if view.session.ended_at.is_some() {
+        return Err(ApiError::Conflict("this session has ended"));
+    }
+    photo::Entity::insert(photo::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        session_id: Set(request.session_id),
+        uploader_id: Set(me),
+        sha256: Set(sha256.clone()),
+        content_type: Set(content_type.clone()),
+        byte_size: Set(request.byte_size),
+        status: Set(PhotoStatus::Pending),
+        created_at: Set(clock::now()),
+        ready_at: Set(None),
+        expires_at: Set(None),
+    })
+    .on_conflict_do_nothing_on([photo::Column::SessionId, photo::Column::Sha256])
+    .exec(db)
+    .await?;
+    let photo = photo::Entity::find()
+        .filter(photo::Column::SessionId.eq(request.session_id))
+        .filter(photo::Column::Sha256.eq(&sha256))
+        .one(db)
+        .await?
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("photo vanished after insert")))?;
+    // Same digest, other size or type: the client is describing other bytes than it hashed.
+    if photo.byte_size != request.byte_size || photo.content_type != content_type {
+        return Err(ApiError::bad_input(
+            "sha256",
+            "these bytes are already in the session with another size or type",
+        ));
+    }
+    let upload = match photo.status {
+        PhotoStatus::Ready => None,
+        PhotoStatus::Pending => {
+            let spec = UploadSpec {
+                content_type,
+                byte_size: request.byte_size as u64,
+                sha256,
+            };
+            let key = photo_key(photo.session_id, &photo.sha256);
+            Some(
+                store
+                    .presign_upload(&key, &spec, rules.upload_url_ttl)
+                    .await?,
+            )
+        }
+    };
+    Ok(UploadSlot { photo, upload })
+}
+
+/// A photo the viewer may see: in a session they are a member of, and ready (or theirs).
+async fn find_visible(
+    db: &impl ConnectionTrait,
+    viewer: Viewer,
+    photo_id: Uuid,
+) -> ApiResult<Option<(photo::Model, SessionView)>> {
+    let me = viewer.user_id()?;
+    let Some(photo) = photo::Entity::find_by_id(photo_id).one(db).await? else {
+        return Ok(None);
+    };
+    let Some(view) = sessions::find_session(db, viewer, photo.session_id).await? else {
+        return Ok(None);
+    };
+    if photo.status == PhotoStatus::Pending && photo.uploader_id != me {
+        return Ok(None);
+    }
+    Ok(Some((photo, view)))
+}
+
+pub async fn find_photo(
+    db: &impl ConnectionTrait,
+    viewer: Viewer,
+    photo_id: Uuid,
+) -> ApiResult<Option<photo::Model>> {
+    Ok(find_visible(db, viewer, photo_id)
+        .await?
+        .map(|(photo, _)| photo))
+}
+
+/// Checks what arrived in storage and, if it is what was declared, marks the photo ready and
+/// announces it. Completing a ready photo again changes nothing.
+pub async fn complete_upload(
+    db: &DatabaseConnection,
+    store: &dyn ObjectStore,
+    viewer: Viewer,
+    photo_id: Uuid,
+) -> ApiResult<photo::Model> {
+    let me = viewer.user_id()?;
+    let (photo, view) = find_visible(db, viewer, photo_id)
+        .await?
+        .ok_or(NO_SUCH_PHOTO)?;
+    if photo.uploader_id != me {
+        return Err(ApiError::Forbidden(
+            "only the uploader can complete an upload",
+        ));
+    }
+    if photo.status == PhotoStatus::Ready {
+        return Ok(photo);
+    }
+    let key = photo_key(photo.session_id, &photo.sha256);
+    let Some(stored) = store.head(&key).await? else {
+        return Err(ApiError::bad_input(
+            "photoId",
+            "the photo has not been uploaded yet",
+        ));
+    };
+    if stored.byte_size != photo.byte_size as u64
+        || stored
+            .sha256
+            .as_ref()
+            .is_some_and(|sha| *sha != photo.sha256)
+    {
+        return Err(ApiError::bad_input(
+            "photoId",
+            "the uploaded object is not the declared photo; upload it again",
+        ));
+    }
+    let txn = db.begin().await?;
+    if !sessions::lock_session(&txn, photo.session_id, true).await? {
+        return Err(ApiError::Conflict("this session has ended"));
+    }
+    let now = clock::now();
+    let lifetime = chrono::Duration::hours(i64::from(view.session.photo_lifetime_hours));
+    let marked = photo::Entity::update_many()
+        .col_expr(photo::Column::Status, Expr::value(PhotoStatus::Ready))
+        .col_expr(photo::Column::ReadyAt, Expr::value(now))
+        .col_expr(photo::Column::ExpiresAt, Expr::value(now + lifetime))
+        .filter(photo::Column::Id.eq(photo.id))
+        .filter(photo::Column::Status.eq(PhotoStatus::Pending))
+        .exec(&txn)
+        .await?;
+    // A concurrent completion may have won; only the winner announces the photo.
+    if marked.rows_affected == 1 {
+        events::record(
+            &txn,
+            NewEvent {
+                session_id: Some(photo.session_id),
+                actor_id: me,
+                kind: EventKind::PhotoAdded,
+                payload: json!({ "photoId": photo.id }),
+                push: true,
+            },
+        )
+        .await?;
+    }
+    let photo = photo::Entity::find_by_id(photo.id)
+        .one(&txn)
+        .await?
+        .ok_or(NO_SUCH_PHOTO)?;
+    txn.commit().await?;
+    Ok(photo)
+}
+
+/// Deletes a photo (its uploader or the session's owner): the object first, then the row, so
+/// a storage failure leaves everything as it was and the call can be repeated.
+pub async fn delete_photo(
+    db: &DatabaseConnection,
+    store: &dyn ObjectStore,
+    viewer: Viewer,
+    photo_id: Uuid,
+) -> ApiResult<bool> {
+    let me = viewer.user_id()?;
+    let (photo, view) = find_visible(db, viewer, photo_id)
+        .await?
+        .ok_or(NO_SUCH_PHOTO)?;
+    if photo.uploader_id != me && view.viewer_role != SessionRole::Owner {
+        return Err(ApiError::Forbidden(
+            "only the uploader or the session's owner can delete a photo",
+        ));
+    }
+    store
+        .delete(&photo_key(photo.session_id, &photo.sha256))
+        .await?;
+    let txn = db.begin().await?;
+    sessions::lock_session(&txn, photo.session_id, false).await?;
+    let deleted = photo::Entity::delete_by_id(photo.id).exec(&txn).await?;
+    if deleted.rows_affected == 1 && photo.status == PhotoStatus::Ready {
+        events::record(
+            &txn,
+            NewEvent {
+                session_id: Some(photo.session_id),
+                actor_id: me,
+                kind: EventKind::PhotoDeleted,
+                payload: json!({ "photoId": photo.id }),
+                push: false,
+            },
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(deleted.rows_affected == 1)
+}
+
+/// Position in a photo list: newest first by the time it became ready.
+pub type PhotoKey = (DateTime<Utc>, Uuid);
+
+/// Ready photos of a session the caller has shown the viewer belongs to, newest first.
+pub async fn list_photos(
+    db: &impl ConnectionTrait,
+    session_id: Uuid,
+    page: PageRequest<PhotoKey>,
+) -> ApiResult<Page<photo::Model>> {
+    let mut query = photo::Entity::find()
+        .filter(photo::Column::SessionId.eq(session_id))
+        .filter(photo::Column::Status.eq(PhotoStatus::Ready));
+    if let Some((ready_at, id)) = page.after {
+        query = query.filter(
+            Condition::any()
+                .add(photo::Column::ReadyAt.lt(ready_at))
+                .add(
+                    Condition::all()
+                        .add(photo::Column::ReadyAt.eq(ready_at))
+                        .add(photo::Column::Id.lt(id)),
+                ),
+        );
+    }
+    let rows = query
+        .order_by(photo::Column::ReadyAt, Order::Desc)
+        .order_by(photo::Column::Id, Order::Desc)
+        .limit(page.limit())
+        .all(db)
+        .await?;
+    Ok(Page::from_rows(&page, rows, |p| {
+        (p.ready_at.unwrap_or(p.created_at), p.id)
+    }))
+}
+
+/// Ready photos per session, for the DataLoader behind `Session.photoCount`.
+pub async fn count_photos(
+    db: &impl ConnectionTrait,
+    session_ids: &[Uuid],
+) -> ApiResult<HashMap<Uuid, i64>> {
+    let counts: Vec<(Uuid, i64)> = photo::Entity::find()
+        .select_only()
+        .column(photo::Column::SessionId)
+        .column_as(photo::Column::Id.count(), "count")
+        .filter(photo::Column::SessionId.is_in(session_ids.iter().copied()))
+        .filter(photo::Column::Status.eq(PhotoStatus::Ready))
+        .group_by(photo::Column::SessionId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(counts.into_iter().collect())
+}

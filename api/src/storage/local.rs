@@ -1,0 +1,356 @@
+//! The local-disk object store of the embedded default: files under `$PHOTON_DATA_DIR/objects`,
+//! uploaded and downloaded through the server itself with signed, expiring URLs. A signature
+//! (HMAC-SHA256) covers the method, the key, the expiry and, for uploads, the declared length,
+//! type and SHA-256, so a URL cannot be reused for other bytes or another object. Uploads are
+//! streamed to a temporary file while their length and digest are checked, and moved into
+//! place only when both match: a reader never sees a partial or wrong object.
+
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::put;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use futures_util::StreamExt;
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use url::Url;
+
+use super::{
+    ObjectStore, PresignedUpload, StorageError, StorageResult, StoredObject, UploadSpec, hex,
+};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Signs and serves objects kept on the local disk.
+pub struct LocalStore {
+    root: PathBuf,
+    /// `$PHOTON_PUBLIC_URL/storage/`, the base of every object URL.
+    base: Url,
+    signing_key: [u8; 32],
+}
+
+impl LocalStore {
+    /// `secret` is the server's JWT secret; the signing key is derived from it under its own
+    /// label, so the two uses can never be confused.
+    pub fn new(root: PathBuf, public_url: &Url, secret: &SecretString) -> anyhow::Result<Self> {
+        let mut mac = HmacSha256::new_from_slice(secret.expose_secret().as_bytes())?;
+        mac.update(b"photon local object store v1");
+        let signing_key = mac.finalize().into_bytes().into();
+        let base = public_url.join("storage/")?;
+        Ok(Self {
+            root,
+            base,
+            signing_key,
+        })
+    }
+
+    /// The router for `/storage/{key}`: PUT to upload, GET to download.
+    pub fn routes<S: Clone + Send + Sync + 'static>(self: Arc<Self>) -> Router<S> {
+        Router::new()
+            .route("/storage/{*key}", put(upload).get(download))
+            .with_state(self)
+    }
+
+    /// The file for a key, or `None` for a key that is not ours to serve (anything but plain
+    /// segments of letters, digits, `-` and `_` separated by `/`).
+    fn path_for(&self, key: &str) -> Option<PathBuf> {
+        let plain = |segment: &str| {
+            !segment.is_empty()
+                && segment.len() <= 128
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        (key.len() <= 512 && key.split('/').all(plain)).then(|| self.root.join(key))
+    }
+
+    fn mac(&self, fields: &[&str]) -> HmacSha256 {
+        // A key of the right length cannot be refused.
+        let mut mac = HmacSha256::new_from_slice(&self.signing_key).expect("32-byte HMAC key");
+        for field in fields {
+            mac.update(field.as_bytes());
+            mac.update(b"\n");
+        }
+        mac
+    }
+
+    fn sign(&self, fields: &[&str]) -> String {
+        URL_SAFE_NO_PAD.encode(self.mac(fields).finalize().into_bytes())
+    }
+
+    /// Constant-time check of a signature from a URL.
+    fn verify(&self, fields: &[&str], signature: &str) -> bool {
+        let Ok(signature) = URL_SAFE_NO_PAD.decode(signature) else {
+            return false;
+        };
+        self.mac(fields).verify_slice(&signature).is_ok()
+    }
+
+    fn url(&self, key: &str, query: &[(&str, &str)]) -> StorageResult<String> {
+        let mut url = self.base.join(key).map_err(|e| StorageError(e.into()))?;
+        url.query_pairs_mut().extend_pairs(query);
+        Ok(url.into())
+    }
+
+    fn expiry(ttl: Duration) -> StorageResult<chrono::DateTime<Utc>> {
+        let ttl = chrono::Duration::from_std(ttl).map_err(|e| StorageError(e.into()))?;
+        Ok(Utc::now() + ttl)
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for LocalStore {
+    async fn presign_upload(
+        &self,
+        key: &str,
+        spec: &UploadSpec,
+        ttl: Duration,
+    ) -> StorageResult<PresignedUpload> {
+        let expires_at = Self::expiry(ttl)?;
+        let exp = expires_at.timestamp().to_string();
+        let len = spec.byte_size.to_string();
+        let sig = self.sign(&["PUT", key, &exp, &len, &spec.content_type, &spec.sha256]);
+        let url = self.url(
+            key,
+            &[
+                ("exp", &exp),
+                ("len", &len),
+                ("type", &spec.content_type),
+                ("sha256", &spec.sha256),
+                ("sig", &sig),
+            ],
+        )?;
+        Ok(PresignedUpload {
+            url,
+            headers: vec![("Content-Type".to_owned(), spec.content_type.clone())],
+            expires_at,
+        })
+    }
+
+    async fn presign_download(
+        &self,
+        key: &str,
+        content_type: &str,
+        ttl: Duration,
+    ) -> StorageResult<String> {
+        let exp = Self::expiry(ttl)?.timestamp().to_string();
+        let sig = self.sign(&["GET", key, &exp, content_type]);
+        self.url(key, &[("exp", &exp), ("type", content_type), ("sig", &sig)])
+    }
+
+    async fn head(&self, key: &str) -> StorageResult<Option<StoredObject>> {
+        let Some(path) = self.path_for(key) else {
+            return Ok(None);
+        };
+        // Hashing a whole photo is CPU and blocking reads: off the async threads.
+        tokio::task::spawn_blocking(move || stored_object(&path))
+            .await
+            .map_err(|e| StorageError(e.into()))?
+    }
+
+    async fn delete(&self, key: &str) -> StorageResult<()> {
+        let Some(path) = self.path_for(key) else {
+            return Ok(());
+        };
+        match tokio::fs::remove_file(path).await {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+fn stored_object(path: &FsPath) -> StorageResult<Option<StoredObject>> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err.into()),
+    };
+    let mut hasher = Sha256::new();
+    let byte_size = std::io::copy(&mut file, &mut hasher)?;
+    Ok(Some(StoredObject {
+        byte_size,
+        sha256: Some(hex(&hasher.finalize())),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct UploadQuery {
+    exp: i64,
+    len: u64,
+    #[serde(rename = "type")]
+    content_type: String,
+    sha256: String,
+    sig: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct DownloadQuery {
+    exp: i64,
+    #[serde(rename = "type")]
+    content_type: String,
+    sig: String,
+}
+
+/// S3-style refusals: a status and a short machine-readable reason.
+fn refuse(status: StatusCode, code: &'static str) -> Response {
+    (status, [(CONTENT_TYPE, "text/plain")], code).into_response()
+}
+
+/// Removes an unfinished upload's temporary file unless it was moved into place.
+struct TempFile(Option<PathBuf>);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            tokio::task::spawn_blocking(move || std::fs::remove_file(path));
+        }
+    }
+}
+
+/// `PUT /storage/{key}?exp&len&type&sha256&sig`: stores the body if it is exactly what the
+/// signature allows.
+async fn upload(
+    State(store): State<Arc<LocalStore>>,
+    Path(key): Path<String>,
+    query: Result<Query<UploadQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Ok(Query(q)) = query else {
+        return refuse(StatusCode::FORBIDDEN, "AccessDenied");
+    };
+    let Some(path) = store.path_for(&key) else {
+        return refuse(StatusCode::NOT_FOUND, "NoSuchKey");
+    };
+    let (exp, len) = (q.exp.to_string(), q.len.to_string());
+    if !store.verify(
+        &["PUT", &key, &exp, &len, &q.content_type, &q.sha256],
+        &q.sig,
+    ) {
+        return refuse(StatusCode::FORBIDDEN, "SignatureDoesNotMatch");
+    }
+    if q.exp < Utc::now().timestamp() {
+        return refuse(StatusCode::FORBIDDEN, "ExpiredRequest");
+    }
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &axum::http::HeaderValue| v.to_str().ok())
+    };
+    if header(CONTENT_TYPE) != Some(q.content_type.as_str()) {
+        return refuse(StatusCode::FORBIDDEN, "SignatureDoesNotMatch");
+    }
+    if header(CONTENT_LENGTH).is_some_and(|declared| declared != len) {
+        return refuse(StatusCode::FORBIDDEN, "SignatureDoesNotMatch");
+    }
+    match receive(&store.root, &path, body, q.len, &q.sha256).await {
+        Ok(None) => StatusCode::OK.into_response(),
+        Ok(Some(refusal)) => refusal,
+        Err(err) => {
+            tracing::error!(error = %err.0, "local upload failed");
+            refuse(StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
+        }
+    }
+}
+
+/// Streams `body` into a temporary file, checking length and digest as it goes; moves it to
+/// `path` when both match. Returns the refusal to send when they do not.
+async fn receive(
+    root: &FsPath,
+    path: &FsPath,
+    body: Body,
+    expected_len: u64,
+    expected_sha256: &str,
+) -> StorageResult<Option<Response>> {
+    let tmp_dir = root.join(".tmp");
+    tokio::fs::create_dir_all(&tmp_dir).await?;
+    let tmp_path = tmp_dir.join(uuid::Uuid::new_v4().to_string());
+    let mut guard = TempFile(Some(tmp_path.clone()));
+    let mut file = tokio::fs::File::create(&tmp_path).await?;
+    let mut hasher = Sha256::new();
+    let mut received: u64 = 0;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            return Ok(Some(refuse(StatusCode::BAD_REQUEST, "IncompleteBody")));
+        };
+        received += chunk.len() as u64;
+        if received > expected_len {
+            return Ok(Some(refuse(StatusCode::BAD_REQUEST, "BodyTooLong")));
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk).await?;
+    }
+    if received != expected_len {
+        return Ok(Some(refuse(StatusCode::BAD_REQUEST, "IncompleteBody")));
+    }
+    if hex(&hasher.finalize()) != expected_sha256 {
+        return Ok(Some(refuse(StatusCode::BAD_REQUEST, "BadDigest")));
+    }
+    file.sync_all().await?;
+    drop(file);
+    if let Some(parent) = path.parent() {
+        tokio::fs::create_dir_all(parent).await?;
+    }
+    tokio::fs::rename(&tmp_path, path).await?;
+    guard.0 = None;
+    Ok(None)
+}
+
+/// `GET /storage/{key}?exp&type&sig`: streams the object.
+async fn download(
+    State(store): State<Arc<LocalStore>>,
+    Path(key): Path<String>,
+    query: Result<Query<DownloadQuery>, QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = query else {
+        return refuse(StatusCode::FORBIDDEN, "AccessDenied");
+    };
+    let Some(path) = store.path_for(&key) else {
+        return refuse(StatusCode::NOT_FOUND, "NoSuchKey");
+    };
+    if !store.verify(&["GET", &key, &q.exp.to_string(), &q.content_type], &q.sig) {
+        return refuse(StatusCode::FORBIDDEN, "SignatureDoesNotMatch");
+    }
+    if q.exp < Utc::now().timestamp() {
+        return refuse(StatusCode::FORBIDDEN, "ExpiredRequest");
+    }
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return refuse(StatusCode::NOT_FOUND, "NoSuchKey");
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "local download failed");
+            return refuse(StatusCode::INTERNAL_SERVER_ERROR, "InternalError");
+        }
+    };
+    let length = match file.metadata().await {
+        Ok(meta) => meta.len(),
+        Err(_) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
+    };
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    (
+        [
+            (CONTENT_TYPE, q.content_type),
+            (CONTENT_LENGTH, length.to_string()),
+            (CACHE_CONTROL, "private, max-age=300".to_owned()),
+        ],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,460 @@
+//! Photos: the upload flow as a phone does it, tampering, authorization, listing, deletion.
+
+use futures_util::future::join_all;
+use photon_tests::{GqlResponse, TestApp, TestUser, create_session, join};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const REQUEST: &str = "mutation($input: RequestPhotoUploadInput!) { requestPhotoUpload(input: $input) { photo { id status sha256 byteSize contentType } uploadUrl uploadHeaders { name value } expiresAt } }";
+const COMPLETE: &str = "mutation($id: ID!) { completePhotoUpload(photoId: $id) { id status expiresAt url uploader { id } } }";
+const DELETE: &str = "mutation($id: ID!) { deletePhoto(photoId: $id) }";
+const PHOTO: &str = "query($id: ID!) { photo(id: $id) { id status url contentType } }";
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Some bytes that stand for a photo (distinct per seed).
+fn photo_bytes(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+async fn request_slot(
+    app: &TestApp,
+    user: &TestUser,
+    session_id: &str,
+    bytes: &[u8],
+) -> GqlResponse {
+    let input = json!({
+        "sessionId": session_id,
+        "sha256": sha256_hex(bytes),
+        "contentType": "image/jpeg",
+        "byteSize": bytes.len(),
+    });
+    app.gql_as(user, REQUEST, json!({ "input": input })).await
+}
+
+/// PUTs `body` to a slot's URL with its headers, as the app would.
+async fn put(app: &TestApp, slot: &Value, body: Vec<u8>) -> reqwest::StatusCode {
+    let mut request = app
+        .client
+        .put(slot["uploadUrl"].as_str().unwrap())
+        .body(body);
+    for header in slot["uploadHeaders"].as_array().unwrap() {
+        request = request.header(
+            header["name"].as_str().unwrap(),
+            header["value"].as_str().unwrap(),
+        );
+    }
+    request.send().await.unwrap().status()
+}
+
+/// Uploads `bytes` to `session_id` as `user` all the way to READY; returns the photo id.
+async fn upload(app: &TestApp, user: &TestUser, session_id: &str, bytes: &[u8]) -> String {
+    let slot = request_slot(app, user, session_id, bytes).await;
+    let slot = slot.ok()["requestPhotoUpload"].clone();
+    assert_eq!(put(app, &slot, bytes.to_vec()).await, 200);
+    let id = slot["photo"]["id"].as_str().unwrap().to_owned();
+    let done = app.gql_as(user, COMPLETE, json!({ "id": id })).await;
+    assert_eq!(done.ok()["completePhotoUpload"]["status"], "READY");
+    id
+}
+
+#[tokio::test]
+async fn a_photo_goes_from_phone_to_storage_to_every_member() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_in("ana@example.com").await;
+    let bob = app.sign_in("bob@example.com").await;
+    let (session_id, code) = create_session(&app, &ana, "Beach").await;
+    join(&app, &bob, &code).await.ok();
+    let bytes = photo_bytes(1, 300_000);
+
+    let slot = request_slot(&app, &ana, &session_id, &bytes).await;
+    let slot = slot.ok()["requestPhotoUpload"].clone();
+    assert_eq!(slot["photo"]["status"], "PENDING");
+    assert_eq!(slot["photo"]["sha256"], sha256_hex(&bytes));
+    assert!(slot["expiresAt"].is_string());
+    assert_eq!(put(&app, &slot, bytes.clone()).await, 200);
+
+    let id = slot["photo"]["id"].as_str().unwrap();
+    let done = app.gql_as(&ana, COMPLETE, json!({ "id": id })).await;
+    let photo = &done.ok()["completePhotoUpload"];
+    assert_eq!(photo["status"], "READY");
+    assert_eq!(photo["uploader"]["id"], ana.id);
+    let expires: chrono::DateTime<chrono::Utc> =
+        photo["expiresAt"].as_str().unwrap().parse().unwrap();
+    let hours = (expires - chrono::Utc::now()).num_minutes() as f64 / 60.0;
+    assert!((4.9..=5.0).contains(&hours), "expires in {hours} h");
+
+    // Bob sees it in the session and downloads the very same bytes.
+    let listing = app
+        .gql_as(&bob, "query($id: ID!) { session(id: $id) { photoCount photos { edges { node { id url contentType byteSize uploader { id } } } } } }", json!({ "id": session_id }))
+        .await;
+    let session = &listing.ok()["session"];
+    assert_eq!(session["photoCount"], 1);
+    let node = &session["photos"]["edges"][0]["node"];
+    assert_eq!(node["id"], id);
+    let download = app
+        .client
+        .get(node["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), 200);
+    assert_eq!(download.headers()["content-type"], "image/jpeg");
+    assert_eq!(download.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    assert_eq!(
+        app.count("events", "kind = 'photo_added' AND push_state = 'pending'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_same_bytes_are_the_same_photo() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_in("ana@example.com").await;
+    let bob = app.sign_in("bob@example.com").await;
+    let (session_id, code) = create_session(&app, &ana, "Beach").await;
+    join(&app, &bob, &code).await.ok();
+    let bytes = photo_bytes(2, 1000);
+
+    let first = request_slot(&app, &ana, &session_id, &bytes).await;
+    let again = request_slot(&app, &ana, &session_id, &bytes).await;
+    let first_id = first.ok()["requestPhotoUpload"]["photo"]["id"].clone();
+    assert_eq!(again.ok()["requestPhotoUpload"]["photo"]["id"], first_id);
+    assert!(
+        again.ok()["requestPhotoUpload"]["uploadUrl"].is_string(),
+        "still pending: upload again"
+    );
+
+    let id = upload(&app, &ana, &session_id, &bytes).await;
+    assert_eq!(json!(id), first_id);
+    let after = request_slot(&app, &bob, &session_id, &bytes).await;
+    let slot = &after.ok()["requestPhotoUpload"];
+    assert_eq!(slot["photo"]["id"], first_id);
+    assert_eq!(slot["photo"]["status"], "READY");
+    assert!(slot["uploadUrl"].is_null());
+    assert!(slot["uploadHeaders"].as_array().unwrap().is_empty());
+
+    // Completing again is harmless: one photo, one announcement.
+    app.gql_as(&ana, COMPLETE, json!({ "id": id })).await.ok();
+    assert_eq!(app.count("photos", "").await, 1);
+    assert_eq!(app.count("events", "kind = 'photo_added'").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simultaneous_identical_requests_leave_one_row() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_in("ana@example.com").await;
+    let (session_id, _) = create_session(&app, &ana, "Beach").await;
+    let bytes = photo_bytes(3, 1000);
+    let responses = join_all((0..20).map(|_| request_slot(&app, &ana, &session_id, &bytes))).await;
+    let ids: std::collections::HashSet<String> = responses
+        .iter()
+        .map(|r| {
+            r.ok()["requestPhotoUpload"]["photo"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(app.count("photos", "").await, 1);
+}
+
+#[tokio::test]
+async fn storage_refuses_anything_but_the_declared_bytes() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_in("ana@example.com").await;
+    let (session_id, _) = create_session(&app, &ana, "Beach").await;
+    let bytes = photo_bytes(4, 5000);
+    let slot =
+        request_slot(&app, &ana, &session_id, &bytes).await.ok()["requestPhotoUpload"].clone();
+    let url = slot["uploadUrl"].as_str().unwrap().to_owned();
+
+    let mut wrong = bytes.clone();
+    wrong[10] ^= 0xff;
+    assert!(
+        put(&app, &slot, wrong).await.is_client_error(),
+        "other bytes, same length"
+    );
+    assert!(
+        put(&app, &slot, bytes[..4000].to_vec())
+            .await
+            .is_client_error(),
+        "shorter"
+    );
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(put(&app, &slot, longer).await.is_client_error(), "longer");
+    let wrong_type = app
+        .client
+        .put(&url)
+        .header("content-type", "image/png")
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(wrong_type.status().is_client_error(), "another type");
+    let no_signature = app
+        .client
+        .put(url.split('?').next().unwrap())
+        .header("content-type", "image/jpeg")
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(no_signature.status().is_client_error(), "no signature");
+    let later = url.replace("exp=", "exp=9");
+    let extended = app
+        .client
+        .put(&later)
+        .header("content-type", "image/jpeg")
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        extended.status().is_client_error(),
+        "a longer expiry breaks the signature"
+    );
+
+    // Another key with the same signature: refused.
+    let other = sha256_hex(b"other");
+    let replayed = url.replace(&sha256_hex(&bytes), &other);
+    let response = app
+        .client
+        .put(&replayed)
+        .header("content-type", "image/jpeg")
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_client_error(),
+        "replayed for another key"
+    );
+
+    // Nothing arrived, so completing fails cleanly and the slot stays pending.
+    let id = slot["photo"]["id"].as_str().unwrap();
+    app.gql_as(&ana, COMPLETE, json!({ "id": id }))
+        .await
+        .assert_code("BAD_USER_INPUT");
+    let photo = app.gql_as(&ana, PHOTO, json!({ "id": id })).await;
+    assert_eq!(photo.ok()["photo"]["status"], "PENDING");
+    assert_eq!(app.count("events", "kind = 'photo_added'").await, 0);
+
+    // The genuine upload still works.
+    assert_eq!(put(&app, &slot, bytes).await, 200);
+    app.gql_as(&ana, COMPLETE, json!({ "id": id })).await.ok();
+}
+
+#[tokio::test]
+async fn an_expired_upload_url_is_refused() {
+    let app = TestApp::spawn_with(&["--upload-url-ttl-secs=1"]).await;
+    let ana = app.sign_in("ana@example.com").await;
+    let (session_id, _) = create_session(&app, &ana, "Beach").await;
+    let bytes = photo_bytes(5, 100);
+    let slot =
+        request_slot(&app, &ana, &session_id, &bytes).await.ok()["requestPhotoUpload"].clone();
+    // The expiry has whole-second resolution: two seconds are surely past it.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(put(&app, &slot, bytes).await, 403);
+}
+
+#[tokio::test]
+async fn bad_upload_requests_are_refused_and_write_nothing() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_in("ana@example.com").await;
+    let (session_id, _) = create_session(&app, &ana, "Beach").await;
+    let sha = sha256_hex(b"x");
+    let before = app.snapshot().await;
+    let bad = [
+        json!({ "sessionId": session_id, "sha256": "abc", "contentType": "image/jpeg", "byteSize": 1 }),
+        json!({ "sessionId": session_id, "sha256": "g".repeat(64), "contentType": "image/jpeg", "byteSize": 1 }),
+        json!({ "sessionId": session_id, "sha256": sha, "contentType": "application/pdf", "byteSize": 1 }),
+        json!({ "sessionId": session_id, "sha256": sha, "contentType": "image/jpeg", "byteSize": 0 }),
+        json!({ "sessionId": session_id, "sha256": sha, "contentType": "image/jpeg", "byteSize": 25 * 1024 * 1024 + 1 }),
+        json!({ "sessionId": "nope", "sha256": sha, "contentType": "image/jpeg", "byteSize": 1 }),
+    ];
+    for input in bad {
+        app.gql_as(&ana, REQUEST, json!({ "input": input }))
+            .await
+            .assert_code("BAD_USER_INPUT");
+    }
+    assert_eq!(app.snapshot().await, before);
+}
+
+#[tokio::test]
+async fn only_members_of_a_live_session_add_photos() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_in("ana@example.com").await;
+    let eve = app.sign_in("eve@example.com").await;
+    let (session_id, _) = create_session(&app, &ana, "Beach").await;
+    let bytes = photo_bytes(6, 100);
+    request_slot(&app, &eve, &session_id, &bytes)
+        .await
+        .assert_code("NOT_FOUND");
+    let input = json!({ "sessionId": session_id, "sha256": sha256_hex(&bytes), "contentType": "image/jpeg", "byteSize": 100 });
+    app.gql_anon(REQUEST, json!({ "input": input }))
+        .await
+        .assert_code("UNAUTHENTICATED");
+    app.gql_as(
+        &ana,
+        "mutation($id: ID!) { endSession(sessionId: $id) { id } }",
+        json!({ "id": session_id }),
+    )
+    .await
+    .ok();
+    request_slot(&app, &ana, &session_id, &bytes)
+        .await
+        .assert_code("CONFLICT");
+    assert_eq!(app.count("photos", "").await, 0);
+}
+
+#[tokio::test]
+async fn who_may_see_complete_and_delete_a_photo() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_in("ana@example.com").await;
+    let bob = app.sign_in("bob@example.com").await;
+    let carl = app.sign_in("carl@example.com").await;
+    let eve = app.sign_in("eve@example.com").await;
+    let (session_id, code) = create_session(&app, &ana, "Beach").await;
+    join(&app, &bob, &code).await.ok();
+    join(&app, &carl, &code).await.ok();
+
+    // A pending photo is its uploader's alone.
+    let bytes = photo_bytes(7, 100);
+    let slot =
+        request_slot(&app, &bob, &session_id, &bytes).await.ok()["requestPhotoUpload"].clone();
+    let pending = slot["photo"]["id"].as_str().unwrap().to_owned();
+    assert!(
+        app.gql_as(&carl, PHOTO, json!({ "id": pending }))
+            .await
+            .ok()["photo"]
+            .is_null()
+    );
+    assert_eq!(put(&app, &slot, bytes).await, 200);
+    app.gql_as(&carl, COMPLETE, json!({ "id": pending }))
+        .await
+        .assert_code("NOT_FOUND");
+    app.gql_as(&eve, COMPLETE, json!({ "id": pending }))
+        .await
+        .assert_code("NOT_FOUND");
+    app.gql_anon(COMPLETE, json!({ "id": pending }))
+        .await
+        .assert_code("UNAUTHENTICATED");
+    app.gql_as(&bob, COMPLETE, json!({ "id": pending }))
+        .await
+        .ok();
+
+    // Ready: every member sees it, nobody else does.
+    assert_eq!(
+        app.gql_as(&carl, PHOTO, json!({ "id": pending }))
+            .await
+            .ok()["photo"]["status"],
+        "READY"
+    );
+    assert!(app.gql_as(&eve, PHOTO, json!({ "id": pending })).await.ok()["photo"].is_null());
+    app.gql_anon(PHOTO, json!({ "id": pending }))
+        .await
+        .assert_code("UNAUTHENTICATED");
+
+    // Deleting: not a stranger, not another member; the uploader or the owner.
+    app.gql_as(&eve, DELETE, json!({ "id": pending }))
+        .await
+        .assert_code("NOT_FOUND");
+    app.gql_as(&carl, DELETE, json!({ "id": pending }))
+        .await
+        .assert_code("FORBIDDEN");
+    app.gql_anon(DELETE, json!({ "id": pending }))
+        .await
+        .assert_code("UNAUTHENTICATED");
+    let url = app.gql_as(&bob, PHOTO, json!({ "id": pending })).await.ok()["photo"]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        app.gql_as(&bob, DELETE, json!({ "id": pending }))
+            .await
+            .ok()["deletePhoto"],
+        true
+    );
+    assert_eq!(
+        app.client.get(&url).send().await.unwrap().status(),
+        404,
+        "the object is gone"
+    );
+    assert_eq!(app.count("events", "kind = 'photo_deleted'").await, 1);
+    app.gql_as(&bob, DELETE, json!({ "id": pending }))
+        .await
+        .assert_code("NOT_FOUND");
+
+    let carls = upload(&app, &carl, &session_id, &photo_bytes(8, 100)).await;
+    assert_eq!(
+        app.gql_as(&ana, DELETE, json!({ "id": carls })).await.ok()["deletePhoto"],
+        true
+    );
+    assert_eq!(app.count("photos", "").await, 0);
+}
+
+#[tokio::test]
+async fn another_sessions_photos_are_not_found() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_in("ana@example.com").await;
+    let eve = app.sign_in("eve@example.com").await;
+    let (anas, _) = create_session(&app, &ana, "Ana's").await;
+    let (eves, _) = create_session(&app, &eve, "Eve's").await;
+    let photo = upload(&app, &ana, &anas, &photo_bytes(9, 100)).await;
+    let _ = eves;
+    assert!(app.gql_as(&eve, PHOTO, json!({ "id": photo })).await.ok()["photo"].is_null());
+    let node = app
+        .gql_as(
+            &eve,
+            "query($id: ID!) { node(id: $id) { id } }",
+            json!({ "id": photo }),
+        )
+        .await;
+    assert!(node.ok()["node"].is_null());
+    app.gql_as(&eve, COMPLETE, json!({ "id": photo }))
+        .await
+        .assert_code("NOT_FOUND");
+    app.gql_as(&eve, DELETE, json!({ "id": photo }))
+        .await
+        .assert_code("NOT_FOUND");
+}
+
+#[tokio::test]
+async fn photos_list_newest_first_and_page() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_in("ana@example.com").await;
+    let (session_id, _) = create_session(&app, &ana, "Beach").await;
+    let mut ids = Vec::new();
+    for seed in 10..15 {
+        ids.push(upload(&app, &ana, &session_id, &photo_bytes(seed, 50)).await);
+    }
+    ids.reverse();
+    let query = "query($id: ID!, $after: String) { session(id: $id) { photos(first: 2, after: $after) { edges { node { id } } pageInfo { hasNextPage endCursor } } } }";
+    let mut seen = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let response = app
+            .gql_as(&ana, query, json!({ "id": session_id, "after": after }))
+            .await;
+        let photos = response.ok()["session"]["photos"].clone();
+        for edge in photos["edges"].as_array().unwrap() {
+            seen.push(edge["node"]["id"].as_str().unwrap().to_owned());
+        }
+        if photos["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = photos["pageInfo"]["endCursor"].clone();
+    }
+    assert_eq!(seen, ids);
+}
