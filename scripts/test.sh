@@ -6,10 +6,13 @@
 #   1. Finds a PostgreSQL server the tests can use (see "Postgres" below),
 #      starting a throwaway one if there is none.
 #   2. Drops leftover `photon_test_*` databases from earlier runs.
-#   3. Runs `cargo test --workspace` twice: once with PHOTON_TEST_BACKEND=postgres
-#      and once with PHOTON_TEST_BACKEND=sqlite. Stops at the first failure.
-#   4. Drops the `photon_test_*` databases again, stops the throwaway server
-#      (if it started one) and prints the total time.
+#   3. Starts s3s-fs, an S3-compatible server that checks signatures and
+#      checksums, on a free port (installing it with cargo install if missing).
+#   4. Runs `cargo test --workspace` twice: once with PHOTON_TEST_BACKEND=postgres
+#      and once with PHOTON_TEST_BACKEND=sqlite; then the photo tests once more
+#      with PHOTON_TEST_STORAGE=s3. Stops at the first failure.
+#   5. Drops the `photon_test_*` databases again, stops the servers it started
+#      and prints the total time.
 #
 # Usage:
 #   scripts/test.sh [extra cargo test args...]
@@ -68,6 +71,8 @@ export PGCONNECT_TIMEOUT="${PGCONNECT_TIMEOUT:-5}"
 # directory. Also drops the test databases after a test run on a shared server.
 PG_TMPDIR=""
 PG_BINDIR=""
+S3_PID=""
+S3_ROOT=""
 TESTS_STARTED=0
 
 cleanup() {
@@ -78,6 +83,11 @@ cleanup() {
         # (A throwaway cluster is deleted wholesale below instead.)
         drop_test_databases "photon\\_test\\_${PHOTON_TEST_RUN_ID}\\_%" force
     fi
+    if [ -n "$S3_PID" ]; then
+        kill "$S3_PID" 2>/dev/null
+        wait "$S3_PID" 2>/dev/null
+    fi
+    [ -n "$S3_ROOT" ] && rm -rf -- "$S3_ROOT" "$S3_ROOT.log"
     if [ -n "$PG_TMPDIR" ]; then
         log "stopping throwaway PostgreSQL and removing $PG_TMPDIR"
         as_pg_owner "$PG_BINDIR/pg_ctl" -D "$PG_TMPDIR/data" -m immediate stop >/dev/null 2>&1
@@ -312,7 +322,39 @@ if [ "$SETUP_ONLY" = 1 ]; then
     exit 0
 fi
 
-# --- 3. The tests, once per database backend -----------------------------------------
+# --- 3. An S3-compatible server that checks signatures and checksums -----------------
+# s3s-fs (from crates.io) serves a directory as S3 and verifies SigV4 signatures and
+# x-amz-checksum-sha256, so the photo tests exercise the real presigned-URL path. Newer
+# versions need a newer rustc than some machines have; 0.14.1 is pinned for that.
+S3S_VERSION=0.14.1
+# cargo install puts binaries in ~/.cargo/bin, which a non-login shell may not have on PATH.
+[ -d "${HOME:-/nonexistent}/.cargo/bin" ] && PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v s3s-fs >/dev/null 2>&1; then
+    log "installing s3s-fs $S3S_VERSION with cargo install (a few minutes, once)"
+    cargo install s3s-fs --version "$S3S_VERSION" --features binary --locked
+fi
+S3_ROOT="$(mktemp -d "${TMPDIR:-/tmp}/photon-s3.XXXXXX")"
+s3_port=58014
+while port_in_use "$s3_port"; do
+    s3_port=$((s3_port + 1))
+    [ "$s3_port" -lt 58114 ] || die "no free port for s3s-fs in 58014..58113"
+done
+export PHOTON_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
+export PHOTON_TEST_S3_ROOT="$S3_ROOT"
+export PHOTON_TEST_S3_ACCESS_KEY="photon-test"
+PHOTON_TEST_S3_SECRET_KEY="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export PHOTON_TEST_S3_SECRET_KEY
+s3s-fs --host 127.0.0.1 --port "$s3_port" --access-key "$PHOTON_TEST_S3_ACCESS_KEY" \
+    --secret-key "$PHOTON_TEST_S3_SECRET_KEY" "$S3_ROOT" >"$S3_ROOT.log" 2>&1 &
+S3_PID=$!
+for _ in $(seq 1 50); do
+    port_in_use "$s3_port" && break
+    sleep 0.2
+done
+port_in_use "$s3_port" || { cat "$S3_ROOT.log" >&2; die "s3s-fs did not start"; }
+log "s3s-fs $S3S_VERSION serving $S3_ROOT on $PHOTON_TEST_S3_ENDPOINT"
+
+# --- 4. The tests: the suite once per database backend, the photo tests once more on S3 --
 command -v cargo >/dev/null 2>&1 || die "cargo not found (install Rust with rustup)"
 
 locked=()
@@ -329,4 +371,12 @@ PHOTON_TEST_BACKEND=postgres cargo test --workspace ${locked[@]+"${locked[@]}"} 
 echo "== tests against SQLite =="
 PHOTON_TEST_BACKEND=sqlite cargo test --workspace ${locked[@]+"${locked[@]}"} "$@"
 
-# --- 4. Clean-up and timing happen in the EXIT trap (cleanup above). -----------------
+# The photo tests run on the local-disk store above; here they run on S3. Other tests do
+# not touch storage, so without a filter of the caller's only the photo tests run.
+echo "== photo tests against S3 (s3s-fs) and Postgres =="
+s3_filter=("$@")
+[ "${#s3_filter[@]}" -eq 0 ] && s3_filter=(photos::)
+PHOTON_TEST_BACKEND=postgres PHOTON_TEST_STORAGE=s3 \
+    cargo test -p photon-tests --test api ${locked[@]+"${locked[@]}"} "${s3_filter[@]}"
+
+# --- 5. Clean-up and timing happen in the EXIT trap (cleanup above). -----------------

@@ -25,9 +25,11 @@ use crate::config::Config;
 use crate::db::DbStats;
 use crate::graphql::http::plain_error;
 use crate::graphql::{self, PhotonSchema, QueryLimits};
+use crate::jobs::sweeper;
 use crate::service::invite_code;
 use crate::storage::ObjectStore;
 use crate::storage::local::LocalStore;
+use crate::storage::s3::S3Store;
 
 /// What every request handler shares. Cheap to clone.
 #[derive(Clone)]
@@ -50,12 +52,17 @@ impl AppState {
         db_stats: Arc<DbStats>,
         config: Config,
     ) -> anyhow::Result<Self> {
-        let local_store = Arc::new(LocalStore::new(
-            config.data_dir.join("objects"),
-            &config.public_url,
-            &config.jwt_secret,
-        )?);
-        let store: Arc<dyn ObjectStore> = local_store.clone();
+        let (store, local_store): (Arc<dyn ObjectStore>, _) = match &config.s3 {
+            Some(s3) => (Arc::new(S3Store::new(s3)), None),
+            None => {
+                let local = Arc::new(LocalStore::new(
+                    config.data_dir.join("objects"),
+                    &config.public_url,
+                    &config.jwt_secret,
+                )?);
+                (local.clone(), Some(local))
+            }
+        };
         let tokens = Arc::new(Tokens {
             jwt: JwtKeys::new(
                 &config.jwt_secret,
@@ -76,7 +83,7 @@ impl AppState {
             schema: graphql::build_schema(None, limits),
             db_stats,
             store,
-            local_store: Some(local_store),
+            local_store,
         };
         // The schema carries the state for resolvers; the state carries the schema for the
         // HTTP handlers. The schema's copy is built second, so it holds the final state.
@@ -233,9 +240,20 @@ impl Application {
     ) -> anyhow::Result<()> {
         let grace = self.state.config.shutdown_grace;
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let (jobs_stop, jobs_stopping) = tokio::sync::watch::channel(false);
+        if let Some(settings) = self.state.config.sweep.clone() {
+            // It stops between rounds; a round in progress finishes with the requests.
+            sweeper::spawn(
+                self.state.db.clone(),
+                self.state.store.clone(),
+                settings,
+                jobs_stopping,
+            );
+        }
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down");
+            let _ = jobs_stop.send(true);
             let _ = stopping_tx.send(());
         };
         let server = axum::serve(self.listener, router(self.state))

@@ -14,7 +14,9 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+use crate::jobs::sweeper::SweepSettings;
 use crate::service::photos::UploadRules;
+use crate::storage::s3::S3Settings;
 
 /// The settings an operator can give, as flags or environment variables.
 #[derive(Debug, Clone, Args)]
@@ -73,6 +75,31 @@ pub struct Settings {
     #[arg(long, env = "PHOTON_APP_JOIN_URL", default_value = "photon://join")]
     pub app_join_url: Url,
 
+    /// S3 bucket for photos. Unset: photos are kept on the local disk under the data directory.
+    #[arg(long, env = "S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+
+    /// S3 endpoint for stores other than AWS (MinIO, Garage, R2…), e.g. `http://minio:9000`.
+    #[arg(long, env = "S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
+    /// S3 region (any value the store accepts; AWS needs the bucket's).
+    #[arg(long, env = "S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+
+    /// S3 access key id (required with S3_BUCKET).
+    #[arg(long, env = "S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+
+    /// S3 secret access key (required with S3_BUCKET).
+    #[arg(long, env = "S3_SECRET_ACCESS_KEY", value_parser = parse_secret, hide_env_values = true)]
+    pub s3_secret_access_key: Option<SecretString>,
+
+    /// Address the bucket as `endpoint/bucket` instead of `bucket.endpoint` (MinIO and most
+    /// self-hosted stores need this).
+    #[arg(long, env = "S3_FORCE_PATH_STYLE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub s3_force_path_style: bool,
+
     /// Largest photo accepted, in bytes.
     #[arg(long, env = "PHOTON_MAX_PHOTO_BYTES", default_value_t = 25 * 1024 * 1024)]
     pub max_photo_bytes: u64,
@@ -93,6 +120,15 @@ pub struct Settings {
     /// How long a photo's download URL stays valid, in seconds.
     #[arg(long, env = "PHOTON_DOWNLOAD_URL_TTL_SECS", default_value_t = 15 * 60)]
     pub download_url_ttl_secs: u64,
+
+    /// Seconds between sweeps for expired photos, abandoned uploads and old events; 0 turns
+    /// the sweeper off in this replica.
+    #[arg(long, env = "PHOTON_SWEEP_INTERVAL_SECS", default_value_t = 15 * 60)]
+    pub sweep_interval_secs: u64,
+
+    /// Hours that session events are kept for clients resuming from a cursor.
+    #[arg(long, env = "PHOTON_EVENT_RETENTION_HOURS", default_value_t = 24)]
+    pub event_retention_hours: u32,
 
     /// Deepest query accepted (introspection included).
     #[arg(long, env = "PHOTON_MAX_QUERY_DEPTH", default_value_t = 16)]
@@ -154,6 +190,10 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub upload_rules: UploadRules,
     pub download_url_ttl: Duration,
+    /// `None`: the local-disk store under the data directory.
+    pub s3: Option<S3Settings>,
+    /// `None`: this replica does not sweep.
+    pub sweep: Option<SweepSettings>,
 }
 
 /// The shortest HS256 secret accepted: the hash's own output size.
@@ -209,6 +249,24 @@ impl Settings {
             .map(|t| t.trim().to_ascii_lowercase())
             .filter(|t| !t.is_empty())
             .collect();
+        let s3 = match self.s3_bucket {
+            None => None,
+            Some(bucket) => {
+                let (Some(access_key_id), Some(secret_access_key)) =
+                    (self.s3_access_key_id, self.s3_secret_access_key)
+                else {
+                    bail!("S3_BUCKET needs S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY");
+                };
+                Some(S3Settings {
+                    bucket,
+                    endpoint: self.s3_endpoint,
+                    region: self.s3_region,
+                    access_key_id,
+                    secret_access_key,
+                    force_path_style: self.s3_force_path_style,
+                })
+            }
+        };
         if content_types.is_empty() || self.max_photo_bytes == 0 {
             bail!("PHOTON_PHOTO_CONTENT_TYPES and PHOTON_MAX_PHOTO_BYTES must allow something");
         }
@@ -235,6 +293,11 @@ impl Settings {
                 upload_url_ttl: Duration::from_secs(self.upload_url_ttl_secs),
             },
             download_url_ttl: Duration::from_secs(self.download_url_ttl_secs),
+            s3,
+            sweep: (self.sweep_interval_secs > 0).then(|| SweepSettings {
+                interval: Duration::from_secs(self.sweep_interval_secs),
+                event_retention: chrono::Duration::hours(i64::from(self.event_retention_hours)),
+            }),
         })
     }
 }

@@ -58,6 +58,31 @@ async fn create_postgres_database() -> String {
     url.to_string()
 }
 
+/// With `PHOTON_TEST_STORAGE=s3`, the flags that point the server at a fresh bucket of the
+/// S3-compatible server `scripts/test.sh` started: `PHOTON_TEST_S3_ENDPOINT`, its data
+/// directory `PHOTON_TEST_S3_ROOT` (a bucket is a directory there) and its keys
+/// `PHOTON_TEST_S3_ACCESS_KEY` / `PHOTON_TEST_S3_SECRET_KEY`. Otherwise none: photos go to the
+/// local-disk store.
+fn s3_args() -> Vec<String> {
+    if std::env::var("PHOTON_TEST_STORAGE").as_deref() != Ok("s3") {
+        return Vec::new();
+    }
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
+    let bucket = format!("photon-{}", uuid::Uuid::new_v4().simple());
+    std::fs::create_dir_all(std::path::Path::new(&var("PHOTON_TEST_S3_ROOT")).join(&bucket))
+        .expect("create the test bucket");
+    vec![
+        format!("--s3-bucket={bucket}"),
+        format!("--s3-endpoint={}", var("PHOTON_TEST_S3_ENDPOINT")),
+        format!("--s3-access-key-id={}", var("PHOTON_TEST_S3_ACCESS_KEY")),
+        format!(
+            "--s3-secret-access-key={}",
+            var("PHOTON_TEST_S3_SECRET_KEY")
+        ),
+        "--s3-force-path-style=true".to_owned(),
+    ]
+}
+
 /// A running server and what a test needs to talk to it.
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -155,7 +180,10 @@ impl TestApp {
             "--shutdown-grace-secs=1".to_owned(),
             // Tests sign in with devSignIn, which is off by default on Postgres.
             "--dev-sign-in=true".to_owned(),
+            // Sweeps run when a test calls them, never behind its back.
+            "--sweep-interval-secs=0".to_owned(),
         ];
+        args.extend(s3_args());
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let settings = settings_from_args(args).expect("valid test settings");
         let config = settings.resolve().expect("resolvable test settings");
@@ -174,6 +202,8 @@ impl TestApp {
             base_url: format!("http://{addr}"),
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                // A hung request fails its test instead of stalling the suite.
+                .timeout(std::time::Duration::from_secs(30))
                 .build()
                 .expect("http client"),
             backend,

@@ -4,6 +4,7 @@
 //! server agreed to.
 
 pub mod local;
+pub mod s3;
 
 use std::time::Duration;
 

@@ -1,0 +1,3 @@
+//! Background jobs that run inside every replica.
+
+pub mod sweeper;

@@ -1,0 +1,211 @@
+//! S3-compatible object storage (AWS S3, MinIO, Garage, Cloudflare R2…) through `aws-sdk-s3`.
+//!
+//! Upload URLs are presigned PUTs whose signature covers `Content-Type`, `Content-Length` and
+//! `x-amz-checksum-sha256`: the store itself refuses a body of another type, length or digest,
+//! so nothing the server did not agree to can land under a photo's key.
+
+use std::time::Duration;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::types::ChecksumMode;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::Utc;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+use super::{
+    ObjectStore, PresignedUpload, StorageError, StorageResult, StoredObject, UploadSpec, hex,
+};
+
+/// Where the bucket is and how to reach it.
+#[derive(Debug, Clone)]
+pub struct S3Settings {
+    pub bucket: String,
+    /// `None` for AWS itself; the base URL of any other S3-compatible store.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: SecretString,
+    /// `https://endpoint/bucket/key` rather than `https://bucket.endpoint/key` (MinIO and most
+    /// self-hosted stores need it).
+    pub force_path_style: bool,
+}
+
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+}
+
+impl S3Store {
+    pub fn new(settings: &S3Settings) -> Self {
+        let credentials = Credentials::new(
+            settings.access_key_id.clone(),
+            settings.secret_access_key.expose_secret().to_owned(),
+            None,
+            None,
+            "photon-settings",
+        );
+        let mut config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(settings.region.clone()))
+            .credentials_provider(credentials)
+            .force_path_style(settings.force_path_style)
+            // We name the one checksum that matters (SHA-256, declared by the client); the
+            // SDK's own CRC32 would otherwise be added to presigned requests and bind them to
+            // a body the SDK never saw.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        if let Some(endpoint) = &settings.endpoint {
+            config = config.endpoint_url(endpoint);
+        }
+        Self {
+            client: Client::from_conf(config.build()),
+            bucket: settings.bucket.clone(),
+        }
+    }
+}
+
+impl S3Store {
+    /// Reads the object back and hashes it, chunk by chunk.
+    async fn digest(&self, key: &str) -> StorageResult<String> {
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(failed)?;
+        let mut body = object.body;
+        let mut hasher = Sha256::new();
+        while let Some(chunk) = body.try_next().await.map_err(failed)? {
+            hasher.update(&chunk);
+        }
+        Ok(hex(&hasher.finalize()))
+    }
+}
+
+fn presigning(ttl: Duration) -> StorageResult<PresigningConfig> {
+    PresigningConfig::expires_in(ttl).map_err(|e| StorageError(e.into()))
+}
+
+fn failed(err: impl std::error::Error + Send + Sync + 'static) -> StorageError {
+    StorageError(anyhow::Error::new(err))
+}
+
+/// Hex digest → the base64 form S3 uses in `x-amz-checksum-sha256`.
+fn hex_to_base64(hex_digest: &str) -> StorageResult<String> {
+    let bytes = (0..hex_digest.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex_digest.get(i..i + 2).unwrap_or("zz"), 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|e| StorageError(e.into()))?;
+    Ok(STANDARD.encode(bytes))
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for S3Store {
+    async fn presign_upload(
+        &self,
+        key: &str,
+        spec: &UploadSpec,
+        ttl: Duration,
+    ) -> StorageResult<PresignedUpload> {
+        let checksum = hex_to_base64(&spec.sha256)?;
+        let length = i64::try_from(spec.byte_size).map_err(|e| StorageError(e.into()))?;
+        let presigned = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(&spec.content_type)
+            .content_length(length)
+            .checksum_sha256(&checksum)
+            .presigned(presigning(ttl)?)
+            .await
+            .map_err(failed)?;
+        // Content-Length is signed, but HTTP clients set it from the body themselves (fetch
+        // forbids setting it by hand), and a body of the declared size makes it right.
+        let headers = presigned
+            .headers()
+            .filter(|(name, _)| !name.eq_ignore_ascii_case("content-length"))
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect();
+        let expires_at =
+            Utc::now() + chrono::Duration::from_std(ttl).map_err(|e| StorageError(e.into()))?;
+        Ok(PresignedUpload {
+            url: presigned.uri().to_owned(),
+            headers,
+            expires_at,
+        })
+    }
+
+    async fn presign_download(
+        &self,
+        key: &str,
+        content_type: &str,
+        ttl: Duration,
+    ) -> StorageResult<String> {
+        let presigned = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .response_content_type(content_type)
+            .presigned(presigning(ttl)?)
+            .await
+            .map_err(failed)?;
+        Ok(presigned.uri().to_owned())
+    }
+
+    /// Size and SHA-256 of the object. The digest comes from HEAD with checksum mode when
+    /// the store keeps it; a store that does not (or one that kept bytes it had refused, as
+    /// some S3 look-alikes do after a `BadDigest`) gets its object read back and hashed, so
+    /// completion never takes unverified bytes.
+    async fn head(&self, key: &str) -> StorageResult<Option<StoredObject>> {
+        let result = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await;
+        let object = match result {
+            Ok(object) => object,
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => {
+                return Ok(None);
+            }
+            Err(err) => return Err(failed(err)),
+        };
+        let byte_size = object.content_length().unwrap_or(0).max(0) as u64;
+        let kept = object
+            .checksum_sha256()
+            .and_then(|b64| STANDARD.decode(b64).ok())
+            .map(|bytes| hex(&bytes));
+        let sha256 = match kept {
+            Some(sha256) => sha256,
+            None => self.digest(key).await?,
+        };
+        Ok(Some(StoredObject {
+            byte_size,
+            sha256: Some(sha256),
+        }))
+    }
+
+    async fn delete(&self, key: &str) -> StorageResult<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+}
