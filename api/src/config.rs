@@ -83,6 +83,11 @@ pub struct Settings {
     #[arg(long, env = "S3_ENDPOINT")]
     pub s3_endpoint: Option<String>,
 
+    /// S3 endpoint as phones reach it, when it differs from S3_ENDPOINT (e.g. a store on an
+    /// internal network published under another name). Presigned URLs use it.
+    #[arg(long, env = "S3_PUBLIC_ENDPOINT")]
+    pub s3_public_endpoint: Option<String>,
+
     /// S3 region (any value the store accepts; AWS needs the bucket's).
     #[arg(long, env = "S3_REGION", default_value = "us-east-1")]
     pub s3_region: String,
@@ -260,6 +265,7 @@ impl Settings {
                 Some(S3Settings {
                     bucket,
                     endpoint: self.s3_endpoint,
+                    public_endpoint: self.s3_public_endpoint,
                     region: self.s3_region,
                     access_key_id,
                     secret_access_key,

@@ -74,6 +74,12 @@ fn s3_args() -> Vec<String> {
     vec![
         format!("--s3-bucket={bucket}"),
         format!("--s3-endpoint={}", var("PHOTON_TEST_S3_ENDPOINT")),
+        // Another name for the same server, so the tests notice if presigned URLs are ever
+        // signed for the server-side endpoint instead of the public one.
+        format!(
+            "--s3-public-endpoint={}",
+            s3_public_endpoint().unwrap_or_default()
+        ),
         format!("--s3-access-key-id={}", var("PHOTON_TEST_S3_ACCESS_KEY")),
         format!(
             "--s3-secret-access-key={}",
@@ -81,6 +87,15 @@ fn s3_args() -> Vec<String> {
         ),
         "--s3-force-path-style=true".to_owned(),
     ]
+}
+
+/// In S3 mode, the endpoint presigned URLs must use: the test server under `localhost`.
+pub fn s3_public_endpoint() -> Option<String> {
+    if std::env::var("PHOTON_TEST_STORAGE").as_deref() != Ok("s3") {
+        return None;
+    }
+    let endpoint = std::env::var("PHOTON_TEST_S3_ENDPOINT").ok()?;
+    Some(endpoint.replace("127.0.0.1", "localhost"))
 }
 
 /// A running server and what a test needs to talk to it.

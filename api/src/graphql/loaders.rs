@@ -5,14 +5,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
-use entity::{friendship, session_member, user};
+use entity::{friendship, photo, session_member, user};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use crate::auth::Viewer;
 use crate::error::ApiError;
 use crate::service::pagination::{Page, PageRequest};
-use crate::service::photos;
+use crate::service::photos::{self, PhotoKey};
 use crate::service::sessions::{self, MemberKey, SessionView};
 use crate::service::{friends, users};
 
@@ -80,6 +80,40 @@ impl Loader<MembersKey> for MembersLoader {
     }
 }
 
+/// A page of one session's photos: sessions asking for the same page are loaded together.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PhotosKey {
+    pub session_id: Uuid,
+    pub page: PageRequest<PhotoKey>,
+}
+
+pub struct PhotosLoader(DatabaseConnection);
+
+impl Loader<PhotosKey> for PhotosLoader {
+    type Value = Page<photo::Model>;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[PhotosKey]) -> Result<HashMap<PhotosKey, Self::Value>, ApiError> {
+        let mut groups: HashMap<&PageRequest<PhotoKey>, Vec<Uuid>> = HashMap::new();
+        for key in keys {
+            groups.entry(&key.page).or_default().push(key.session_id);
+        }
+        let mut pages = HashMap::with_capacity(keys.len());
+        for (page, session_ids) in groups {
+            for (session_id, photos) in photos::list_photos(&self.0, &session_ids, page).await? {
+                pages.insert(
+                    PhotosKey {
+                        session_id,
+                        page: page.clone(),
+                    },
+                    photos,
+                );
+            }
+        }
+        Ok(pages)
+    }
+}
+
 /// Sessions as the viewer sees them (members only), keyed by id.
 pub struct SessionLoader {
     db: DatabaseConnection,
@@ -113,6 +147,7 @@ pub struct Loaders {
     pub users: Arc<DataLoader<UserLoader, HashMapCache>>,
     pub members: Arc<DataLoader<MembersLoader>>,
     pub photo_counts: Arc<DataLoader<PhotoCountLoader>>,
+    pub photos: Arc<DataLoader<PhotosLoader>>,
     /// Sessions the viewer belongs to (none for an anonymous request).
     pub sessions: Arc<DataLoader<SessionLoader, HashMapCache>>,
     /// `None` for an anonymous request, which has no friendships.
@@ -130,6 +165,7 @@ impl Loaders {
             )),
             members: Arc::new(DataLoader::new(MembersLoader(db.clone()), tokio::spawn)),
             photo_counts: Arc::new(DataLoader::new(PhotoCountLoader(db.clone()), tokio::spawn)),
+            photos: Arc::new(DataLoader::new(PhotosLoader(db.clone()), tokio::spawn)),
             sessions: Arc::new(DataLoader::with_cache(
                 SessionLoader {
                     db: db.clone(),

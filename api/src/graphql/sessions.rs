@@ -7,12 +7,11 @@ use entity::session_member::{self, SessionRole as Role};
 use super::ContextExt;
 use super::connection::{self, Conn};
 use super::ids::{self, Kind};
-use super::loaders::MembersKey;
+use super::loaders::{MembersKey, PhotosKey};
 use super::photos::Photo;
 use super::users::User;
 use crate::service::invite_code;
 use crate::service::pagination::{Page, PageRequest};
-use crate::service::photos;
 use crate::service::sessions::{self as service, InvitePreview, NewSession, SessionView};
 
 pub struct Session(pub SessionView);
@@ -96,7 +95,16 @@ impl Session {
         #[graphql(desc = "Cursor of the last edge already seen.")] after: Option<String>,
     ) -> Result<Conn<Photo>> {
         let page = PageRequest::parse(first, after.as_deref())?;
-        let page = photos::list_photos(&ctx.state()?.db, self.0.session.id, page).await?;
+        let key = PhotosKey {
+            session_id: self.0.session.id,
+            page,
+        };
+        let page = ctx
+            .loaders()?
+            .photos
+            .load_one(key)
+            .await?
+            .unwrap_or_else(Page::empty);
         Ok(connection::from_page(page, Photo))
     }
 

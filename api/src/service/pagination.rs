@@ -6,6 +6,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Datelike, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+
+use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Query};
+use sea_orm::{ConnectionTrait, EntityTrait, Order, QuerySelect, QueryTrait, Select};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
@@ -64,7 +68,9 @@ impl<K: CursorKey> PageRequest<K> {
         let after = after.map(decode_cursor).transpose()?;
         Ok(Self { first, after })
     }
+}
 
+impl<K> PageRequest<K> {
     /// Rows to fetch: one more than asked, to learn whether a next page exists.
     pub fn limit(&self) -> u64 {
         self.first + 1
@@ -114,6 +120,48 @@ impl<T> Page<T> {
             has_previous_page: self.has_previous_page,
         }
     }
+}
+
+/// One page per session from a single statement: `select` holds the rows of several sessions
+/// (already filtered past the page's cursor); a window function numbers each session's rows
+/// in `order` (trusted SQL such as `"joined_at, user_id"`, never client input), and only the
+/// first `page.limit()` of each come back. This is what lets a list of sessions show each
+/// one's members or photos without a query per session.
+pub async fn pages_per_session<E, K, R>(
+    db: &impl ConnectionTrait,
+    select: Select<E>,
+    order: &'static str,
+    session_ids: &[Uuid],
+    page: &PageRequest<R>,
+    session_of: impl Fn(&E::Model) -> Uuid,
+    key: impl Fn(&E::Model) -> K,
+) -> ApiResult<HashMap<Uuid, Page<E::Model>>>
+where
+    E: EntityTrait,
+    K: Serialize,
+{
+    let window = format!("ROW_NUMBER() OVER (PARTITION BY session_id ORDER BY {order})");
+    let inner = select.column_as(Expr::cust(window), "rn").into_query();
+    let query = Query::select()
+        .column(Asterisk)
+        .from_subquery(inner, Alias::new("ranked"))
+        .and_where(Expr::col(Alias::new("rn")).lte(page.limit() as i64))
+        .order_by(Alias::new("session_id"), Order::Asc)
+        .order_by(Alias::new("rn"), Order::Asc)
+        .to_owned();
+    let statement = db.get_database_backend().build(&query);
+    let rows = E::find().from_raw_sql(statement).all(db).await?;
+    let mut by_session: HashMap<Uuid, Vec<E::Model>> = HashMap::new();
+    for row in rows {
+        by_session.entry(session_of(&row)).or_default().push(row);
+    }
+    Ok(session_ids
+        .iter()
+        .map(|id| {
+            let rows = by_session.remove(id).unwrap_or_default();
+            (*id, Page::from_rows(page, rows, &key))
+        })
+        .collect())
 }
 
 pub fn encode_cursor<K: Serialize>(key: &K) -> String {

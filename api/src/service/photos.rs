@@ -14,7 +14,7 @@ use entity::photo::{self, PhotoStatus};
 use entity::session_member::SessionRole;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    Order, QueryFilter, QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
+    QueryFilter, QuerySelect, TransactionTrait, sea_query::Expr,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -23,7 +23,7 @@ use crate::auth::Viewer;
 use crate::error::{ApiError, ApiResult};
 use crate::service::clock;
 use crate::service::events::{self, NewEvent};
-use crate::service::pagination::{Page, PageRequest};
+use crate::service::pagination::{Page, PageRequest, pages_per_session};
 use crate::service::sessions::{self, SessionView};
 use crate::storage::{ObjectStore, PresignedUpload, UploadSpec, photo_key};
 
@@ -290,14 +290,15 @@ pub async fn delete_photo(
 /// Position in a photo list: newest first by the time it became ready.
 pub type PhotoKey = (DateTime<Utc>, Uuid);
 
-/// Ready photos of a session the caller has shown the viewer belongs to, newest first.
+/// Ready photos of sessions the caller has shown the viewer belongs to, newest first: one
+/// page per session, all in one statement.
 pub async fn list_photos(
     db: &impl ConnectionTrait,
-    session_id: Uuid,
-    page: PageRequest<PhotoKey>,
-) -> ApiResult<Page<photo::Model>> {
+    session_ids: &[Uuid],
+    page: &PageRequest<PhotoKey>,
+) -> ApiResult<HashMap<Uuid, Page<photo::Model>>> {
     let mut query = photo::Entity::find()
-        .filter(photo::Column::SessionId.eq(session_id))
+        .filter(photo::Column::SessionId.is_in(session_ids.iter().copied()))
         .filter(photo::Column::Status.eq(PhotoStatus::Ready));
     if let Some((ready_at, id)) = page.after {
         query = query.filter(
@@ -310,15 +311,16 @@ pub async fn list_photos(
                 ),
         );
     }
-    let rows = query
-        .order_by(photo::Column::ReadyAt, Order::Desc)
-        .order_by(photo::Column::Id, Order::Desc)
-        .limit(page.limit())
-        .all(db)
-        .await?;
-    Ok(Page::from_rows(&page, rows, |p| {
-        (p.ready_at.unwrap_or(p.created_at), p.id)
-    }))
+    pages_per_session(
+        db,
+        query,
+        "ready_at DESC, id DESC",
+        session_ids,
+        page,
+        |p| p.session_id,
+        |p| (p.ready_at.unwrap_or(p.created_at), p.id),
+    )
+    .await
 }
 
 /// Ready photos per session, for the DataLoader behind `Session.photoCount`.

@@ -10,11 +10,9 @@ use entity::event::EventKind;
 use entity::session;
 use entity::session_member::{self, SessionRole};
 use sea_orm::{
-    ActiveValue::Set,
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    JoinType, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
-    RelationTrait, TransactionTrait, TryInsertResult,
-    sea_query::{Alias, Asterisk, Expr, ExprTrait, Query},
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, EntityTrait, JoinType, Order, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, RelationTrait, TransactionTrait, TryInsertResult, sea_query::Expr,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -22,7 +20,7 @@ use uuid::Uuid;
 use crate::auth::Viewer;
 use crate::error::{ApiError, ApiResult};
 use crate::service::events::{self, NewEvent};
-use crate::service::pagination::{Page, PageRequest};
+use crate::service::pagination::{Page, PageRequest, pages_per_session};
 use crate::service::{clock, friends, input, invite_code, is_unique_violation};
 
 pub const DEFAULT_PHOTO_LIFETIME_HOURS: i32 = 5;
@@ -556,39 +554,14 @@ pub async fn list_members(
                 ),
         );
     }
-    let inner = inner
-        .column_as(
-            Expr::cust("ROW_NUMBER() OVER (PARTITION BY session_id ORDER BY joined_at, user_id)"),
-            "rn",
-        )
-        .into_query();
-    let ranked = Alias::new("ranked");
-    let rn = Alias::new("rn");
-    let query = Query::select()
-        .column(Asterisk)
-        .from_subquery(inner, ranked)
-        .and_where(Expr::col(rn.clone()).lte(page.limit() as i64))
-        .order_by(session_member::Column::SessionId, Order::Asc)
-        .order_by(rn, Order::Asc)
-        .to_owned();
-    let statement = db.get_database_backend().build(&query);
-    let rows = session_member::Entity::find()
-        .from_raw_sql(statement)
-        .all(db)
-        .await?;
-
-    let mut by_session: HashMap<Uuid, Vec<session_member::Model>> = HashMap::new();
-    for row in rows {
-        by_session.entry(row.session_id).or_default().push(row);
-    }
-    Ok(session_ids
-        .iter()
-        .map(|id| {
-            let rows = by_session.remove(id).unwrap_or_default();
-            (
-                *id,
-                Page::from_rows(page, rows, |m| (m.joined_at, m.user_id)),
-            )
-        })
-        .collect())
+    pages_per_session(
+        db,
+        inner,
+        "joined_at, user_id",
+        session_ids,
+        page,
+        |m| m.session_id,
+        |m| (m.joined_at, m.user_id),
+    )
+    .await
 }

@@ -28,6 +28,9 @@ pub struct S3Settings {
     pub bucket: String,
     /// `None` for AWS itself; the base URL of any other S3-compatible store.
     pub endpoint: Option<String>,
+    /// The endpoint phones reach, when it differs from the server's (a store on an internal
+    /// network behind a public name). Presigned URLs are signed for this host.
+    pub public_endpoint: Option<String>,
     pub region: String,
     pub access_key_id: String,
     pub secret_access_key: SecretString,
@@ -37,12 +40,27 @@ pub struct S3Settings {
 }
 
 pub struct S3Store {
+    /// For the server's own calls (HEAD, GET, DELETE).
     client: Client,
+    /// For presigning: the signature covers the host, so it must be the one phones use.
+    presigner: Client,
     bucket: String,
 }
 
 impl S3Store {
     pub fn new(settings: &S3Settings) -> Self {
+        let public = settings
+            .public_endpoint
+            .as_ref()
+            .or(settings.endpoint.as_ref());
+        Self {
+            client: Self::client(settings, settings.endpoint.as_deref()),
+            presigner: Self::client(settings, public.map(String::as_str)),
+            bucket: settings.bucket.clone(),
+        }
+    }
+
+    fn client(settings: &S3Settings, endpoint: Option<&str>) -> Client {
         let credentials = Credentials::new(
             settings.access_key_id.clone(),
             settings.secret_access_key.expose_secret().to_owned(),
@@ -60,13 +78,10 @@ impl S3Store {
             // a body the SDK never saw.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
-        if let Some(endpoint) = &settings.endpoint {
+        if let Some(endpoint) = endpoint {
             config = config.endpoint_url(endpoint);
         }
-        Self {
-            client: Client::from_conf(config.build()),
-            bucket: settings.bucket.clone(),
-        }
+        Client::from_conf(config.build())
     }
 }
 
@@ -119,7 +134,7 @@ impl ObjectStore for S3Store {
         let checksum = hex_to_base64(&spec.sha256)?;
         let length = i64::try_from(spec.byte_size).map_err(|e| StorageError(e.into()))?;
         let presigned = self
-            .client
+            .presigner
             .put_object()
             .bucket(&self.bucket)
             .key(key)
@@ -152,7 +167,7 @@ impl ObjectStore for S3Store {
         ttl: Duration,
     ) -> StorageResult<String> {
         let presigned = self
-            .client
+            .presigner
             .get_object()
             .bucket(&self.bucket)
             .key(key)

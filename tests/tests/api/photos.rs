@@ -79,6 +79,11 @@ async fn a_photo_goes_from_phone_to_storage_to_every_member() {
     assert_eq!(slot["photo"]["status"], "PENDING");
     assert_eq!(slot["photo"]["sha256"], sha256_hex(&bytes));
     assert!(slot["expiresAt"].is_string());
+    let upload_url = slot["uploadUrl"].as_str().unwrap();
+    match photon_tests::s3_public_endpoint() {
+        Some(public) => assert!(upload_url.starts_with(&public), "{upload_url}"),
+        None => assert!(upload_url.starts_with(&app.base_url), "{upload_url}"),
+    }
     assert_eq!(put(&app, &slot, bytes.clone()).await, 200);
 
     let id = slot["photo"]["id"].as_str().unwrap();
