@@ -42,11 +42,44 @@ impl Loader<Uuid> for FriendshipLoader {
     }
 }
 
-/// A page of one session's members: sessions asking for the same page are loaded together.
+/// One page of one session's list. Sessions asking for the same page (the same `first` and
+/// `after`) are loaded together, in one statement.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct MembersKey {
+pub struct SessionPage<K> {
     pub session_id: Uuid,
-    pub page: PageRequest<MemberKey>,
+    pub page: PageRequest<K>,
+}
+
+pub type MembersKey = SessionPage<MemberKey>;
+pub type PhotosKey = SessionPage<PhotoKey>;
+
+/// Groups `keys` by page, fetches each group with `fetch(session_ids, page)` and files the
+/// pages back under their keys.
+async fn load_session_pages<K, T, Fut>(
+    keys: &[SessionPage<K>],
+    fetch: impl Fn(Vec<Uuid>, PageRequest<K>) -> Fut,
+) -> Result<HashMap<SessionPage<K>, Page<T>>, ApiError>
+where
+    K: Clone + Eq + std::hash::Hash,
+    Fut: Future<Output = Result<HashMap<Uuid, Page<T>>, ApiError>>,
+{
+    let mut groups: HashMap<&PageRequest<K>, Vec<Uuid>> = HashMap::new();
+    for key in keys {
+        groups.entry(&key.page).or_default().push(key.session_id);
+    }
+    let mut pages = HashMap::with_capacity(keys.len());
+    for (page, session_ids) in groups {
+        for (session_id, items) in fetch(session_ids, page.clone()).await? {
+            pages.insert(
+                SessionPage {
+                    session_id,
+                    page: page.clone(),
+                },
+                items,
+            );
+        }
+    }
+    Ok(pages)
 }
 
 pub struct MembersLoader(DatabaseConnection);
@@ -59,32 +92,11 @@ impl Loader<MembersKey> for MembersLoader {
         &self,
         keys: &[MembersKey],
     ) -> Result<HashMap<MembersKey, Self::Value>, ApiError> {
-        let mut groups: HashMap<&PageRequest<MemberKey>, Vec<Uuid>> = HashMap::new();
-        for key in keys {
-            groups.entry(&key.page).or_default().push(key.session_id);
-        }
-        let mut pages = HashMap::with_capacity(keys.len());
-        for (page, session_ids) in groups {
-            for (session_id, members) in sessions::list_members(&self.0, &session_ids, page).await?
-            {
-                pages.insert(
-                    MembersKey {
-                        session_id,
-                        page: page.clone(),
-                    },
-                    members,
-                );
-            }
-        }
-        Ok(pages)
+        load_session_pages(keys, |ids, page| async move {
+            sessions::list_members(&self.0, &ids, &page).await
+        })
+        .await
     }
-}
-
-/// A page of one session's photos: sessions asking for the same page are loaded together.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct PhotosKey {
-    pub session_id: Uuid,
-    pub page: PageRequest<PhotoKey>,
 }
 
 pub struct PhotosLoader(DatabaseConnection);
@@ -94,23 +106,10 @@ impl Loader<PhotosKey> for PhotosLoader {
     type Error = ApiError;
 
     async fn load(&self, keys: &[PhotosKey]) -> Result<HashMap<PhotosKey, Self::Value>, ApiError> {
-        let mut groups: HashMap<&PageRequest<PhotoKey>, Vec<Uuid>> = HashMap::new();
-        for key in keys {
-            groups.entry(&key.page).or_default().push(key.session_id);
-        }
-        let mut pages = HashMap::with_capacity(keys.len());
-        for (page, session_ids) in groups {
-            for (session_id, photos) in photos::list_photos(&self.0, &session_ids, page).await? {
-                pages.insert(
-                    PhotosKey {
-                        session_id,
-                        page: page.clone(),
-                    },
-                    photos,
-                );
-            }
-        }
-        Ok(pages)
+        load_session_pages(keys, |ids, page| async move {
+            photos::list_photos(&self.0, &ids, &page).await
+        })
+        .await
     }
 }
 
