@@ -39,7 +39,8 @@ pub struct LocalStore {
     root: PathBuf,
     /// `$PHOTON_PUBLIC_URL/storage/`, the base of every object URL.
     base: Url,
-    signing_key: [u8; 32],
+    /// HMAC keyed with the signing key, cloned for every signature.
+    signer: HmacSha256,
 }
 
 impl LocalStore {
@@ -48,13 +49,10 @@ impl LocalStore {
     pub fn new(root: PathBuf, public_url: &Url, secret: &SecretString) -> anyhow::Result<Self> {
         let mut mac = HmacSha256::new_from_slice(secret.expose_secret().as_bytes())?;
         mac.update(b"photon local object store v1");
-        let signing_key = mac.finalize().into_bytes().into();
+        let signing_key = mac.finalize().into_bytes();
+        let signer = HmacSha256::new_from_slice(&signing_key)?;
         let base = public_url.join("storage/")?;
-        Ok(Self {
-            root,
-            base,
-            signing_key,
-        })
+        Ok(Self { root, base, signer })
     }
 
     /// The router for `/storage/{key}`: PUT to upload, GET to download.
@@ -78,8 +76,7 @@ impl LocalStore {
     }
 
     fn mac(&self, fields: &[&str]) -> HmacSha256 {
-        // A key of the right length cannot be refused.
-        let mut mac = HmacSha256::new_from_slice(&self.signing_key).expect("32-byte HMAC key");
+        let mut mac = self.signer.clone();
         for field in fields {
             mac.update(field.as_bytes());
             mac.update(b"\n");
