@@ -248,6 +248,12 @@ impl Settings {
         if self.upload_url_ttl_secs == 0 || self.download_url_ttl_secs == 0 {
             bail!("URL lifetimes must be positive");
         }
+        // The sweeper removes a slot an hour after its last upload URL was issued; a URL that
+        // outlived that could put bytes where no row points any more.
+        let abandoned_after = crate::service::photos::ABANDONED_SLOT_AGE.num_seconds() as u64;
+        if self.upload_url_ttl_secs >= abandoned_after {
+            bail!("PHOTON_UPLOAD_URL_TTL_SECS must be less than {abandoned_after}");
+        }
         let content_types: Vec<String> = self
             .photo_content_types
             .iter()

@@ -97,27 +97,29 @@ pub async fn request_upload(
     if view.session.ended_at.is_some() {
         return Err(ApiError::Conflict("this session has ended"));
     }
-    photo::Entity::insert(photo::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        session_id: Set(request.session_id),
-        uploader_id: Set(me),
-        sha256: Set(sha256.clone()),
-        content_type: Set(content_type.clone()),
-        byte_size: Set(request.byte_size),
-        status: Set(PhotoStatus::Pending),
-        created_at: Set(clock::now()),
-        ready_at: Set(None),
-        expires_at: Set(None),
-    })
-    .on_conflict_do_nothing_on([photo::Column::SessionId, photo::Column::Sha256])
-    .exec(db)
-    .await?;
-    let photo = photo::Entity::find()
-        .filter(photo::Column::SessionId.eq(request.session_id))
-        .filter(photo::Column::Sha256.eq(&sha256))
-        .one(db)
-        .await?
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("photo vanished after insert")))?;
+    let mut photo = insert_or_find(db, me, &request, &sha256, &content_type).await?;
+    // The same bytes shared again after the earlier copy expired are a new photo: clear the
+    // expired one out now rather than wait for the sweeper.
+    if photo.expires_at.is_some_and(|at| at <= clock::now()) {
+        remove_if_due(db, store, photo.id, clock::now()).await?;
+        photo = insert_or_find(db, me, &request, &sha256, &content_type).await?;
+    }
+    if photo.status == PhotoStatus::Pending {
+        // A new upload URL renews the slot: the viewer becomes its uploader (whoever sends
+        // these bytes and completes makes the photo ready for everyone), and the sweeper's
+        // one-hour clock starts again, so it never removes a slot whose URL still works.
+        photo::Entity::update_many()
+            .col_expr(photo::Column::UploaderId, Expr::value(me))
+            .col_expr(photo::Column::CreatedAt, Expr::value(clock::now()))
+            .filter(photo::Column::Id.eq(photo.id))
+            .filter(photo::Column::Status.eq(PhotoStatus::Pending))
+            .exec(db)
+            .await?;
+        photo = photo::Entity::find_by_id(photo.id)
+            .one(db)
+            .await?
+            .ok_or(NO_SUCH_PHOTO)?;
+    }
     // Same digest, other size or type: the client is describing other bytes than it hashed.
     if photo.byte_size != request.byte_size || photo.content_type != content_type {
         return Err(ApiError::bad_input(
@@ -144,6 +146,96 @@ pub async fn request_upload(
     Ok(UploadSlot { photo, upload })
 }
 
+/// The photo row for these bytes in the session, inserted as a pending slot if there is none
+/// (the unique index settles simultaneous requests).
+async fn insert_or_find(
+    db: &DatabaseConnection,
+    me: Uuid,
+    request: &UploadRequest,
+    sha256: &str,
+    content_type: &str,
+) -> ApiResult<photo::Model> {
+    photo::Entity::insert(photo::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        session_id: Set(request.session_id),
+        uploader_id: Set(me),
+        sha256: Set(sha256.to_owned()),
+        content_type: Set(content_type.to_owned()),
+        byte_size: Set(request.byte_size),
+        status: Set(PhotoStatus::Pending),
+        created_at: Set(clock::now()),
+        ready_at: Set(None),
+        expires_at: Set(None),
+    })
+    .on_conflict_do_nothing_on([photo::Column::SessionId, photo::Column::Sha256])
+    .exec(db)
+    .await?;
+    photo::Entity::find()
+        .filter(photo::Column::SessionId.eq(request.session_id))
+        .filter(photo::Column::Sha256.eq(sha256))
+        .one(db)
+        .await?
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("photo vanished after insert")))
+}
+
+/// How long an upload slot may wait for its bytes. Upload URLs live less than this (see
+/// `Settings::resolve`), and asking again renews the slot, so no working URL outlives it.
+pub const ABANDONED_SLOT_AGE: chrono::Duration = chrono::Duration::hours(1);
+
+/// Why a photo was removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removed {
+    /// Its lifetime was over.
+    Expired,
+    /// Its upload never completed.
+    Abandoned,
+}
+
+/// Removes a photo if, as of `now`, it has expired or its slot was abandoned: object first,
+/// then row, in one transaction that holds the session's row lock (taken before anything
+/// else, in the order every writer of the session uses) and checks the photo again under it.
+/// A completion or deletion racing this waits for it, or wins and leaves nothing to do.
+/// A storage error leaves everything as it was.
+pub async fn remove_if_due(
+    db: &DatabaseConnection,
+    store: &dyn ObjectStore,
+    photo_id: Uuid,
+    now: DateTime<Utc>,
+) -> ApiResult<Option<Removed>> {
+    let Some(seen) = photo::Entity::find_by_id(photo_id).one(db).await? else {
+        return Ok(None);
+    };
+    let txn = db.begin().await?;
+    sessions::lock_session(&txn, seen.session_id, false).await?;
+    let Some(photo) = photo::Entity::find_by_id(photo_id).one(&txn).await? else {
+        return Ok(None);
+    };
+    let removed = match photo.status {
+        PhotoStatus::Ready if photo.expires_at.is_some_and(|at| at <= now) => Removed::Expired,
+        PhotoStatus::Pending if photo.created_at <= now - ABANDONED_SLOT_AGE => Removed::Abandoned,
+        _ => return Ok(None),
+    };
+    store
+        .delete(&photo_key(photo.session_id, &photo.sha256))
+        .await?;
+    photo::Entity::delete_by_id(photo.id).exec(&txn).await?;
+    if removed == Removed::Expired {
+        events::record(
+            &txn,
+            NewEvent {
+                session_id: Some(photo.session_id),
+                actor_id: photo.uploader_id,
+                kind: EventKind::PhotoDeleted,
+                payload: json!({ "photoId": photo.id, "reason": "expired" }),
+                push: false,
+            },
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(Some(removed))
+}
+
 /// A photo the viewer may see: in a session they are a member of, and ready (or theirs).
 async fn find_visible(
     db: &impl ConnectionTrait,
@@ -158,6 +250,10 @@ async fn find_visible(
         return Ok(None);
     };
     if photo.status == PhotoStatus::Pending && photo.uploader_id != me {
+        return Ok(None);
+    }
+    // Past its lifetime a photo is gone for readers, whether or not the sweeper came by.
+    if photo.expires_at.is_some_and(|at| at <= clock::now()) {
         return Ok(None);
     }
     Ok(Some((photo, view)))
@@ -200,12 +296,7 @@ pub async fn complete_upload(
             "the photo has not been uploaded yet",
         ));
     };
-    if stored.byte_size != photo.byte_size as u64
-        || stored
-            .sha256
-            .as_ref()
-            .is_some_and(|sha| *sha != photo.sha256)
-    {
+    if stored.byte_size != photo.byte_size as u64 || stored.sha256 != photo.sha256 {
         return Err(ApiError::bad_input(
             "photoId",
             "the uploaded object is not the declared photo; upload it again",
@@ -264,11 +355,16 @@ pub async fn delete_photo(
             "only the uploader or the session's owner can delete a photo",
         ));
     }
+    let txn = db.begin().await?;
+    sessions::lock_session(&txn, photo.session_id, false).await?;
+    // Under the session's lock the photo cannot change: read its status as it is now (a
+    // completion may have made it ready since we looked).
+    let Some(photo) = photo::Entity::find_by_id(photo.id).one(&txn).await? else {
+        return Ok(false);
+    };
     store
         .delete(&photo_key(photo.session_id, &photo.sha256))
         .await?;
-    let txn = db.begin().await?;
-    sessions::lock_session(&txn, photo.session_id, false).await?;
     let deleted = photo::Entity::delete_by_id(photo.id).exec(&txn).await?;
     if deleted.rows_affected == 1 && photo.status == PhotoStatus::Ready {
         events::record(
@@ -299,7 +395,8 @@ pub async fn list_photos(
 ) -> ApiResult<HashMap<Uuid, Page<photo::Model>>> {
     let mut query = photo::Entity::find()
         .filter(photo::Column::SessionId.is_in(session_ids.iter().copied()))
-        .filter(photo::Column::Status.eq(PhotoStatus::Ready));
+        .filter(photo::Column::Status.eq(PhotoStatus::Ready))
+        .filter(photo::Column::ExpiresAt.gt(clock::now()));
     if let Some((ready_at, id)) = page.after {
         query = query.filter(
             Condition::any()
@@ -334,6 +431,7 @@ pub async fn count_photos(
         .column_as(photo::Column::Id.count(), "count")
         .filter(photo::Column::SessionId.is_in(session_ids.iter().copied()))
         .filter(photo::Column::Status.eq(PhotoStatus::Ready))
+        .filter(photo::Column::ExpiresAt.gt(clock::now()))
         .group_by(photo::Column::SessionId)
         .into_tuple()
         .all(db)

@@ -180,7 +180,7 @@ fn stored_object(path: &FsPath) -> StorageResult<Option<StoredObject>> {
     let byte_size = std::io::copy(&mut file, &mut hasher)?;
     Ok(Some(StoredObject {
         byte_size,
-        sha256: Some(hex(&hasher.finalize())),
+        sha256: hex(&hasher.finalize()),
     }))
 }
 

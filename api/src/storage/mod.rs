@@ -32,8 +32,8 @@ pub struct PresignedUpload {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredObject {
     pub byte_size: u64,
-    /// Lower-case hex SHA-256, when the store keeps it.
-    pub sha256: Option<String>,
+    /// Lower-case hex SHA-256 of the stored bytes (hashed by us when the store cannot say).
+    pub sha256: String,
 }
 
 /// Why a storage call failed. Not a client's fault in any case: the service layer reports

@@ -207,10 +207,7 @@ impl ObjectStore for S3Store {
             Some(sha256) => sha256,
             None => self.digest(key).await?,
         };
-        Ok(Some(StoredObject {
-            byte_size,
-            sha256: Some(sha256),
-        }))
+        Ok(Some(StoredObject { byte_size, sha256 }))
     }
 
     async fn delete(&self, key: &str) -> StorageResult<()> {

@@ -41,15 +41,39 @@ async fn request_slot(
 
 /// PUTs `body` to a slot's URL with its headers, as the app would.
 async fn put(app: &TestApp, slot: &Value, body: Vec<u8>) -> reqwest::StatusCode {
-    let mut request = app
-        .client
-        .put(slot["uploadUrl"].as_str().unwrap())
-        .body(body);
-    for header in slot["uploadHeaders"].as_array().unwrap() {
-        request = request.header(
-            header["name"].as_str().unwrap(),
-            header["value"].as_str().unwrap(),
-        );
+    put_to(
+        app,
+        slot["uploadUrl"].as_str().unwrap(),
+        &slot_headers(slot),
+        body,
+    )
+    .await
+}
+
+fn slot_headers(slot: &Value) -> Vec<(String, String)> {
+    slot["uploadHeaders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["name"].as_str().unwrap().to_owned(),
+                h["value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// PUTs `body` to `url` with exactly `headers`.
+async fn put_to(
+    app: &TestApp,
+    url: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> reqwest::StatusCode {
+    let mut request = app.client.put(url).body(body);
+    for (name, value) in headers {
+        request = request.header(name, value);
     }
     request.send().await.unwrap().status()
 }
@@ -198,53 +222,39 @@ async fn storage_refuses_anything_but_the_declared_bytes() {
     let mut longer = bytes.clone();
     longer.push(0);
     assert!(put(&app, &slot, longer).await.is_client_error(), "longer");
-    let wrong_type = app
-        .client
-        .put(&url)
-        .header("content-type", "image/png")
-        .body(bytes.clone())
-        .send()
-        .await
-        .unwrap();
-    assert!(wrong_type.status().is_client_error(), "another type");
-    let no_signature = app
-        .client
-        .put(url.split('?').next().unwrap())
-        .header("content-type", "image/jpeg")
-        .body(bytes.clone())
-        .send()
-        .await
-        .unwrap();
-    assert!(no_signature.status().is_client_error(), "no signature");
+    // Each of these sends every header the slot names, so only the tampered part differs.
+    let headers = slot_headers(&slot);
+    let with_type = |ty: &str| {
+        let mut h = headers.clone();
+        h.retain(|(name, _)| !name.eq_ignore_ascii_case("content-type"));
+        h.push(("content-type".to_owned(), ty.to_owned()));
+        h
+    };
+    let refused = |status: reqwest::StatusCode| status.is_client_error();
+    let wrong_type = put_to(&app, &url, &with_type("image/png"), bytes.clone()).await;
+    assert!(refused(wrong_type), "another type: {wrong_type}");
+    let unsigned = put_to(
+        &app,
+        url.split('?').next().unwrap(),
+        &headers,
+        bytes.clone(),
+    )
+    .await;
+    assert!(refused(unsigned), "no signature: {unsigned}");
     // Both stores put the signature last: change its last character.
     let mut forged = url.clone();
     let last = forged.pop().unwrap();
     forged.push(if last == 'A' { 'B' } else { 'A' });
-    let forged = app
-        .client
-        .put(&forged)
-        .header("content-type", "image/jpeg")
-        .body(bytes.clone())
-        .send()
-        .await
-        .unwrap();
-    assert!(forged.status().is_client_error(), "an altered signature");
-
-    // Another key with the same signature: refused.
-    let other = sha256_hex(b"other");
-    let replayed = url.replace(&sha256_hex(&bytes), &other);
-    let response = app
-        .client
-        .put(&replayed)
-        .header("content-type", "image/jpeg")
-        .body(bytes.clone())
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response.status().is_client_error(),
-        "replayed for another key"
+    let forged = put_to(&app, &forged, &headers, bytes.clone()).await;
+    assert!(refused(forged), "an altered signature: {forged}");
+    // The same signature for another key (only the path changes): refused.
+    let (path, query) = url.split_once('?').unwrap();
+    let other_key = format!(
+        "{}?{query}",
+        path.replace(&sha256_hex(&bytes), &sha256_hex(b"other"))
     );
+    let replayed = put_to(&app, &other_key, &headers, bytes.clone()).await;
+    assert!(refused(replayed), "replayed for another key: {replayed}");
 
     // Nothing arrived, so completing fails cleanly and the slot stays pending.
     let id = slot["photo"]["id"].as_str().unwrap();
@@ -507,7 +517,7 @@ async fn the_sweeper_removes_expired_photos_and_abandoned_slots() {
         (
             report.expired_photos,
             report.abandoned_slots,
-            report.storage_failures
+            report.failures
         ),
         (1, 1, 0)
     );
@@ -537,4 +547,67 @@ async fn two_sweepers_at_once_remove_each_photo_once() {
     assert_eq!(a.expired_photos + b.expired_photos, 5);
     assert_eq!(app.count("photos", "").await, 0);
     assert_eq!(app.count("events", "kind = 'photo_deleted'").await, 5);
+}
+
+#[tokio::test]
+async fn a_second_member_with_the_same_bytes_takes_over_a_pending_slot() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_in("ana@example.com").await;
+    let bob = app.sign_in("bob@example.com").await;
+    let (session_id, code) = create_session(&app, &ana, "Beach").await;
+    join(&app, &bob, &code).await.ok();
+    let bytes = photo_bytes(40, 100);
+    request_slot(&app, &ana, &session_id, &bytes).await.ok();
+    // Ana's upload never finishes; Bob has the same picture and uploads it.
+    let slot =
+        request_slot(&app, &bob, &session_id, &bytes).await.ok()["requestPhotoUpload"].clone();
+    assert_eq!(put(&app, &slot, bytes.clone()).await, 200);
+    let done = app
+        .gql_as(&bob, COMPLETE, json!({ "id": slot["photo"]["id"] }))
+        .await;
+    assert_eq!(done.ok()["completePhotoUpload"]["uploader"]["id"], bob.id);
+    // Ana asking again finds it ready: nothing to upload.
+    let again = request_slot(&app, &ana, &session_id, &bytes).await;
+    assert!(again.ok()["requestPhotoUpload"]["uploadUrl"].is_null());
+    assert_eq!(app.count("photos", "").await, 1);
+}
+
+#[tokio::test]
+async fn an_expired_photo_is_gone_before_the_sweeper_comes_and_can_be_shared_again() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_in("ana@example.com").await;
+    let (session_id, _) = create_session(&app, &ana, "Beach").await;
+    let bytes = photo_bytes(41, 100);
+    let id = upload(&app, &ana, &session_id, &bytes).await;
+    let past = match app.backend {
+        photon_tests::Backend::Postgres => "'2001-01-01 00:00:00+00'",
+        photon_tests::Backend::Sqlite => "'2001-01-01T00:00:00+00:00'",
+    };
+    let sql = format!("UPDATE photos SET expires_at = {past}");
+    sea_orm::ConnectionTrait::execute_unprepared(&app.db, &sql)
+        .await
+        .unwrap();
+
+    assert!(app.gql_as(&ana, PHOTO, json!({ "id": id })).await.ok()["photo"].is_null());
+    let session = app
+        .gql_as(
+            &ana,
+            "query($id: ID!) { session(id: $id) { photoCount photos { edges { cursor } } } }",
+            json!({ "id": session_id }),
+        )
+        .await;
+    assert_eq!(session.ok()["session"]["photoCount"], 0);
+    assert!(
+        session.ok()["session"]["photos"]["edges"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // Sharing the same picture again makes a new photo, with a place to upload it.
+    let again = request_slot(&app, &ana, &session_id, &bytes).await;
+    let slot = &again.ok()["requestPhotoUpload"];
+    assert_ne!(slot["photo"]["id"], json!(id));
+    assert!(slot["uploadUrl"].is_string());
+    assert_eq!(app.count("photos", "").await, 1);
 }
