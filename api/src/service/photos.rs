@@ -104,6 +104,14 @@ pub async fn request_upload(
         remove_if_due(db, store, photo.id, clock::now()).await?;
         photo = insert_or_find(db, me, &request, &sha256, &content_type).await?;
     }
+    // Same digest, other size or type: the client is describing other bytes than it hashed
+    // (checked before the slot is renewed, so a refused request changes nothing).
+    if photo.byte_size != request.byte_size || photo.content_type != content_type {
+        return Err(ApiError::bad_input(
+            "sha256",
+            "these bytes are already in the session with another size or type",
+        ));
+    }
     if photo.status == PhotoStatus::Pending {
         // A new upload URL renews the slot: the viewer becomes its uploader (whoever sends
         // these bytes and completes makes the photo ready for everyone), and the sweeper's
@@ -119,13 +127,6 @@ pub async fn request_upload(
             .one(db)
             .await?
             .ok_or(NO_SUCH_PHOTO)?;
-    }
-    // Same digest, other size or type: the client is describing other bytes than it hashed.
-    if photo.byte_size != request.byte_size || photo.content_type != content_type {
-        return Err(ApiError::bad_input(
-            "sha256",
-            "these bytes are already in the session with another size or type",
-        ));
     }
     let upload = match photo.status {
         PhotoStatus::Ready => None,

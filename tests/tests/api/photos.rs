@@ -611,3 +611,25 @@ async fn an_expired_photo_is_gone_before_the_sweeper_comes_and_can_be_shared_aga
     assert!(slot["uploadUrl"].is_string());
     assert_eq!(app.count("photos", "").await, 1);
 }
+
+#[tokio::test]
+async fn a_mismatched_request_for_existing_bytes_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_in("ana@example.com").await;
+    let bob = app.sign_in("bob@example.com").await;
+    let (session_id, code) = create_session(&app, &ana, "Beach").await;
+    join(&app, &bob, &code).await.ok();
+    let bytes = photo_bytes(42, 100);
+    let slot =
+        request_slot(&app, &ana, &session_id, &bytes).await.ok()["requestPhotoUpload"].clone();
+    let lying = json!({ "sessionId": session_id, "sha256": sha256_hex(&bytes), "contentType": "image/jpeg", "byteSize": 101 });
+    app.gql_as(&bob, REQUEST, json!({ "input": lying }))
+        .await
+        .assert_code("BAD_USER_INPUT");
+    // The slot is still Ana's to finish.
+    assert_eq!(put(&app, &slot, bytes).await, 200);
+    let done = app
+        .gql_as(&ana, COMPLETE, json!({ "id": slot["photo"]["id"] }))
+        .await;
+    assert_eq!(done.ok()["completePhotoUpload"]["uploader"]["id"], ana.id);
+}
