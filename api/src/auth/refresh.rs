@@ -15,6 +15,7 @@ use sea_orm::{
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::digest::hex;
 use crate::error::{ApiError, ApiResult};
 use crate::service::clock;
 
@@ -24,17 +25,7 @@ const TOKEN_PREFIX: &str = "phrt_";
 const INVALID: ApiError = ApiError::Unauthenticated("invalid, expired or revoked refresh token");
 
 fn hash(token: &str) -> String {
-    hex_lower(&Sha256::digest(token.as_bytes()))
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
+    hex(&Sha256::digest(token.as_bytes()))
 }
 
 fn generate() -> String {

@@ -29,7 +29,8 @@ use tokio::io::AsyncWriteExt;
 use url::Url;
 
 use super::{
-    ObjectStore, PresignedUpload, StorageError, StorageResult, StoredObject, UploadSpec, hex,
+    ObjectStore, PresignedUpload, StorageError, StorageResult, StoredObject, UploadSpec,
+    expires_at, hex,
 };
 
 type HmacSha256 = Hmac<Sha256>;
@@ -101,11 +102,6 @@ impl LocalStore {
         url.query_pairs_mut().extend_pairs(query);
         Ok(url.into())
     }
-
-    fn expiry(ttl: Duration) -> StorageResult<chrono::DateTime<Utc>> {
-        let ttl = chrono::Duration::from_std(ttl).map_err(|e| StorageError(e.into()))?;
-        Ok(Utc::now() + ttl)
-    }
 }
 
 #[async_trait::async_trait]
@@ -116,7 +112,7 @@ impl ObjectStore for LocalStore {
         spec: &UploadSpec,
         ttl: Duration,
     ) -> StorageResult<PresignedUpload> {
-        let expires_at = Self::expiry(ttl)?;
+        let expires_at = expires_at(ttl)?;
         let exp = expires_at.timestamp().to_string();
         let len = spec.byte_size.to_string();
         let sig = self.sign(&["PUT", key, &exp, &len, &spec.content_type, &spec.sha256]);
@@ -143,7 +139,7 @@ impl ObjectStore for LocalStore {
         content_type: &str,
         ttl: Duration,
     ) -> StorageResult<String> {
-        let exp = Self::expiry(ttl)?.timestamp().to_string();
+        let exp = expires_at(ttl)?.timestamp().to_string();
         let sig = self.sign(&["GET", key, &exp, content_type]);
         self.url(key, &[("exp", &exp), ("type", content_type), ("sig", &sig)])
     }

@@ -9,6 +9,8 @@ pub mod s3;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+
+pub use crate::digest::hex;
 use uuid::Uuid;
 
 /// What an upload must be: the store refuses any other bytes.
@@ -85,13 +87,8 @@ pub fn photo_key(session_id: Uuid, sha256: &str) -> String {
     format!("sessions/{session_id}/{sha256}")
 }
 
-/// Lower-case hex of some bytes (digests, mostly).
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
+/// When a URL that lives `ttl` from now expires.
+pub fn expires_at(ttl: Duration) -> StorageResult<DateTime<Utc>> {
+    let ttl = chrono::Duration::from_std(ttl).map_err(|e| StorageError(e.into()))?;
+    Ok(Utc::now() + ttl)
 }

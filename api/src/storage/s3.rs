@@ -14,12 +14,12 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::types::ChecksumMode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use chrono::Utc;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use super::{
-    ObjectStore, PresignedUpload, StorageError, StorageResult, StoredObject, UploadSpec, hex,
+    ObjectStore, PresignedUpload, StorageError, StorageResult, StoredObject, UploadSpec,
+    expires_at, hex,
 };
 
 /// Where the bucket is and how to reach it.
@@ -151,8 +151,7 @@ impl ObjectStore for S3Store {
             .filter(|(name, _)| !name.eq_ignore_ascii_case("content-length"))
             .map(|(name, value)| (name.to_owned(), value.to_owned()))
             .collect();
-        let expires_at =
-            Utc::now() + chrono::Duration::from_std(ttl).map_err(|e| StorageError(e.into()))?;
+        let expires_at = expires_at(ttl)?;
         Ok(PresignedUpload {
             url: presigned.uri().to_owned(),
             headers,
