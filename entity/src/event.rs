@@ -16,6 +16,10 @@ pub struct Model {
     pub payload: Json,
     pub created_at: DateTimeUtc,
     pub push_state: PushState,
+    /// How many times the dispatcher has tried to deliver this event's pushes.
+    pub push_attempts: i32,
+    /// A retried push waits until then (honouring FCM's `Retry-After`).
+    pub push_not_before: Option<DateTimeUtc>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]

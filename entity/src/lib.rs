@@ -6,6 +6,7 @@ pub mod event;
 pub mod friendship;
 pub mod identity;
 pub mod photo;
+pub mod presence;
 pub mod refresh_token;
 pub mod session;
 pub mod session_member;
@@ -17,6 +18,7 @@ pub mod prelude {
     pub use super::friendship::Entity as Friendship;
     pub use super::identity::Entity as Identity;
     pub use super::photo::Entity as Photo;
+    pub use super::presence::Entity as Presence;
     pub use super::refresh_token::Entity as RefreshToken;
     pub use super::session::Entity as Session;
     pub use super::session_member::Entity as SessionMember;

@@ -18,6 +18,9 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub ready_at: Option<DateTimeUtc>,
     pub expires_at: Option<DateTimeUtc>,
+    /// The id of the `photo_added` event that announced it: its position in the session's log,
+    /// shared by photo lists and subscriptions as their cursor. `None` while pending.
+    pub seq: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]

@@ -31,6 +31,13 @@ impl CursorKey for Uuid {
     }
 }
 
+/// An event id: a position in the event log.
+impl CursorKey for i64 {
+    fn is_plausible(&self) -> bool {
+        *self >= 0
+    }
+}
+
 impl CursorKey for (DateTime<Utc>, Uuid) {
     fn is_plausible(&self) -> bool {
         (2000..=2200).contains(&self.0.year())
@@ -170,7 +177,7 @@ pub fn encode_cursor<K: Serialize>(key: &K) -> String {
     URL_SAFE_NO_PAD.encode(json)
 }
 
-fn decode_cursor<K: CursorKey>(cursor: &str) -> ApiResult<K> {
+pub fn decode_cursor<K: CursorKey>(cursor: &str) -> ApiResult<K> {
     let invalid = || ApiError::bad_input("after", "invalid cursor");
     let json = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     let key: K = serde_json::from_slice(&json).map_err(|_| invalid())?;

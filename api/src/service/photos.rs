@@ -13,7 +13,7 @@ use entity::event::EventKind;
 use entity::photo::{self, PhotoStatus};
 use entity::session_member::SessionRole;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
     QueryFilter, QuerySelect, TransactionTrait, sea_query::Expr,
 };
 use serde_json::json;
@@ -167,6 +167,7 @@ async fn insert_or_find(
         created_at: Set(clock::now()),
         ready_at: Set(None),
         expires_at: Set(None),
+        seq: Set(None),
     })
     .on_conflict_do_nothing_on([photo::Column::SessionId, photo::Column::Sha256])
     .exec(db)
@@ -307,30 +308,35 @@ pub async fn complete_upload(
     if !sessions::lock_session(&txn, photo.session_id, true).await? {
         return Err(ApiError::Conflict("this session has ended"));
     }
+    // Under the session's lock only one completion gets here for a pending photo: a
+    // concurrent one that won has already made it ready.
+    let Some(current) = photo::Entity::find_by_id(photo.id).one(&txn).await? else {
+        return Err(NO_SUCH_PHOTO);
+    };
+    if current.status == PhotoStatus::Ready {
+        return Ok(current);
+    }
+    let seq = events::record(
+        &txn,
+        NewEvent {
+            session_id: Some(photo.session_id),
+            actor_id: me,
+            kind: EventKind::PhotoAdded,
+            payload: json!({ "photoId": photo.id }),
+            push: true,
+        },
+    )
+    .await?;
     let now = clock::now();
     let lifetime = chrono::Duration::hours(i64::from(view.session.photo_lifetime_hours));
-    let marked = photo::Entity::update_many()
+    photo::Entity::update_many()
         .col_expr(photo::Column::Status, Expr::value(PhotoStatus::Ready))
         .col_expr(photo::Column::ReadyAt, Expr::value(now))
         .col_expr(photo::Column::ExpiresAt, Expr::value(now + lifetime))
+        .col_expr(photo::Column::Seq, Expr::value(seq))
         .filter(photo::Column::Id.eq(photo.id))
-        .filter(photo::Column::Status.eq(PhotoStatus::Pending))
         .exec(&txn)
         .await?;
-    // A concurrent completion may have won; only the winner announces the photo.
-    if marked.rows_affected == 1 {
-        events::record(
-            &txn,
-            NewEvent {
-                session_id: Some(photo.session_id),
-                actor_id: me,
-                kind: EventKind::PhotoAdded,
-                payload: json!({ "photoId": photo.id }),
-                push: true,
-            },
-        )
-        .await?;
-    }
     let photo = photo::Entity::find_by_id(photo.id)
         .one(&txn)
         .await?
@@ -384,8 +390,9 @@ pub async fn delete_photo(
     Ok(deleted.rows_affected == 1)
 }
 
-/// Position in a photo list: newest first by the time it became ready.
-pub type PhotoKey = (DateTime<Utc>, Uuid);
+/// Position in a photo list, newest first: the id of the event that announced the photo, so an
+/// edge's cursor also works as `photoAdded(after:)` to stream everything newer.
+pub type PhotoKey = i64;
 
 /// Ready photos of sessions the caller has shown the viewer belongs to, newest first: one
 /// page per session, all in one statement.
@@ -398,25 +405,17 @@ pub async fn list_photos(
         .filter(photo::Column::SessionId.is_in(session_ids.iter().copied()))
         .filter(photo::Column::Status.eq(PhotoStatus::Ready))
         .filter(photo::Column::ExpiresAt.gt(clock::now()));
-    if let Some((ready_at, id)) = page.after {
-        query = query.filter(
-            Condition::any()
-                .add(photo::Column::ReadyAt.lt(ready_at))
-                .add(
-                    Condition::all()
-                        .add(photo::Column::ReadyAt.eq(ready_at))
-                        .add(photo::Column::Id.lt(id)),
-                ),
-        );
+    if let Some(seq) = page.after {
+        query = query.filter(photo::Column::Seq.lt(seq));
     }
     pages_per_session(
         db,
         query,
-        "ready_at DESC, id DESC",
+        "seq DESC",
         session_ids,
         page,
         |p| p.session_id,
-        |p| (p.ready_at.unwrap_or(p.created_at), p.id),
+        |p| p.seq.unwrap_or_default(),
     )
     .await
 }

@@ -1,0 +1,224 @@
+//! Who has a live `photoAdded` subscription, shared across replicas through the `presence`
+//! table, so the push dispatcher on any replica pushes only to members who would not otherwise
+//! see a photo. Each replica counts its own subscriptions in memory, writes a row when a
+//! (session, user) gets its first one, deletes it when the last one ends, and refreshes its rows
+//! on a heartbeat. A replica that dies stops refreshing, and its rows count as offline once
+//! they are older than [`STALE_AFTER`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use entity::presence;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QuerySelect,
+};
+use uuid::Uuid;
+
+use crate::error::ApiResult;
+use crate::service::clock;
+
+/// How often a replica refreshes its rows.
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+/// A row not refreshed for this long belongs to a replica that is gone.
+pub const STALE_AFTER: Duration = Duration::from_secs(45);
+
+type Key = (Uuid, Uuid);
+
+/// This replica's live subscriptions per (session, user).
+pub struct Presence {
+    replica_id: Uuid,
+    db: DatabaseConnection,
+    counts: Mutex<HashMap<Key, usize>>,
+}
+
+impl Presence {
+    pub fn new(db: DatabaseConnection) -> Arc<Self> {
+        Arc::new(Self {
+            replica_id: Uuid::now_v7(),
+            db,
+            counts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Marks `user` online in `session` until the returned guard is dropped. The row is written
+    /// before this returns, so a photo completed after the subscription started never pushes.
+    pub async fn enter(self: &Arc<Self>, session_id: Uuid, user_id: Uuid) -> ApiResult<Online> {
+        let key = (session_id, user_id);
+        let first = {
+            let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+            let count = counts.entry(key).or_default();
+            *count += 1;
+            *count == 1
+        };
+        let guard = Online {
+            presence: self.clone(),
+            key,
+        };
+        if first {
+            // On failure the guard's drop undoes the count.
+            upsert(&self.db, self.replica_id, &[key], clock::now()).await?;
+        }
+        Ok(guard)
+    }
+
+    fn leave(self: &Arc<Self>, key: Key) {
+        let last = {
+            let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+            match counts.get_mut(&key) {
+                Some(count) if *count > 1 => {
+                    *count -= 1;
+                    false
+                }
+                Some(_) => {
+                    counts.remove(&key);
+                    true
+                }
+                None => false,
+            }
+        };
+        if last {
+            // Only a row not refreshed since now is removed: if the same member subscribes
+            // again before this runs, their fresh row stays.
+            let left_at = clock::now();
+            let this = self.clone();
+            tokio::spawn(async move {
+                let result = presence::Entity::delete_many()
+                    .filter(presence::Column::ReplicaId.eq(this.replica_id))
+                    .filter(presence::Column::SessionId.eq(key.0))
+                    .filter(presence::Column::UserId.eq(key.1))
+                    .filter(presence::Column::RefreshedAt.lte(left_at))
+                    .exec(&this.db)
+                    .await;
+                if let Err(err) = result {
+                    // The row goes stale and stops counting after STALE_AFTER.
+                    tracing::warn!(error = %err, "could not clear presence");
+                }
+            });
+        }
+    }
+
+    /// Refreshes every row this replica holds (re-creating any that were swept) and removes
+    /// rows that replicas stopped refreshing.
+    pub async fn heartbeat(&self) -> ApiResult<()> {
+        let keys: Vec<Key> = self
+            .counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .copied()
+            .collect();
+        let now = clock::now();
+        for chunk in keys.chunks(1000) {
+            upsert(&self.db, self.replica_id, chunk, now).await?;
+        }
+        presence::Entity::delete_many()
+            .filter(presence::Column::RefreshedAt.lt(stale_before(now)))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes this replica's rows (at shutdown).
+    pub async fn clear(&self) -> ApiResult<()> {
+        presence::Entity::delete_many()
+            .filter(presence::Column::ReplicaId.eq(self.replica_id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Runs the heartbeat until `stop` turns true, then clears this replica's rows.
+    pub fn spawn_heartbeat(self: &Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(HEARTBEAT);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {
+                        if let Err(err) = this.heartbeat().await {
+                            tracing::warn!(error = ?err, "presence heartbeat failed");
+                        }
+                    }
+                    _ = stop.changed() => break,
+                }
+            }
+            if let Err(err) = this.clear().await {
+                tracing::warn!(error = ?err, "could not clear presence at shutdown");
+            }
+        });
+    }
+}
+
+/// Keeps a member counted as online while it lives.
+pub struct Online {
+    presence: Arc<Presence>,
+    key: Key,
+}
+
+impl Drop for Online {
+    fn drop(&mut self) {
+        self.presence.leave(self.key);
+    }
+}
+
+fn stale_before(now: DateTime<Utc>) -> DateTime<Utc> {
+    now - chrono::Duration::from_std(STALE_AFTER).unwrap_or_default()
+}
+
+async fn upsert(
+    db: &impl ConnectionTrait,
+    replica_id: Uuid,
+    keys: &[Key],
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    presence::Entity::insert_many(keys.iter().map(|&(session_id, user_id)| {
+        presence::ActiveModel {
+            replica_id: Set(replica_id),
+            session_id: Set(session_id),
+            user_id: Set(user_id),
+            refreshed_at: Set(now),
+        }
+    }))
+    .on_conflict(
+        OnConflict::columns([
+            presence::Column::ReplicaId,
+            presence::Column::SessionId,
+            presence::Column::UserId,
+        ])
+        .update_column(presence::Column::RefreshedAt)
+        .to_owned(),
+    )
+    .exec(db)
+    .await?;
+    Ok(())
+}
+
+/// Which of `users` have a live `photoAdded` subscription to `session_id` on any replica.
+pub async fn online_users(
+    db: &impl ConnectionTrait,
+    session_id: Uuid,
+    users: &[Uuid],
+) -> ApiResult<HashSet<Uuid>> {
+    if users.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let online: Vec<Uuid> = presence::Entity::find()
+        .select_only()
+        .column(presence::Column::UserId)
+        .distinct()
+        .filter(presence::Column::SessionId.eq(session_id))
+        .filter(presence::Column::UserId.is_in(users.iter().copied()))
+        .filter(presence::Column::RefreshedAt.gte(stale_before(clock::now())))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(online.into_iter().collect())
+}
