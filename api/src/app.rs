@@ -14,6 +14,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -26,6 +27,7 @@ use crate::db::DbStats;
 use crate::graphql::http::plain_error;
 use crate::graphql::{self, PhotonSchema, QueryLimits};
 use crate::jobs::sweeper;
+use crate::realtime::{self, Bus, presence::Presence};
 use crate::service::invite_code;
 use crate::storage::ObjectStore;
 use crate::storage::local::LocalStore;
@@ -43,6 +45,13 @@ pub struct AppState {
     pub store: Arc<dyn ObjectStore>,
     /// The local-disk store when it is the one in use: its routes serve uploads and downloads.
     pub local_store: Option<Arc<LocalStore>>,
+    /// Committed events, handed to this replica's subscriptions.
+    pub bus: Arc<Bus>,
+    /// Who has a live `photoAdded` subscription here.
+    pub presence: Arc<Presence>,
+    /// Turns true when the server starts shutting down: long-lived connections close.
+    pub stopping: watch::Receiver<bool>,
+    stop: Arc<watch::Sender<bool>>,
 }
 
 impl AppState {
@@ -76,7 +85,12 @@ impl AppState {
             complexity: config.max_query_complexity,
         };
         let config = Arc::new(config);
+        let (stop, stopping) = watch::channel(false);
         let mut state = Self {
+            bus: Bus::new(),
+            presence: Presence::new(db.clone()),
+            stopping,
+            stop: Arc::new(stop),
             db,
             config,
             tokens,
@@ -112,10 +126,7 @@ pub fn router(state: AppState) -> Router {
         )
     });
     let mut routes = Router::new()
-        .route(
-            "/graphql",
-            get(graphql::http::get).post(graphql::http::post),
-        )
+        .route("/graphql", get(graphql::ws::get).post(graphql::http::post))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/join/{code}", get(join))
@@ -240,7 +251,15 @@ impl Application {
     ) -> anyhow::Result<()> {
         let grace = self.state.config.shutdown_grace;
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let (jobs_stop, jobs_stopping) = tokio::sync::watch::channel(false);
+        let jobs_stopping = self.state.stopping.clone();
+        let jobs_stop = self.state.stop.clone();
+        realtime::spawn_feed(
+            &self.state.db,
+            &self.state.config.database_url,
+            self.state.bus.clone(),
+            jobs_stopping.clone(),
+        );
+        self.state.presence.spawn_heartbeat(jobs_stopping.clone());
         if let Some(settings) = self.state.config.sweep.clone() {
             // It stops between rounds; a round in progress finishes with the requests.
             sweeper::spawn(

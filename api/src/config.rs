@@ -151,6 +151,17 @@ pub struct Settings {
     /// Seconds to let in-flight requests finish after a shutdown signal.
     #[arg(long, env = "PHOTON_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
+
+    /// Seconds between keep-alive messages on a WebSocket; a socket silent for three of
+    /// these is closed.
+    #[arg(long, env = "PHOTON_WS_KEEPALIVE_SECS", default_value_t = 15,
+        value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub ws_keepalive_secs: u64,
+
+    /// Most subscriptions one WebSocket may run at once.
+    #[arg(long, env = "PHOTON_WS_MAX_SUBSCRIPTIONS", default_value_t = 32,
+        value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub ws_max_subscriptions: u64,
 }
 
 /// Parses settings from command-line style arguments (plus the environment), as the binary
@@ -193,6 +204,8 @@ pub struct Config {
     pub max_query_depth: usize,
     pub max_query_complexity: usize,
     pub shutdown_grace: Duration,
+    pub ws_keepalive: Duration,
+    pub ws_max_subscriptions: usize,
     pub upload_rules: UploadRules,
     pub download_url_ttl: Duration,
     /// `None`: the local-disk store under the data directory.
@@ -299,6 +312,8 @@ impl Settings {
             max_query_depth: self.max_query_depth,
             max_query_complexity: self.max_query_complexity,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            ws_keepalive: Duration::from_secs(self.ws_keepalive_secs),
+            ws_max_subscriptions: self.ws_max_subscriptions as usize,
             upload_rules: UploadRules {
                 max_bytes: self.max_photo_bytes,
                 content_types,

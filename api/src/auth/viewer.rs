@@ -4,7 +4,7 @@ use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use uuid::Uuid;
 
-use super::jwt::JwtKeys;
+use super::jwt::{Claims, JwtKeys};
 use crate::error::{ApiError, ApiResult};
 
 /// The user behind a request, if any. Services take it and decide what it may do.
@@ -38,14 +38,18 @@ impl Viewer {
 
     /// Reads an `Authorization` value (`Bearer <jwt>`, scheme case-insensitive).
     pub fn from_authorization(value: &str, keys: &JwtKeys) -> ApiResult<Self> {
-        let token = value
-            .split_once(' ')
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .ok_or(ApiError::Unauthenticated(
-                "the Authorization header must be `Bearer <access token>`",
-            ))?;
-        let claims = keys.verify(token)?;
-        Ok(Self::User(claims.sub))
+        Ok(Self::User(bearer_claims(value, keys)?.sub))
     }
+}
+
+/// The verified claims of a `Bearer <jwt>` value (scheme case-insensitive).
+pub fn bearer_claims(value: &str, keys: &JwtKeys) -> ApiResult<Claims> {
+    let token = value
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .ok_or(ApiError::Unauthenticated(
+            "the Authorization header must be `Bearer <access token>`",
+        ))?;
+    keys.verify(token)
 }

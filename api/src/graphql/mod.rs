@@ -12,9 +12,11 @@ mod loaders;
 mod node;
 mod photos;
 mod sessions;
+mod subscriptions;
 mod users;
+pub mod ws;
 
-use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
+use async_graphql::{Context, MergedObject, Schema};
 
 use crate::app::AppState;
 use crate::auth::Viewer;
@@ -42,7 +44,8 @@ pub struct Mutation(
     photos::PhotoMutation,
 );
 
-pub type PhotonSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type PhotonSchema = Schema<Query, Mutation, Subscription>;
+pub use subscriptions::Subscription;
 
 /// Limits that keep a single query from doing unbounded work.
 #[derive(Debug, Clone, Copy)]
@@ -54,7 +57,7 @@ pub struct QueryLimits {
 /// The schema, with its limits and error-code extension. `state` is shared by every request;
 /// each request adds its own [`Viewer`] and [`Loaders`].
 pub fn build_schema(state: Option<AppState>, limits: QueryLimits) -> PhotonSchema {
-    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+    let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription)
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity)
         .extension(errors::ErrorCodes);

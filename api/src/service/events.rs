@@ -36,5 +36,6 @@ pub async fn record(db: &impl ConnectionTrait, new: NewEvent) -> ApiResult<i64> 
     })
     .exec(db)
     .await?;
+    crate::realtime::announce(db, result.last_insert_id).await?;
     Ok(result.last_insert_id)
 }

@@ -1,0 +1,201 @@
+//! Subscriptions: a session's photos and its other events, replayed from a cursor and then
+//! live. The feed (in `realtime::feed`) does the work; these resolvers check arguments and
+//! shape its events for the API.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, Object, Result, SimpleObject, Subscription, Union};
+use chrono::{DateTime, Utc};
+use entity::event::EventKind;
+use futures_util::{Stream, StreamExt};
+use uuid::Uuid;
+
+use super::ContextExt;
+use super::ids::{self, Kind};
+use super::photos::Photo;
+use super::users::User;
+use crate::error::ApiError;
+use crate::realtime::FeedItem;
+use crate::realtime::feed::{self, Presence};
+use crate::realtime::log;
+use crate::service::clock;
+use crate::service::pagination::{decode_cursor, encode_cursor};
+
+#[derive(Default)]
+pub struct Subscription;
+
+/// Where to start: the event id inside a cursor from an earlier event or a photo list.
+fn parse_after(after: Option<&str>) -> Result<Option<i64>, ApiError> {
+    after.map(decode_cursor::<i64>).transpose()
+}
+
+#[Subscription]
+impl Subscription {
+    /// Photos added to a session the viewer belongs to. With `after` (the cursor of an earlier
+    /// event, or of an edge in `Session.photos`), first replays every photo added since, in
+    /// order, then streams new ones live, with no gap and no duplicate; without it, only new
+    /// photos. Completes when the session ends or the viewer leaves it. While it runs, the
+    /// viewer gets no push notifications for this session's photos.
+    async fn photo_added(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The session to follow.")] session_id: ID,
+        #[graphql(desc = "Resume after this cursor.")] after: Option<String>,
+    ) -> Result<impl Stream<Item = Result<PhotoAddedEvent>> + use<>> {
+        let session_id = ids::expect(Kind::Session, &session_id, "sessionId")?;
+        let after = parse_after(after.as_deref())?;
+        let state = ctx.state()?;
+        let items = feed::follow(state, ctx.viewer(), session_id, after, Presence::Tracked).await?;
+        Ok(items.filter_map(|item| async move {
+            match item {
+                Ok(item) => photo_added(&item).map(Ok),
+                Err(err) => Some(Err(err.into())),
+            }
+        }))
+    }
+
+    /// Everything else that happens in a session: members joining and leaving, photos
+    /// deleted, the session ending. Same resume rule as `photoAdded`; completes after
+    /// `SessionEnded`, or after the viewer's own `MemberLeft`.
+    async fn session_events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The session to follow.")] session_id: ID,
+        #[graphql(desc = "Resume after this cursor.")] after: Option<String>,
+    ) -> Result<impl Stream<Item = Result<SessionEvent>> + use<>> {
+        let session_id = ids::expect(Kind::Session, &session_id, "sessionId")?;
+        let after = parse_after(after.as_deref())?;
+        let state = ctx.state()?;
+        let items =
+            feed::follow(state, ctx.viewer(), session_id, after, Presence::Untracked).await?;
+        Ok(items.filter_map(|item| async move {
+            match item {
+                Ok(item) => session_event(&item).map(Ok),
+                Err(err) => Some(Err(err.into())),
+            }
+        }))
+    }
+}
+
+fn cursor(item: &FeedItem) -> String {
+    encode_cursor(&item.event.id)
+}
+
+/// A photo event, unless the photo has gone since (deleted, or past its lifetime).
+fn photo_added(item: &Arc<FeedItem>) -> Option<PhotoAddedEvent> {
+    if item.event.kind != EventKind::PhotoAdded {
+        return None;
+    }
+    let photo = item.photo.clone()?;
+    if photo.expires_at.is_some_and(|at| at <= clock::now()) {
+        return None;
+    }
+    Some(PhotoAddedEvent {
+        cursor: cursor(item),
+        photo: Photo(photo),
+    })
+}
+
+fn session_event(item: &Arc<FeedItem>) -> Option<SessionEvent> {
+    let event = &item.event;
+    let cursor = cursor(item);
+    Some(match event.kind {
+        EventKind::MemberJoined => SessionEvent::MemberJoined(MemberJoined {
+            cursor,
+            user_id: log::user_id(event)?,
+        }),
+        EventKind::MemberLeft => SessionEvent::MemberLeft(MemberLeft {
+            cursor,
+            user_id: log::user_id(event)?,
+        }),
+        EventKind::PhotoDeleted => SessionEvent::PhotoDeleted(PhotoDeleted {
+            cursor,
+            photo_id: ids::encode(Kind::Photo, log::photo_id(event)?),
+        }),
+        EventKind::SessionEnded => SessionEvent::SessionEnded(SessionEnded {
+            cursor,
+            ended_at: event
+                .payload
+                .get("endedAt")
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .unwrap_or(event.created_at),
+        }),
+        EventKind::PhotoAdded | EventKind::MemberInvited | EventKind::FriendRequested => {
+            return None;
+        }
+    })
+}
+
+/// A photo was added to the session.
+#[derive(SimpleObject)]
+pub struct PhotoAddedEvent {
+    /// Pass as `after` to resume right after this event.
+    cursor: String,
+    /// The photo, ready to download.
+    photo: Photo,
+}
+
+/// Something that happened in a session, other than a photo being added.
+#[derive(Union)]
+pub enum SessionEvent {
+    MemberJoined(MemberJoined),
+    MemberLeft(MemberLeft),
+    PhotoDeleted(PhotoDeleted),
+    SessionEnded(SessionEnded),
+}
+
+/// Someone joined the session.
+pub struct MemberJoined {
+    cursor: String,
+    user_id: Uuid,
+}
+
+#[Object]
+impl MemberJoined {
+    /// Pass as `after` to resume right after this event.
+    async fn cursor(&self) -> &str {
+        &self.cursor
+    }
+
+    /// Who joined.
+    async fn user(&self, ctx: &Context<'_>) -> Result<User> {
+        Ok(User::new(ctx.loaders()?.user(self.user_id).await?))
+    }
+}
+
+/// Someone left the session.
+pub struct MemberLeft {
+    cursor: String,
+    user_id: Uuid,
+}
+
+#[Object]
+impl MemberLeft {
+    /// Pass as `after` to resume right after this event.
+    async fn cursor(&self) -> &str {
+        &self.cursor
+    }
+
+    /// Who left.
+    async fn user(&self, ctx: &Context<'_>) -> Result<User> {
+        Ok(User::new(ctx.loaders()?.user(self.user_id).await?))
+    }
+}
+
+/// A photo was deleted, by its uploader or the owner, or because it expired.
+#[derive(SimpleObject)]
+pub struct PhotoDeleted {
+    /// Pass as `after` to resume right after this event.
+    cursor: String,
+    /// The id the photo had.
+    photo_id: ID,
+}
+
+/// The owner ended the session. Nothing follows this event.
+#[derive(SimpleObject)]
+pub struct SessionEnded {
+    /// Pass as `after` to resume right after this event.
+    cursor: String,
+    /// When it ended.
+    ended_at: DateTime<Utc>,
+}

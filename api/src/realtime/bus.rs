@@ -1,0 +1,117 @@
+//! The in-process fan-out: one bounded broadcast channel per session that has subscribers on
+//! this replica. What feeds it (Postgres notifications or the local tailer) lives next door;
+//! the bus only hands committed events to the subscriptions of their session.
+//!
+//! Channels are bounded: a subscriber that falls more than [`CAPACITY`] events behind is told
+//! it lagged and catches up from the events table, so a slow phone never holds up the others
+//! and never silently skips an event.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use entity::{event, photo};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+/// Events a subscriber may fall behind by before it has to catch up from the database.
+pub const CAPACITY: usize = 64;
+
+/// A committed event with what a subscriber needs to deliver it, loaded once per replica
+/// rather than once per subscriber.
+#[derive(Debug, Clone)]
+pub struct FeedItem {
+    pub event: event::Model,
+    /// The photo a `photo_added` event announced, if it still exists.
+    pub photo: Option<photo::Model>,
+}
+
+#[derive(Debug, Clone)]
+pub enum BusMessage {
+    Event(Arc<FeedItem>),
+    /// Events may have been missed (the feed reconnected): read the log from your cursor.
+    Resync,
+}
+
+#[derive(Default)]
+pub struct Bus {
+    sessions: Mutex<HashMap<Uuid, broadcast::Sender<BusMessage>>>,
+}
+
+impl Bus {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Starts receiving the session's events. Subscribe before reading the backlog, so that
+    /// nothing committed in between is missed.
+    pub fn subscribe(self: &Arc<Self>, session_id: Uuid) -> Receiver {
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        let rx = sessions
+            .entry(session_id)
+            .or_insert_with(|| broadcast::channel(CAPACITY).0)
+            .subscribe();
+        Receiver {
+            rx,
+            bus: self.clone(),
+            session_id,
+        }
+    }
+
+    /// Hands an event to its session's subscribers on this replica, if there are any.
+    pub fn publish(&self, item: FeedItem) {
+        let Some(session_id) = item.event.session_id else {
+            return;
+        };
+        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(sender) = sessions.get(&session_id) {
+            // An error only means nobody is listening any more.
+            let _ = sender.send(BusMessage::Event(Arc::new(item)));
+        }
+    }
+
+    /// Tells every subscriber to catch up from the log.
+    pub fn resync(&self) {
+        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        for sender in sessions.values() {
+            let _ = sender.send(BusMessage::Resync);
+        }
+    }
+
+    /// Sessions with subscribers on this replica.
+    pub fn session_count(&self) -> usize {
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    fn release(&self, session_id: Uuid) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        // The receiver being dropped still counts: one left means it was the last.
+        if sessions
+            .get(&session_id)
+            .is_some_and(|sender| sender.receiver_count() <= 1)
+        {
+            sessions.remove(&session_id);
+        }
+    }
+}
+
+/// One subscriber's end of a session channel; the channel goes with its last receiver.
+pub struct Receiver {
+    rx: broadcast::Receiver<BusMessage>,
+    bus: Arc<Bus>,
+    session_id: Uuid,
+}
+
+impl Receiver {
+    pub async fn recv(&mut self) -> Result<BusMessage, broadcast::error::RecvError> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.bus.release(self.session_id);
+    }
+}

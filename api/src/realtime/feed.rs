@@ -1,0 +1,166 @@
+//! One subscriber's view of a session's log: everything after its cursor, replayed from the
+//! events table, then live from the bus, with no gap and no duplicate between the two.
+//!
+//! The receiver is subscribed before the backlog is read, so an event committed meanwhile is
+//! both in the channel and (maybe) in the backlog; anything at or below the last delivered id
+//! is dropped. A session's events commit in id order (every writer takes the session's row
+//! lock first), so delivering in id order never skips one. When the subscriber lags behind
+//! the bounded channel, or the bus reconnects, it reads the log again from its cursor.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use entity::event::EventKind;
+use futures_util::Stream;
+use sea_orm::DatabaseConnection;
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+use super::bus::{Bus, BusMessage, FeedItem, Receiver};
+use super::log;
+use super::presence::Online;
+use crate::app::AppState;
+use crate::auth::Viewer;
+use crate::error::ApiResult;
+use crate::service::sessions;
+
+/// Where a feed starts.
+pub struct FeedStart {
+    pub session_id: Uuid,
+    /// The member following the session: their own departure ends the feed.
+    pub viewer_id: Uuid,
+    /// Replay everything after this event id; `None` streams only what comes next.
+    pub after: Option<i64>,
+    /// The session has already ended: nothing new will come after the backlog.
+    pub ended: bool,
+    /// Kept alive as long as the feed (marks the viewer online for pushes).
+    pub presence: Option<Online>,
+}
+
+struct Feed {
+    db: DatabaseConnection,
+    bus: Arc<Bus>,
+    rx: Receiver,
+    session_id: Uuid,
+    viewer_id: Uuid,
+    last: i64,
+    backlog: VecDeque<Arc<FeedItem>>,
+    catch_up: bool,
+    done: bool,
+    _presence: Option<Online>,
+}
+
+/// Opens the feed. The caller has checked that the viewer may read the session.
+pub async fn open(
+    db: DatabaseConnection,
+    bus: Arc<Bus>,
+    start: FeedStart,
+) -> ApiResult<impl Stream<Item = ApiResult<Arc<FeedItem>>> + Send + use<>> {
+    let rx = bus.subscribe(start.session_id);
+    let (last, catch_up) = match start.after {
+        Some(after) => (after, true),
+        // Read after subscribing: anything newer than this reaches the channel.
+        None => (log::session_head(&db, start.session_id).await?, false),
+    };
+    let feed = Feed {
+        db,
+        bus,
+        rx,
+        session_id: start.session_id,
+        viewer_id: start.viewer_id,
+        last,
+        backlog: VecDeque::new(),
+        catch_up,
+        // A live-only feed of an ended session has nothing to wait for.
+        done: start.ended && !catch_up,
+        _presence: start.presence,
+    };
+    Ok(futures_util::stream::unfold(feed, |mut feed| async move {
+        feed.next().await.map(|item| (item, feed))
+    }))
+}
+
+impl Feed {
+    async fn next(&mut self) -> Option<ApiResult<Arc<FeedItem>>> {
+        loop {
+            if self.done {
+                return None;
+            }
+            if let Some(item) = self.backlog.pop_front() {
+                if item.event.id <= self.last {
+                    continue;
+                }
+                self.last = item.event.id;
+                self.done = self.ends_feed(&item);
+                return Some(Ok(item));
+            }
+            if self.catch_up {
+                match log::session_page(&self.db, self.session_id, self.last).await {
+                    Ok(page) => {
+                        self.catch_up = page.len() as u64 == log::PAGE;
+                        self.backlog.extend(page.into_iter().map(Arc::new));
+                    }
+                    Err(err) => {
+                        self.done = true;
+                        return Some(Err(err));
+                    }
+                }
+                continue;
+            }
+            match self.rx.recv().await {
+                Ok(BusMessage::Event(item)) => self.backlog.push_back(item),
+                Ok(BusMessage::Resync) | Err(RecvError::Lagged(_)) => self.catch_up = true,
+                Err(RecvError::Closed) => {
+                    self.rx = self.bus.subscribe(self.session_id);
+                    self.catch_up = true;
+                }
+            }
+        }
+    }
+
+    /// The session ended, or the viewer left it: nothing more is theirs to see.
+    fn ends_feed(&self, item: &FeedItem) -> bool {
+        match item.event.kind {
+            EventKind::SessionEnded => true,
+            EventKind::MemberLeft => log::user_id(&item.event) == Some(self.viewer_id),
+            _ => false,
+        }
+    }
+}
+
+/// Whether a feed marks its viewer online (only `photoAdded` spares them a push).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    Tracked,
+    Untracked,
+}
+
+/// Opens a member's feed of a session: NOT_FOUND unless the viewer is a current member.
+pub async fn follow(
+    state: &AppState,
+    viewer: Viewer,
+    session_id: Uuid,
+    after: Option<i64>,
+    presence: Presence,
+) -> ApiResult<impl Stream<Item = ApiResult<Arc<FeedItem>>> + Send + use<>> {
+    let view = sessions::get_session(&state.db, viewer, session_id).await?;
+    let viewer_id = viewer.user_id()?;
+    let online = match presence {
+        Presence::Tracked if view.session.ended_at.is_none() => {
+            Some(state.presence.enter(session_id, viewer_id).await?)
+        }
+        _ => None,
+    };
+    open(
+        state.db.clone(),
+        state.bus.clone(),
+        FeedStart {
+            session_id,
+            viewer_id,
+            after,
+            ended: view.session.ended_at.is_some(),
+            presence: online,
+        },
+    )
+    .await
+}

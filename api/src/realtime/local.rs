@@ -1,0 +1,85 @@
+//! Fan-out for the embedded default (SQLite, one process). SQLite has a single writer, so
+//! event ids are assigned in commit order and tailing the log by id misses nothing. Writers
+//! wake the tailer when they record an event; the tailer's read waits for the writer's
+//! transaction (they share the one connection), so it sees the event once committed. A slow
+//! timer covers any wake-up that comes too early.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use entity::event;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use tokio::sync::{Notify, watch};
+
+use super::bus::Bus;
+use super::log;
+use crate::error::ApiResult;
+
+static WAKE: Notify = Notify::const_new();
+const FALLBACK_POLL: Duration = Duration::from_secs(1);
+
+/// Called by writers after recording an event.
+pub fn wake() {
+    WAKE.notify_waiters();
+}
+
+pub fn spawn(db: DatabaseConnection, bus: Arc<Bus>, mut stop: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut last = match head(&db).await {
+            Ok(head) => head,
+            Err(err) => {
+                tracing::error!(error = ?err, "cannot read the event log; live updates are off");
+                return;
+            }
+        };
+        loop {
+            let woken = WAKE.notified();
+            tokio::pin!(woken);
+            // Registered before reading, so a wake-up during the read is not lost.
+            woken.as_mut().enable();
+            match tail(&db, &bus, last).await {
+                Ok((next, full)) => {
+                    last = next;
+                    if full {
+                        continue;
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = ?err, "could not read the event log");
+                    bus.resync();
+                }
+            }
+            tokio::select! {
+                _ = &mut woken => {}
+                _ = tokio::time::sleep(FALLBACK_POLL) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    });
+}
+
+async fn head(db: &DatabaseConnection) -> ApiResult<i64> {
+    let head: Option<Option<i64>> = event::Entity::find()
+        .select_only()
+        .column_as(event::Column::Id.max(), "head")
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(head.flatten().unwrap_or(0))
+}
+
+/// Publishes the events after `last`; returns the new position and whether there may be more.
+async fn tail(db: &DatabaseConnection, bus: &Bus, last: i64) -> ApiResult<(i64, bool)> {
+    let events = event::Entity::find()
+        .filter(event::Column::Id.gt(last))
+        .order_by_asc(event::Column::Id)
+        .limit(log::PAGE)
+        .all(db)
+        .await?;
+    let full = events.len() as u64 == log::PAGE;
+    let next = events.last().map_or(last, |e| e.id);
+    for item in log::with_photos(db, events).await? {
+        bus.publish(item);
+    }
+    Ok((next, full))
+}

@@ -1,0 +1,95 @@
+//! Fan-out across replicas on Postgres. A writer's `pg_notify` (sent in the event's own
+//! transaction, so it is delivered only if the event commits) carries just the event id; every
+//! replica LISTENs, reads the events it was told about, and publishes them on its own bus.
+//!
+//! Notifications are not stored: any sent while this replica's listening connection was down
+//! are gone. So after every (re)connection the bus tells all subscribers to catch up from the
+//! events table, which loses nothing because each of them knows its own cursor.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::DatabaseConnection;
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::watch;
+
+use super::bus::Bus;
+use super::log;
+
+/// The notification channel every replica listens on.
+pub const CHANNEL: &str = "photon_events";
+/// Shown in `pg_stat_activity`, so operators (and tests) can find the listening connection.
+pub const APPLICATION_NAME: &str = "photon-listener";
+/// Notifications handled per read of the log.
+const BATCH: usize = 256;
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+pub fn spawn(
+    url: SecretString,
+    db: DatabaseConnection,
+    bus: Arc<Bus>,
+    mut stop: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let outcome = tokio::select! {
+                outcome = listen(&url, &db, &bus) => outcome,
+                _ = stop.changed() => return,
+            };
+            match outcome {
+                Ok(()) => {
+                    tracing::warn!("lost the notification connection; reconnecting");
+                    backoff = Duration::from_millis(100);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, retry_in_ms = backoff.as_millis() as u64,
+                        "notification listener failed; reconnecting");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.changed() => return,
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    });
+}
+
+/// Listens until the connection is lost (`Ok`) or fails (`Err`).
+async fn listen(url: &SecretString, db: &DatabaseConnection, bus: &Bus) -> anyhow::Result<()> {
+    let options: PgConnectOptions = url.expose_secret().parse()?;
+    // A pool of one, which the listener uses only to reconnect; we reconnect ourselves.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_with(options.application_name(APPLICATION_NAME))
+        .await?;
+    let mut listener = PgListener::connect_with(&pool).await?;
+    listener.listen(CHANNEL).await?;
+    tracing::debug!("listening for events");
+    // Anything committed while we were not listening reaches subscribers this way.
+    bus.resync();
+    loop {
+        let Some(first) = listener.try_recv().await? else {
+            return Ok(());
+        };
+        let mut ids: Vec<i64> = first.payload().parse().into_iter().collect();
+        while ids.len() < BATCH {
+            match listener.next_buffered() {
+                Some(more) => ids.extend(more.payload().parse::<i64>()),
+                None => break,
+            }
+        }
+        match log::by_ids(db, &ids).await {
+            Ok(items) => items.into_iter().for_each(|item| bus.publish(item)),
+            Err(err) => {
+                // The events are in the log; subscribers fetch them from there.
+                tracing::warn!(error = ?err, "could not read notified events");
+                bus.resync();
+            }
+        }
+    }
+}
