@@ -3,6 +3,9 @@
 //! databases are created through the admin URL in `TEST_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); `scripts/test.sh` sets both up.
 
+pub mod photos;
+pub mod ws;
+
 use std::net::SocketAddr;
 
 use photon::app::{AppState, Application};
@@ -388,4 +391,36 @@ pub async fn befriend(app: &TestApp, a: &TestUser, b: &TestUser) {
     )
     .await
     .ok();
+}
+
+/// The uuid inside one of the API's global ids (`base64("Type:uuid")`).
+pub fn uuid_of(global_id: &str) -> uuid::Uuid {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(global_id)
+        .expect("a global id");
+    let text = String::from_utf8(bytes).expect("utf-8");
+    let (_, uuid) = text.split_once(':').expect("Type:uuid");
+    uuid.parse().expect("uuid")
+}
+
+impl TestApp {
+    /// An access token for `user` signed with the test secret, expiring in `secs` (negative:
+    /// already expired), with every other claim right.
+    pub fn forge_token(&self, user: &TestUser, secs: i64) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let claims = json!({
+            "sub": uuid_of(&user.id),
+            "iss": format!("{}/", self.base_url),
+            "aud": "photon",
+            "iat": now - 120,
+            "exp": now + secs,
+        });
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+        )
+        .expect("signed")
+    }
 }

@@ -16,7 +16,7 @@ use super::photos::Photo;
 use super::users::User;
 use crate::error::ApiError;
 use crate::realtime::FeedItem;
-use crate::realtime::feed::{self, Presence};
+use crate::realtime::feed::{self, Tracking};
 use crate::realtime::log;
 use crate::service::clock;
 use crate::service::pagination::{decode_cursor, encode_cursor};
@@ -45,7 +45,7 @@ impl Subscription {
         let session_id = ids::expect(Kind::Session, &session_id, "sessionId")?;
         let after = parse_after(after.as_deref())?;
         let state = ctx.state()?;
-        let items = feed::follow(state, ctx.viewer(), session_id, after, Presence::Tracked).await?;
+        let items = feed::follow(state, ctx.viewer(), session_id, after, Tracking::Online).await?;
         Ok(items.filter_map(|item| async move {
             match item {
                 Ok(item) => photo_added(&item).map(Ok),
@@ -66,8 +66,7 @@ impl Subscription {
         let session_id = ids::expect(Kind::Session, &session_id, "sessionId")?;
         let after = parse_after(after.as_deref())?;
         let state = ctx.state()?;
-        let items =
-            feed::follow(state, ctx.viewer(), session_id, after, Presence::Untracked).await?;
+        let items = feed::follow(state, ctx.viewer(), session_id, after, Tracking::Silent).await?;
         Ok(items.filter_map(|item| async move {
             match item {
                 Ok(item) => session_event(&item).map(Ok),

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::bus::{Bus, BusMessage, FeedItem, Receiver};
 use super::log;
-use super::presence::Online;
+use super::presence::{Online, Presence};
 use crate::app::AppState;
 use crate::auth::Viewer;
 use crate::error::ApiResult;
@@ -33,8 +33,8 @@ pub struct FeedStart {
     pub after: Option<i64>,
     /// The session has already ended: nothing new will come after the backlog.
     pub ended: bool,
-    /// Kept alive as long as the feed (marks the viewer online for pushes).
-    pub presence: Option<Online>,
+    /// Marks the viewer online for as long as the feed runs (no pushes for what it shows).
+    pub presence: Option<Arc<Presence>>,
 }
 
 struct Feed {
@@ -62,6 +62,11 @@ pub async fn open(
         // Read after subscribing: anything newer than this reaches the channel.
         None => (log::session_head(&db, start.session_id).await?, false),
     };
+    // Only once the feed receives events does the viewer count as online.
+    let online = match &start.presence {
+        Some(presence) => Some(presence.enter(start.session_id, start.viewer_id).await?),
+        None => None,
+    };
     let feed = Feed {
         db,
         bus,
@@ -73,7 +78,7 @@ pub async fn open(
         catch_up,
         // A live-only feed of an ended session has nothing to wait for.
         done: start.ended && !catch_up,
-        _presence: start.presence,
+        _presence: online,
     };
     Ok(futures_util::stream::unfold(feed, |mut feed| async move {
         feed.next().await.map(|item| (item, feed))
@@ -130,9 +135,9 @@ impl Feed {
 
 /// Whether a feed marks its viewer online (only `photoAdded` spares them a push).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Presence {
-    Tracked,
-    Untracked,
+pub enum Tracking {
+    Online,
+    Silent,
 }
 
 /// Opens a member's feed of a session: NOT_FOUND unless the viewer is a current member.
@@ -141,16 +146,11 @@ pub async fn follow(
     viewer: Viewer,
     session_id: Uuid,
     after: Option<i64>,
-    presence: Presence,
+    tracking: Tracking,
 ) -> ApiResult<impl Stream<Item = ApiResult<Arc<FeedItem>>> + Send + use<>> {
     let view = sessions::get_session(&state.db, viewer, session_id).await?;
     let viewer_id = viewer.user_id()?;
-    let online = match presence {
-        Presence::Tracked if view.session.ended_at.is_none() => {
-            Some(state.presence.enter(session_id, viewer_id).await?)
-        }
-        _ => None,
-    };
+    let ended = view.session.ended_at.is_some();
     open(
         state.db.clone(),
         state.bus.clone(),
@@ -158,8 +158,8 @@ pub async fn follow(
             session_id,
             viewer_id,
             after,
-            ended: view.session.ended_at.is_some(),
-            presence: online,
+            ended,
+            presence: (tracking == Tracking::Online && !ended).then(|| state.presence.clone()),
         },
     )
     .await

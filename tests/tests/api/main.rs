@@ -13,5 +13,6 @@ mod limits;
 mod photos;
 mod schema;
 mod sessions;
+mod subscriptions;
 mod tokens;
 mod users;

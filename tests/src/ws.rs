@@ -1,0 +1,212 @@
+//! A GraphQL-over-WebSocket client for tests, speaking either sub-protocol the way Apollo's
+//! links do, over a real socket.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::TestApp;
+
+/// How long a test waits for any one message before failing.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `graphql-transport-ws` (the `graphql-ws` library).
+    Transport,
+    /// `graphql-ws` (`subscriptions-transport-ws`).
+    Legacy,
+}
+
+impl Protocol {
+    pub const BOTH: [Protocol; 2] = [Protocol::Transport, Protocol::Legacy];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Transport => "graphql-transport-ws",
+            Self::Legacy => "graphql-ws",
+        }
+    }
+}
+
+/// What arrived on the socket (keep-alives are answered and skipped).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Received {
+    Message(Value),
+    Closed(u16, String),
+}
+
+pub struct WsClient {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub protocol: Protocol,
+    /// Keep-alive messages seen (`ping` or `ka`).
+    pub keepalives: usize,
+}
+
+impl WsClient {
+    /// Opens a socket asking for `protocol`, without initialising it.
+    pub async fn open(app: &TestApp, protocol: Protocol) -> Self {
+        let url = format!("ws://{}/graphql", app.addr);
+        let mut request = url.into_client_request().unwrap();
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static(protocol.name()),
+        );
+        let (socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(
+            response
+                .headers()
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok()),
+            Some(protocol.name())
+        );
+        Self {
+            socket,
+            protocol,
+            keepalives: 0,
+        }
+    }
+
+    /// Opens and initialises a socket with `payload`, expecting the server's ack.
+    pub async fn connect(app: &TestApp, protocol: Protocol, payload: Value) -> Self {
+        let mut client = Self::open(app, protocol).await;
+        client.init(payload).await;
+        match client.recv().await {
+            Received::Message(m) if m["type"] == "connection_ack" => client,
+            other => panic!("expected connection_ack, got {other:?}"),
+        }
+    }
+
+    /// Connects as `token`'s user, the way Apollo apps pass it.
+    pub async fn connect_as(app: &TestApp, protocol: Protocol, token: &str) -> Self {
+        Self::connect(
+            app,
+            protocol,
+            json!({ "authorization": format!("Bearer {token}") }),
+        )
+        .await
+    }
+
+    pub async fn init(&mut self, payload: Value) {
+        self.send(json!({ "type": "connection_init", "payload": payload }))
+            .await;
+    }
+
+    pub async fn send(&mut self, message: Value) {
+        self.socket
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    /// Starts an operation under `id`.
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        let kind = match self.protocol {
+            Protocol::Transport => "subscribe",
+            Protocol::Legacy => "start",
+        };
+        self.send(json!({
+            "type": kind,
+            "id": id,
+            "payload": { "query": query, "variables": variables },
+        }))
+        .await;
+    }
+
+    /// Stops the operation `id`.
+    pub async fn stop(&mut self, id: &str) {
+        let kind = match self.protocol {
+            Protocol::Transport => "complete",
+            Protocol::Legacy => "stop",
+        };
+        self.send(json!({ "type": kind, "id": id })).await;
+    }
+
+    /// The next message or close, answering pings on the way. Fails the test after [`WAIT`].
+    pub async fn recv(&mut self) -> Received {
+        self.recv_within(WAIT)
+            .await
+            .unwrap_or_else(|| panic!("nothing arrived within {WAIT:?}"))
+    }
+
+    /// Like [`recv`](Self::recv), but `None` when nothing arrives within `wait`.
+    pub async fn recv_within(&mut self, wait: Duration) -> Option<Received> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .ok()?;
+            match frame {
+                None => return Some(Received::Closed(1006, "connection dropped".into())),
+                Some(Err(err)) => return Some(Received::Closed(1006, err.to_string())),
+                Some(Ok(Message::Text(text))) => {
+                    let message: Value = serde_json::from_str(&text).unwrap();
+                    match message["type"].as_str() {
+                        Some("ping") => {
+                            self.keepalives += 1;
+                            self.send(json!({ "type": "pong" })).await;
+                        }
+                        Some("ka") => self.keepalives += 1,
+                        _ => return Some(Received::Message(message)),
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let (code, reason) = frame
+                        .map(|f| (u16::from(f.code), f.reason.to_string()))
+                        .unwrap_or((1005, String::new()));
+                    return Some(Received::Closed(code, reason));
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// The payload of the next result for `id`; fails on anything else.
+    pub async fn next_payload(&mut self, id: &str) -> Value {
+        let result = match self.protocol {
+            Protocol::Transport => "next",
+            Protocol::Legacy => "data",
+        };
+        match self.recv().await {
+            Received::Message(m) if m["type"] == result && m["id"] == id => m["payload"].clone(),
+            other => panic!("expected a result for {id}, got {other:?}"),
+        }
+    }
+
+    /// Waits for `complete` for `id`.
+    pub async fn expect_complete(&mut self, id: &str) {
+        match self.recv().await {
+            Received::Message(m) if m["type"] == "complete" && m["id"] == id => {}
+            other => panic!("expected complete for {id}, got {other:?}"),
+        }
+    }
+
+    /// Waits for the socket to close; returns its code and reason.
+    pub async fn expect_close(&mut self) -> (u16, String) {
+        loop {
+            match self.recv().await {
+                Received::Closed(code, reason) => return (code, reason),
+                // Legacy clients are told why first.
+                Received::Message(m) if m["type"] == "connection_error" => {}
+                other => panic!("expected the socket to close, got {other:?}"),
+            }
+        }
+    }
+
+    /// Asserts nothing but keep-alives arrives for `wait`.
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        if let Some(received) = self.recv_within(wait).await {
+            panic!("expected nothing, got {received:?}");
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.socket.close(None).await;
+    }
+}

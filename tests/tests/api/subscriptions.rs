@@ -1,0 +1,488 @@
+//! Subscriptions over real WebSockets, in both sub-protocols: live photos, resuming from a
+//! cursor, session events, authentication and the limits of a connection.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use photon_tests::photos::{photo_bytes, upload};
+use photon_tests::ws::{Protocol, Received, WsClient};
+use photon_tests::{TestApp, TestUser, create_session, join};
+use serde_json::{Value, json};
+
+const PHOTO_ADDED: &str = "subscription($s: ID!, $after: String) { photoAdded(sessionId: $s, after: $after) { cursor photo { id sha256 status url uploader { id } } } }";
+const SESSION_EVENTS: &str = "subscription($s: ID!, $after: String) { sessionEvents(sessionId: $s, after: $after) { __typename ... on MemberJoined { cursor user { id } } ... on MemberLeft { cursor user { id } } ... on PhotoDeleted { cursor photoId } ... on SessionEnded { cursor endedAt } } }";
+
+/// An owner with a session, and a second member in it.
+async fn session_with_member(app: &TestApp) -> (TestUser, TestUser, String) {
+    let owner = app.sign_in("ana@example.com").await;
+    let member = app.sign_in("ben@example.com").await;
+    let (session, code) = create_session(app, &owner, "Beach day").await;
+    join(app, &member, &code).await.ok();
+    (owner, member, session)
+}
+
+/// Waits until `n` (session, user) pairs count as online: their subscriptions are live.
+async fn wait_online(app: &TestApp, n: i64) {
+    for _ in 0..200 {
+        if app.count("presence", "true").await == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("expected {n} live photoAdded subscriptions");
+}
+
+/// Subscribes to photoAdded and waits until the subscription is live.
+async fn follow_photos(
+    app: &TestApp,
+    client: &mut WsClient,
+    id: &str,
+    session: &str,
+    after: Option<&str>,
+    online: i64,
+) {
+    client
+        .subscribe(id, PHOTO_ADDED, json!({ "s": session, "after": after }))
+        .await;
+    wait_online(app, online).await;
+}
+
+fn event(payload: &Value) -> &Value {
+    assert!(
+        payload.get("errors").is_none(),
+        "unexpected errors: {payload}"
+    );
+    &payload["data"]["photoAdded"]
+}
+
+#[tokio::test]
+async fn a_photo_reaches_the_other_members_live_in_both_protocols() {
+    for protocol in Protocol::BOTH {
+        let app = TestApp::spawn().await;
+        let (owner, member, session) = session_with_member(&app).await;
+        let mut client = WsClient::connect_as(&app, protocol, &member.token).await;
+        follow_photos(&app, &mut client, "1", &session, None, 1).await;
+
+        let bytes = photo_bytes(1, 2048);
+        let photo_id = upload(&app, &owner, &session, &bytes).await;
+
+        let payload = client.next_payload("1").await;
+        let added = event(&payload);
+        assert_eq!(added["photo"]["id"], photo_id, "{protocol:?}");
+        assert_eq!(added["photo"]["status"], "READY");
+        assert_eq!(added["photo"]["uploader"]["id"], owner.id);
+        assert!(added["cursor"].as_str().is_some_and(|c| !c.is_empty()));
+        // The URL in the event downloads the photo.
+        let url = added["photo"]["url"].as_str().unwrap();
+        let downloaded = app.client.get(url).send().await.unwrap();
+        assert_eq!(downloaded.bytes().await.unwrap().to_vec(), bytes);
+
+        // Stopping the subscription stops the events, and the member counts as offline.
+        client.stop("1").await;
+        if protocol == Protocol::Legacy {
+            client.expect_complete("1").await;
+        }
+        wait_online(&app, 0).await;
+        upload(&app, &owner, &session, &photo_bytes(2, 100)).await;
+        client.expect_silence(Duration::from_millis(500)).await;
+        client.close().await;
+    }
+}
+
+#[tokio::test]
+async fn only_members_may_subscribe() {
+    let app = TestApp::spawn().await;
+    let (owner, _member, session) = session_with_member(&app).await;
+    let stranger = app.sign_in("eve@example.com").await;
+    for protocol in Protocol::BOTH {
+        for (who, expected) in [(Some(&stranger), "NOT_FOUND"), (None, "UNAUTHENTICATED")] {
+            let mut client = match who {
+                Some(user) => WsClient::connect_as(&app, protocol, &user.token).await,
+                None => WsClient::connect(&app, protocol, json!({})).await,
+            };
+            for (id, query) in [("p", PHOTO_ADDED), ("e", SESSION_EVENTS)] {
+                client
+                    .subscribe(id, query, json!({ "s": session, "after": null }))
+                    .await;
+                let payload = client.next_payload(id).await;
+                assert_eq!(payload["errors"][0]["extensions"]["code"], expected);
+                assert!(payload["data"].is_null());
+                client.expect_complete(id).await;
+            }
+            client.close().await;
+        }
+    }
+    // Nothing the stranger did counts them as present, and the owner still gets live photos.
+    assert_eq!(app.count("presence", "true").await, 0);
+    let mut client = WsClient::connect_as(&app, Protocol::Transport, &owner.token).await;
+    follow_photos(&app, &mut client, "1", &session, None, 1).await;
+}
+
+#[tokio::test]
+async fn a_bad_token_closes_the_socket_with_4403() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in("ana@example.com").await;
+    let expired = app.forge_token(&user, -60);
+    let payloads = [
+        json!({ "authorization": "Bearer not-a-token" }),
+        json!({ "Authorization": format!("Bearer {expired}") }),
+        json!({ "token": "garbage" }),
+        json!({ "authorization": format!("Basic {}", user.token) }),
+    ];
+    for protocol in Protocol::BOTH {
+        for payload in &payloads {
+            let mut client = WsClient::open(&app, protocol).await;
+            client.init(payload.clone()).await;
+            if protocol == Protocol::Legacy {
+                match client.recv().await {
+                    Received::Message(m) => assert_eq!(m["type"], "connection_error"),
+                    other => panic!("expected connection_error, got {other:?}"),
+                }
+            }
+            let (code, _) = client.expect_close().await;
+            assert_eq!(code, 4403, "{protocol:?} {payload}");
+        }
+        // Every accepted spelling of a good token works.
+        for payload in [
+            json!({ "authorization": format!("Bearer {}", user.token) }),
+            json!({ "Authorization": format!("Bearer {}", user.token) }),
+            json!({ "token": user.token }),
+            json!({ "headers": { "Authorization": format!("Bearer {}", user.token) } }),
+        ] {
+            WsClient::connect(&app, protocol, payload)
+                .await
+                .close()
+                .await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_socket_closes_when_its_token_expires() {
+    let app = TestApp::spawn_with(&["--access-token-ttl-secs=2"]).await;
+    let (_owner, member, session) = session_with_member(&app).await;
+    for protocol in Protocol::BOTH {
+        let member = app.sign_in(&member.email).await;
+        let mut client = WsClient::connect_as(&app, protocol, &member.token).await;
+        client
+            .subscribe("1", PHOTO_ADDED, json!({ "s": session }))
+            .await;
+        let started = std::time::Instant::now();
+        let (code, reason) = client.expect_close().await;
+        assert_eq!(code, 4403);
+        assert!(reason.contains("expired"), "{reason}");
+        assert!(started.elapsed() <= Duration::from_secs(4));
+    }
+    // The closed sockets' subscriptions no longer count as online.
+    wait_online(&app, 0).await;
+}
+
+#[tokio::test]
+async fn a_client_that_missed_photos_resumes_from_its_cursor() {
+    for protocol in Protocol::BOTH {
+        let app = TestApp::spawn().await;
+        let (owner, member, session) = session_with_member(&app).await;
+        let mut client = WsClient::connect_as(&app, protocol, &member.token).await;
+        follow_photos(&app, &mut client, "1", &session, None, 1).await;
+        upload(&app, &owner, &session, &photo_bytes(0, 64)).await;
+        let payload = client.next_payload("1").await;
+        let cursor = event(&payload)["cursor"].as_str().unwrap().to_owned();
+        client.close().await;
+        wait_online(&app, 0).await;
+
+        // Offline: five photos arrive, from two members.
+        let mut missed = Vec::new();
+        for seed in 1..=5u8 {
+            let by = if seed % 2 == 0 { &member } else { &owner };
+            missed.push(upload(&app, by, &session, &photo_bytes(seed, 64)).await);
+        }
+
+        let mut client = WsClient::connect_as(&app, protocol, &member.token).await;
+        follow_photos(&app, &mut client, "2", &session, Some(&cursor), 1).await;
+        let mut replayed = Vec::new();
+        for _ in 0..5 {
+            let payload = client.next_payload("2").await;
+            replayed.push(event(&payload)["photo"]["id"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(
+            replayed, missed,
+            "{protocol:?}: exactly the missed photos, in order"
+        );
+
+        // Then live, with nothing repeated.
+        let live = upload(&app, &owner, &session, &photo_bytes(9, 64)).await;
+        let payload = client.next_payload("2").await;
+        assert_eq!(event(&payload)["photo"]["id"], live);
+        client.expect_silence(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_photo_list_cursor_resumes_a_subscription() {
+    let app = TestApp::spawn().await;
+    let (owner, member, session) = session_with_member(&app).await;
+    let first = upload(&app, &owner, &session, &photo_bytes(1, 64)).await;
+    let list = app
+        .gql_as(
+            &member,
+            "query($s: ID!) { session(id: $s) { photos(first: 1) { edges { cursor node { id } } } } }",
+            json!({ "s": session }),
+        )
+        .await;
+    let edge = &list.ok()["session"]["photos"]["edges"][0];
+    assert_eq!(edge["node"]["id"], first);
+    let cursor = edge["cursor"].as_str().unwrap();
+    let second = upload(&app, &owner, &session, &photo_bytes(2, 64)).await;
+
+    let mut client = WsClient::connect_as(&app, Protocol::Transport, &member.token).await;
+    follow_photos(&app, &mut client, "1", &session, Some(cursor), 1).await;
+    let payload = client.next_payload("1").await;
+    assert_eq!(event(&payload)["photo"]["id"], second);
+    client.expect_silence(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn session_events_cover_joins_leaves_deletions_and_the_end() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_in("ana@example.com").await;
+    let ben = app.sign_in("ben@example.com").await;
+    let (session, code) = create_session(&app, &owner, "Beach day").await;
+    let mut client = WsClient::connect_as(&app, Protocol::Transport, &owner.token).await;
+    client
+        .subscribe("e", SESSION_EVENTS, json!({ "s": session }))
+        .await;
+    // sessionEvents does not count as online; give it a moment to be live.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    join(&app, &ben, &code).await.ok();
+    let photo = upload(&app, &ben, &session, &photo_bytes(1, 64)).await;
+    let deleted = app
+        .gql_as(
+            &ben,
+            "mutation($id: ID!) { deletePhoto(photoId: $id) }",
+            json!({ "id": photo }),
+        )
+        .await;
+    assert_eq!(deleted.ok()["deletePhoto"], true);
+    let left = app
+        .gql_as(
+            &ben,
+            "mutation($s: ID!) { leaveSession(sessionId: $s) }",
+            json!({ "s": session }),
+        )
+        .await;
+    left.ok();
+    app.gql_as(
+        &owner,
+        "mutation($s: ID!) { endSession(sessionId: $s) { id } }",
+        json!({ "s": session }),
+    )
+    .await
+    .ok();
+
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let payload = client.next_payload("e").await;
+        seen.push(payload["data"]["sessionEvents"].clone());
+    }
+    let kinds: Vec<&str> = seen
+        .iter()
+        .map(|e| e["__typename"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["MemberJoined", "PhotoDeleted", "MemberLeft", "SessionEnded"]
+    );
+    assert_eq!(seen[0]["user"]["id"], ben.id);
+    assert_eq!(seen[1]["photoId"], photo);
+    assert_eq!(seen[2]["user"]["id"], ben.id);
+    assert!(seen[3]["endedAt"].is_string());
+    // The end of the session completes the stream.
+    client.expect_complete("e").await;
+
+    // Replaying from the first event's cursor gives the rest again, then completes.
+    let cursor = seen[0]["cursor"].as_str().unwrap();
+    client
+        .subscribe(
+            "r",
+            SESSION_EVENTS,
+            json!({ "s": session, "after": cursor }),
+        )
+        .await;
+    let mut replayed = Vec::new();
+    for _ in 0..3 {
+        let payload = client.next_payload("r").await;
+        replayed.push(payload["data"]["sessionEvents"]["__typename"].clone());
+    }
+    assert_eq!(replayed, ["PhotoDeleted", "MemberLeft", "SessionEnded"]);
+    client.expect_complete("r").await;
+}
+
+#[tokio::test]
+async fn a_member_who_leaves_stops_receiving() {
+    let app = TestApp::spawn().await;
+    let (owner, member, session) = session_with_member(&app).await;
+    let mut client = WsClient::connect_as(&app, Protocol::Transport, &member.token).await;
+    follow_photos(&app, &mut client, "1", &session, None, 1).await;
+    app.gql_as(
+        &member,
+        "mutation($s: ID!) { leaveSession(sessionId: $s) }",
+        json!({ "s": session }),
+    )
+    .await
+    .ok();
+    client.expect_complete("1").await;
+    wait_online(&app, 0).await;
+    upload(&app, &owner, &session, &photo_bytes(1, 64)).await;
+    client.expect_silence(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn a_connection_limits_its_subscriptions_and_rejects_duplicate_ids() {
+    let app = TestApp::spawn_with(&["--ws-max-subscriptions=2"]).await;
+    let (_owner, member, session) = session_with_member(&app).await;
+    for protocol in Protocol::BOTH {
+        let mut client = WsClient::connect_as(&app, protocol, &member.token).await;
+        for id in ["a", "b"] {
+            client
+                .subscribe(id, SESSION_EVENTS, json!({ "s": session }))
+                .await;
+        }
+        client
+            .subscribe("c", SESSION_EVENTS, json!({ "s": session }))
+            .await;
+        match client.recv().await {
+            Received::Message(m) => {
+                assert_eq!(m["type"], "error");
+                assert_eq!(m["id"], "c");
+                assert_eq!(m["payload"][0]["extensions"]["code"], "RATE_LIMITED");
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
+        client
+            .subscribe("a", SESSION_EVENTS, json!({ "s": session }))
+            .await;
+        match protocol {
+            Protocol::Transport => assert_eq!(client.expect_close().await.0, 4409),
+            Protocol::Legacy => match client.recv().await {
+                Received::Message(m) => assert_eq!(
+                    (m["type"].clone(), m["id"].clone()),
+                    (json!("error"), json!("a"))
+                ),
+                other => panic!("expected an error, got {other:?}"),
+            },
+        }
+    }
+}
+
+#[tokio::test]
+async fn protocol_errors_close_the_socket_with_their_codes() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in("ana@example.com").await;
+
+    // Subscribing before connection_init.
+    let mut client = WsClient::open(&app, Protocol::Transport).await;
+    client
+        .subscribe("1", "subscription { __typename }", json!({}))
+        .await;
+    assert_eq!(client.expect_close().await.0, 4401);
+
+    // A second connection_init.
+    let mut client = WsClient::connect_as(&app, Protocol::Transport, &user.token).await;
+    client.init(json!({})).await;
+    assert_eq!(client.expect_close().await.0, 4429);
+
+    // Not JSON, or not a message of the protocol.
+    for garbage in [json!("hello"), json!({ "type": "start", "id": "1" })] {
+        let mut client = WsClient::connect_as(&app, Protocol::Transport, &user.token).await;
+        client.send(garbage).await;
+        assert_eq!(client.expect_close().await.0, 4400);
+    }
+
+    // A document that does not validate is refused as an operation; the socket stays open.
+    let mut client = WsClient::connect_as(&app, Protocol::Transport, &user.token).await;
+    client
+        .subscribe("1", "subscription { nope }", json!({}))
+        .await;
+    match client.recv().await {
+        Received::Message(m) => {
+            assert_eq!(m["type"], "error");
+            assert_eq!(
+                m["payload"][0]["extensions"]["code"],
+                "GRAPHQL_VALIDATION_FAILED"
+            );
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    client.send(json!({ "type": "ping" })).await;
+    match client.recv().await {
+        Received::Message(m) => assert_eq!(m["type"], "pong"),
+        other => panic!("expected pong, got {other:?}"),
+    }
+
+    // No sub-protocol the server speaks.
+    let url = format!("ws://{}/graphql", app.addr);
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    match socket.next().await {
+        Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(frame)))) => {
+            assert_eq!(u16::from(frame.code), 4406);
+        }
+        other => panic!("expected a close, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_server_sends_keepalives() {
+    let app = TestApp::spawn_with(&["--ws-keepalive-secs=1"]).await;
+    let user = app.sign_in("ana@example.com").await;
+    for protocol in Protocol::BOTH {
+        let mut client = WsClient::connect_as(&app, protocol, &user.token).await;
+        client.expect_silence(Duration::from_millis(2500)).await;
+        assert!(
+            client.keepalives >= 2,
+            "{protocol:?}: {}",
+            client.keepalives
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_subscriber_that_falls_behind_catches_up_from_the_log() {
+    use photon::realtime::bus::CAPACITY;
+    use photon::realtime::feed::{FeedStart, open};
+
+    let app = TestApp::spawn().await;
+    let owner = app.sign_in("ana@example.com").await;
+    let (session, code) = create_session(&app, &owner, "Crowd").await;
+    let session_uuid = photon_tests::uuid_of(&session);
+    let owner_uuid = photon_tests::uuid_of(&owner.id);
+    // A feed nobody reads while more events than its channel holds are committed.
+    let feed = open(
+        app.state.db.clone(),
+        app.state.bus.clone(),
+        FeedStart {
+            session_id: session_uuid,
+            viewer_id: owner_uuid,
+            after: None,
+            ended: false,
+            presence: None,
+        },
+    )
+    .await
+    .unwrap();
+    let joiners = CAPACITY + 16;
+    for n in 0..joiners {
+        let user = app.sign_in(&format!("guest{n}@example.com")).await;
+        join(&app, &user, &code).await.ok();
+    }
+    let events: Vec<_> = feed
+        .take(joiners)
+        .map(|item| item.unwrap().event.id)
+        .collect()
+        .await;
+    assert_eq!(events.len(), joiners);
+    assert!(
+        events.windows(2).all(|w| w[0] < w[1]),
+        "in order, no duplicates"
+    );
+}
