@@ -7,6 +7,7 @@ pub mod photos;
 pub mod ws;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use photon::app::{AppState, Application};
 use photon::config::settings_from_args;
@@ -112,7 +113,9 @@ pub struct TestApp {
     /// The server's own state (its statement counters, for instance).
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
-    _data_dir: tempfile::TempDir,
+    /// Shared with replicas of this server.
+    data_dir: Arc<tempfile::TempDir>,
+    pub database_url: String,
 }
 
 /// A signed-in user.
@@ -181,13 +184,38 @@ impl TestApp {
     /// A server with extra command-line settings.
     pub async fn spawn_with(extra: &[&str]) -> Self {
         let backend = Backend::from_env();
-        let data_dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = Arc::new(tempfile::tempdir().expect("temp dir"));
         let database_url = match backend {
             Backend::Postgres => create_postgres_database().await,
             Backend::Sqlite => {
                 format!("sqlite://{}/photon.db?mode=rwc", data_dir.path().display())
             }
         };
+        Self::start(backend, data_dir, database_url, extra).await
+    }
+
+    /// A second replica of this server: its own process state and port, the same database,
+    /// data directory and public URL (so tokens from one are good on the other). Only
+    /// meaningful on Postgres; the embedded SQLite default is a single process.
+    pub async fn spawn_replica(&self, extra: &[&str]) -> Self {
+        let public_url = format!("--public-url={}", self.base_url);
+        let mut args = vec![public_url.as_str()];
+        args.extend_from_slice(extra);
+        Self::start(
+            self.backend,
+            self.data_dir.clone(),
+            self.database_url.clone(),
+            &args,
+        )
+        .await
+    }
+
+    async fn start(
+        backend: Backend,
+        data_dir: Arc<tempfile::TempDir>,
+        database_url: String,
+        extra: &[&str],
+    ) -> Self {
         let mut args = vec![
             "photon".to_owned(),
             "--bind=127.0.0.1:0".to_owned(),
@@ -228,7 +256,8 @@ impl TestApp {
             db,
             state,
             shutdown: Some(tx),
-            _data_dir: data_dir,
+            data_dir,
+            database_url,
         }
     }
 

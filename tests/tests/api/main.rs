@@ -11,6 +11,7 @@ mod health;
 mod http_protocol;
 mod limits;
 mod photos;
+mod replicas;
 mod schema;
 mod sessions;
 mod subscriptions;
