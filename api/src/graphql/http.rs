@@ -271,6 +271,8 @@ pub async fn get(
         return Html(
             GraphiQLSource::build()
                 .endpoint("/graphql")
+                // GraphiQL passes the headers editor's values as `connection_init` params.
+                .subscription_endpoint("/graphql")
                 .title("Photon GraphiQL")
                 .finish(),
         )
