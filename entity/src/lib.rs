@@ -5,6 +5,8 @@ pub mod device;
 pub mod event;
 pub mod friendship;
 pub mod identity;
+pub mod login_code;
+pub mod oauth_state;
 pub mod photo;
 pub mod presence;
 pub mod refresh_token;
@@ -17,6 +19,8 @@ pub mod prelude {
     pub use super::event::Entity as Event;
     pub use super::friendship::Entity as Friendship;
     pub use super::identity::Entity as Identity;
+    pub use super::login_code::Entity as LoginCode;
+    pub use super::oauth_state::Entity as OauthState;
     pub use super::photo::Entity as Photo;
     pub use super::presence::Entity as Presence;
     pub use super::refresh_token::Entity as RefreshToken;
