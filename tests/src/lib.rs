@@ -3,6 +3,7 @@
 //! databases are created through the admin URL in `TEST_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); `scripts/test.sh` sets both up.
 
+pub mod fake_fcm;
 pub mod photos;
 pub mod ws;
 
@@ -228,6 +229,8 @@ impl TestApp {
             "--dev-sign-in=true".to_owned(),
             // Sweeps run when a test calls them, never behind its back.
             "--sweep-interval-secs=0".to_owned(),
+            // Pushes likewise: tests that want the dispatcher turn it on.
+            "--push-poll-ms=0".to_owned(),
         ];
         args.extend(s3_args());
         args.extend(extra.iter().map(|s| (*s).to_owned()));
@@ -327,6 +330,20 @@ impl TestApp {
     /// Statements the server ran so far.
     pub fn statements(&self) -> u64 {
         self.state.db_stats.statements()
+    }
+
+    /// Statements the server ran so far, once background work triggered by earlier requests
+    /// (fanning out their events, say) has finished: the count stayed put for 200 ms.
+    pub async fn settled_statements(&self) -> u64 {
+        let mut last = self.statements();
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let now = self.statements();
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
     }
 
     /// Rows in `table` (optionally filtered by a trusted SQL condition), read directly.

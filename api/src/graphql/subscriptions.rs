@@ -29,6 +29,7 @@ fn parse_after(after: Option<&str>) -> Result<Option<i64>, ApiError> {
     after.map(decode_cursor::<i64>).transpose()
 }
 
+/// Live updates of a session, over a WebSocket at `/graphql`.
 #[Subscription]
 impl Subscription {
     /// Photos added to a session the viewer belongs to. With `after` (the cursor of an earlier
@@ -149,6 +150,7 @@ pub struct MemberJoined {
     user_id: Uuid,
 }
 
+/// Someone joined the session.
 #[Object]
 impl MemberJoined {
     /// Pass as `after` to resume right after this event.
@@ -168,6 +170,7 @@ pub struct MemberLeft {
     user_id: Uuid,
 }
 
+/// Someone left the session.
 #[Object]
 impl MemberLeft {
     /// Pass as `after` to resume right after this event.

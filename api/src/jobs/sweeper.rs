@@ -20,6 +20,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::error::ApiResult;
+use crate::realtime::presence;
 use crate::service::clock;
 use crate::service::photos::{ABANDONED_SLOT_AGE, Removed, remove_if_due};
 use crate::storage::ObjectStore;
@@ -42,6 +43,8 @@ pub struct SweepReport {
     pub abandoned_slots: u64,
     pub events: u64,
     pub refresh_tokens: u64,
+    /// Presence rows left by replicas that stopped without cleaning up.
+    pub stale_presence: u64,
     /// Photos that could not be removed (storage or database errors); they are tried again
     /// next round.
     pub failures: u64,
@@ -107,6 +110,7 @@ pub async fn sweep_once(
         .exec(db)
         .await?
         .rows_affected;
+    report.stale_presence = presence::prune_stale(db, now).await?;
     Ok(report)
 }
 
@@ -132,6 +136,7 @@ pub fn spawn(
                     abandoned_slots = report.abandoned_slots,
                     events = report.events,
                     refresh_tokens = report.refresh_tokens,
+                    stale_presence = report.stale_presence,
                     failures = report.failures,
                     "sweep finished"
                 ),

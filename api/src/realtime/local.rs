@@ -1,11 +1,11 @@
 //! Fan-out for the embedded default (SQLite, one process). SQLite has a single writer, so
 //! event ids are assigned in commit order and tailing the log by id misses nothing. Writers
 //! wake the tailer when they record an event; the tailer's read waits for the writer's
-//! transaction (they share the one connection), so it sees the event once committed. A slow
-//! timer covers any wake-up that comes too early.
+//! transaction (they share the one connection), so it sees the event once committed. (An event
+//! recorded outside a transaction is committed before the wake-up.) The tailer does not poll:
+//! an idle server sends no statements.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use entity::event;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -16,7 +16,6 @@ use super::log;
 use crate::error::ApiResult;
 
 static WAKE: Notify = Notify::const_new();
-const FALLBACK_POLL: Duration = Duration::from_secs(1);
 
 /// Called by writers after recording an event.
 pub fn wake() {
@@ -51,7 +50,6 @@ pub fn spawn(db: DatabaseConnection, bus: Arc<Bus>, mut stop: watch::Receiver<bo
             }
             tokio::select! {
                 _ = &mut woken => {}
-                _ = tokio::time::sleep(FALLBACK_POLL) => {}
                 _ = stop.changed() => return,
             }
         }

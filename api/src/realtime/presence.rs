@@ -101,8 +101,8 @@ impl Presence {
         }
     }
 
-    /// Refreshes every row this replica holds (re-creating any that were swept) and removes
-    /// rows that replicas stopped refreshing.
+    /// Refreshes every row this replica holds (re-creating any that were swept). Rows other
+    /// replicas stopped refreshing are ignored once stale and pruned by the sweeper.
     pub async fn heartbeat(&self) -> ApiResult<()> {
         let keys: Vec<Key> = self
             .counts
@@ -115,10 +115,6 @@ impl Presence {
         for chunk in keys.chunks(1000) {
             upsert(&self.db, self.replica_id, chunk, now).await?;
         }
-        presence::Entity::delete_many()
-            .filter(presence::Column::RefreshedAt.lt(stale_before(now)))
-            .exec(&self.db)
-            .await?;
         Ok(())
     }
 
@@ -135,7 +131,9 @@ impl Presence {
     pub fn spawn_heartbeat(self: &Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
         let this = self.clone();
         tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(HEARTBEAT);
+            // Rows are written when subscriptions start, so the first refresh is due later.
+            let mut ticks =
+                tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
@@ -164,6 +162,15 @@ impl Drop for Online {
     fn drop(&mut self) {
         self.presence.leave(self.key);
     }
+}
+
+/// Deletes rows whose replica stopped refreshing them.
+pub async fn prune_stale(db: &impl ConnectionTrait, now: DateTime<Utc>) -> ApiResult<u64> {
+    Ok(presence::Entity::delete_many()
+        .filter(presence::Column::RefreshedAt.lt(stale_before(now)))
+        .exec(db)
+        .await?
+        .rows_affected)
 }
 
 fn stale_before(now: DateTime<Utc>) -> DateTime<Utc> {

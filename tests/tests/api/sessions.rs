@@ -437,7 +437,7 @@ async fn a_list_of_sessions_shows_each_ones_own_members() {
     join(&app, &carl, &trio).await.ok();
 
     let query = "{ sessions { edges { node { title owner { name } photoCount photos(first: 1) { edges { node { id } } } members(first: 2) { edges { node { user { name } } } pageInfo { hasNextPage } } } } } }";
-    let before = app.statements();
+    let before = app.settled_statements().await;
     let response = app.gql_as(&ana, query, json!({})).await;
     // Sessions, their members, photos and photo counts, the owners, the members' users: a
     // statement each, however many sessions there are (no N+1).
@@ -485,7 +485,7 @@ async fn a_list_of_sessions_shows_each_ones_own_members() {
         let (_, code) = create_session(&app, &ana, title).await;
         join(&app, &carl, &code).await.ok();
     }
-    let before = app.statements();
+    let before = app.settled_statements().await;
     app.gql_as(&ana, query, json!({})).await.ok();
     assert_eq!(
         app.statements() - before,
