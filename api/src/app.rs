@@ -21,6 +21,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::auth::jwt::JwtKeys;
+use crate::auth::oauth::{self, OAuth};
 use crate::auth::service::Tokens;
 use crate::config::Config;
 use crate::db::DbStats;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub config: Arc<Config>,
     pub tokens: Arc<Tokens>,
+    /// The sign-in providers' clients.
+    pub oauth: Arc<OAuth>,
     pub schema: PhotonSchema,
     pub db_stats: Arc<DbStats>,
     /// Where photo bytes live.
@@ -80,6 +83,11 @@ impl AppState {
             ),
             refresh_ttl: config.refresh_token_ttl,
         });
+        let oauth = Arc::new(OAuth::new(
+            &config.oauth,
+            &config.public_url,
+            &config.app_redirect_uris,
+        )?);
         let limits = QueryLimits {
             depth: config.max_query_depth,
             complexity: config.max_query_complexity,
@@ -94,6 +102,7 @@ impl AppState {
             db,
             config,
             tokens,
+            oauth,
             schema: graphql::build_schema(None, limits),
             db_stats,
             store,
@@ -130,6 +139,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/join/{code}", get(join))
+        .route("/auth/{provider}/start", get(oauth::start))
+        .route("/auth/{provider}/callback", get(oauth::callback))
         .layer(middleware::from_fn(time_limit));
     // Uploads of large photos over slow phone networks may take longer than API calls, so
     // the storage routes sit outside the time limit (they are bounded by their size).

@@ -14,6 +14,7 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+use crate::auth::oauth::{ClientCredentials, OAuthSettings, ProviderUrls};
 use crate::jobs::sweeper::SweepSettings;
 use crate::service::photos::UploadRules;
 use crate::storage::s3::S3Settings;
@@ -74,6 +75,36 @@ pub struct Settings {
     /// Deep link that `/join/{code}` sends browsers to, with `?code=…` appended.
     #[arg(long, env = "PHOTON_APP_JOIN_URL", default_value = "photon://join")]
     pub app_join_url: Url,
+
+    /// Client id of the GitHub OAuth app; with GITHUB_CLIENT_SECRET it enables sign-in
+    /// with GitHub.
+    #[arg(long, env = "GITHUB_CLIENT_ID")]
+    pub github_client_id: Option<String>,
+
+    /// Client secret of the GitHub OAuth app.
+    #[arg(long, env = "GITHUB_CLIENT_SECRET", value_parser = parse_secret, hide_env_values = true)]
+    pub github_client_secret: Option<SecretString>,
+
+    /// GitHub's web base (`/login/oauth/authorize` and `/login/oauth/access_token`).
+    #[arg(long, env = "GITHUB_BASE_URL", default_value = "https://github.com")]
+    pub github_base_url: Url,
+
+    /// GitHub's API base (`/user`, `/user/emails`).
+    #[arg(long, env = "GITHUB_API_URL", default_value = "https://api.github.com")]
+    pub github_api_url: Url,
+
+    /// Client id of the Discord application; with DISCORD_CLIENT_SECRET it enables sign-in
+    /// with Discord.
+    #[arg(long, env = "DISCORD_CLIENT_ID")]
+    pub discord_client_id: Option<String>,
+
+    /// Client secret of the Discord application.
+    #[arg(long, env = "DISCORD_CLIENT_SECRET", value_parser = parse_secret, hide_env_values = true)]
+    pub discord_client_secret: Option<SecretString>,
+
+    /// Discord's base (`/oauth2/authorize`, `/api/oauth2/token`, `/api/users/@me`).
+    #[arg(long, env = "DISCORD_BASE_URL", default_value = "https://discord.com")]
+    pub discord_base_url: Url,
 
     /// S3 bucket for photos. Unset: photos are kept on the local disk under the data directory.
     #[arg(long, env = "S3_BUCKET")]
@@ -201,6 +232,8 @@ pub struct Config {
     pub dev_sign_in: bool,
     pub app_redirect_uris: Vec<String>,
     pub app_join_url: Url,
+    /// Sign-in providers; none configured means only the dev sign-in (where enabled).
+    pub oauth: OAuthSettings,
     pub max_query_depth: usize,
     pub max_query_complexity: usize,
     pub shutdown_grace: Duration,
@@ -249,12 +282,37 @@ impl Settings {
         if jwt_secret.expose_secret().len() < MIN_JWT_SECRET_BYTES {
             bail!("PHOTON_JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes");
         }
+        let oauth = OAuthSettings {
+            github: credentials("GITHUB", self.github_client_id, self.github_client_secret)?,
+            discord: credentials(
+                "DISCORD",
+                self.discord_client_id,
+                self.discord_client_secret,
+            )?,
+            urls: ProviderUrls {
+                github_base: web_base("GITHUB_BASE_URL", self.github_base_url)?,
+                github_api: web_base("GITHUB_API_URL", self.github_api_url)?,
+                discord_base: web_base("DISCORD_BASE_URL", self.discord_base_url)?,
+            },
+        };
+        let app_redirect_uris: Vec<String> = self
+            .app_redirect_uris
+            .iter()
+            .map(|uri| uri.trim().to_owned())
+            .filter(|uri| !uri.is_empty())
+            .collect();
+        // Login codes are appended to these as a query parameter, so each must be a URL.
+        for uri in &app_redirect_uris {
+            if Url::parse(uri).is_err() {
+                bail!("PHOTON_APP_REDIRECT_URIS: {uri:?} is not an absolute URI");
+            }
+        }
         // A production database behind a reverse proxy may well bind to loopback too, so the
-        // bind address alone is not enough to call a server local. (No OAuth provider exists
-        // yet, so that condition holds trivially.)
+        // bind address alone is not enough to call a server local; and a server with a real
+        // sign-in configured is not a developer's toy.
         let dev_sign_in = self
             .dev_sign_in
-            .unwrap_or(embedded && self.bind.ip().is_loopback());
+            .unwrap_or(embedded && self.bind.ip().is_loopback() && !oauth.any_enabled());
         if self.access_token_ttl_secs == 0 || self.refresh_token_ttl_days == 0 {
             bail!("token lifetimes must be positive");
         }
@@ -307,8 +365,9 @@ impl Settings {
             access_token_ttl: Duration::from_secs(self.access_token_ttl_secs),
             refresh_token_ttl: chrono::Duration::days(i64::from(self.refresh_token_ttl_days)),
             dev_sign_in,
-            app_redirect_uris: self.app_redirect_uris,
+            app_redirect_uris,
             app_join_url: self.app_join_url,
+            oauth,
             max_query_depth: self.max_query_depth,
             max_query_complexity: self.max_query_complexity,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
@@ -338,6 +397,32 @@ impl Config {
             path
         )
     }
+}
+
+/// A provider's credentials: both or neither. Half a configuration is a mistake worth
+/// stopping for, not a provider to switch off quietly.
+fn credentials(
+    prefix: &str,
+    client_id: Option<String>,
+    client_secret: Option<SecretString>,
+) -> anyhow::Result<Option<ClientCredentials>> {
+    let client_id = client_id.filter(|id| !id.trim().is_empty());
+    let client_secret = client_secret.filter(|s| !s.expose_secret().trim().is_empty());
+    match (client_id, client_secret) {
+        (Some(client_id), Some(client_secret)) => Ok(Some(ClientCredentials {
+            client_id: client_id.trim().to_owned(),
+            client_secret,
+        })),
+        (None, None) => Ok(None),
+        _ => bail!("{prefix}_CLIENT_ID and {prefix}_CLIENT_SECRET must be set together"),
+    }
+}
+
+fn web_base(name: &str, url: Url) -> anyhow::Result<Url> {
+    if !matches!(url.scheme(), "http" | "https") {
+        bail!("{name} must be an http or https URL");
+    }
+    Ok(url)
 }
 
 /// Reads the generated secret, or creates one readable only by its owner.

@@ -2,6 +2,7 @@
 //! flows that issue them.
 
 pub mod jwt;
+pub mod oauth;
 pub mod refresh;
 pub mod service;
 pub mod viewer;

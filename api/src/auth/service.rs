@@ -40,7 +40,11 @@ impl std::fmt::Debug for TokenPair {
 
 impl Tokens {
     /// Mints an access token and starts a refresh-token family for `user`.
-    async fn sign_in(&self, db: &impl ConnectionTrait, user: user::Model) -> ApiResult<TokenPair> {
+    pub(crate) async fn sign_in(
+        &self,
+        db: &impl ConnectionTrait,
+        user: user::Model,
+    ) -> ApiResult<TokenPair> {
         let access = self.jwt.issue(user.id)?;
         let refresh_token = refresh::start_family(db, user.id, self.refresh_ttl).await?;
         Ok(TokenPair {

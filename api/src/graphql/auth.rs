@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::ContextExt;
 use super::users::User;
+use crate::auth::oauth::flow;
 use crate::auth::service::{self, TokenPair};
 
 pub struct AuthPayload(TokenPair);
@@ -40,7 +41,10 @@ impl AuthPayload {
 pub struct AuthProvider {
     /// `github` or `discord`.
     name: String,
-    /// Where the app's in-app browser starts the sign-in.
+    /// Where the app's in-app browser starts the sign-in, once the app has appended
+    /// `?redirect_uri=<an allowed app URI>&code_challenge=<S256 PKCE challenge>`. The browser
+    /// comes back to `redirect_uri?code=<login code>` (swap it with `exchangeLoginCode`) or
+    /// `redirect_uri?error=<reason>`.
     start_url: String,
 }
 
@@ -51,8 +55,15 @@ pub struct AuthQuery;
 impl AuthQuery {
     /// The sign-in providers this server has enabled, for the login screen. Empty until
     /// GitHub or Discord credentials are configured.
-    async fn auth_providers(&self) -> Vec<AuthProvider> {
-        Vec::new()
+    async fn auth_providers(&self, ctx: &Context<'_>) -> Result<Vec<AuthProvider>> {
+        let oauth = &ctx.state()?.oauth;
+        Ok(oauth
+            .enabled()
+            .map(|provider| AuthProvider {
+                name: provider.name().to_owned(),
+                start_url: oauth.start_url(provider),
+            })
+            .collect())
     }
 }
 
@@ -74,6 +85,25 @@ impl AuthMutation {
         let enabled = state.config.dev_sign_in;
         let pair = service::dev_sign_in(&state.db, &state.tokens, enabled, &email, name.as_deref())
             .await?;
+        Ok(AuthPayload(pair))
+    }
+
+    /// Finishes a GitHub or Discord sign-in: swaps the one-time login code the browser
+    /// brought back to the app for tokens. The code works once, for 60 seconds, and only
+    /// with the verifier of the `code_challenge` the sign-in started with; any failure is
+    /// UNAUTHENTICATED and uses the code up, so the app starts the sign-in again.
+    async fn exchange_login_code(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The `code` parameter of the app's redirect URI.")] code: String,
+        #[graphql(
+            desc = "The PKCE code verifier whose S256 challenge the app passed to the start URL."
+        )]
+        code_verifier: String,
+    ) -> Result<AuthPayload> {
+        let state = ctx.state()?;
+        let pair =
+            flow::exchange_login_code(&state.db, &state.tokens, &code, &code_verifier).await?;
         Ok(AuthPayload(pair))
     }
 

@@ -1,7 +1,7 @@
 //! The expiry sweeper: removes photos whose lifetime is over and upload slots abandoned for an
 //! hour (each in its own short transaction, object first, then row, so a storage failure
-//! leaves that photo for the next round), events past the retention window and refresh
-//! tokens long expired.
+//! leaves that photo for the next round), events past the retention window, refresh
+//! tokens long expired, and expired sign-in states and login codes.
 //!
 //! Several replicas may run it at once: each photo is re-checked under its session's row lock
 //! before anything is removed, so a photo is removed once, and never one that a racing
@@ -19,6 +19,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::auth::oauth::flow as sign_in;
 use crate::error::ApiResult;
 use crate::realtime::presence;
 use crate::service::clock;
@@ -43,6 +44,8 @@ pub struct SweepReport {
     pub abandoned_slots: u64,
     pub events: u64,
     pub refresh_tokens: u64,
+    /// Expired sign-in states and login codes.
+    pub sign_ins: u64,
     /// Presence rows left by replicas that stopped without cleaning up.
     pub stale_presence: u64,
     /// Photos that could not be removed (storage or database errors); they are tried again
@@ -111,6 +114,7 @@ pub async fn sweep_once(
         .await?
         .rows_affected;
     report.stale_presence = presence::prune_stale(db, now).await?;
+    report.sign_ins = sign_in::prune_expired(db, now).await?;
     Ok(report)
 }
 
@@ -137,6 +141,7 @@ pub fn spawn(
                     events = report.events,
                     refresh_tokens = report.refresh_tokens,
                     stale_presence = report.stale_presence,
+                    sign_ins = report.sign_ins,
                     failures = report.failures,
                     "sweep finished"
                 ),

@@ -31,8 +31,6 @@ pub struct FeedStart {
     pub viewer_id: Uuid,
     /// Replay everything after this event id; `None` streams only what comes next.
     pub after: Option<i64>,
-    /// The session has already ended: nothing new will come after the backlog.
-    pub ended: bool,
     /// Marks the viewer online for as long as the feed runs (no pushes for what it shows).
     pub presence: Option<Arc<Presence>>,
 }
@@ -50,13 +48,17 @@ struct Feed {
     _presence: Option<Online>,
 }
 
-/// Opens the feed. The caller has checked that the viewer may read the session.
+/// Opens the feed: NOT_FOUND unless the viewer is a current member of the session.
 pub async fn open(
     db: DatabaseConnection,
     bus: Arc<Bus>,
     start: FeedStart,
 ) -> ApiResult<impl Stream<Item = ApiResult<Arc<FeedItem>>> + Send + use<>> {
     let rx = bus.subscribe(start.session_id);
+    // Checked after subscribing: a departure or an end committed from here on reaches the
+    // channel, and one committed before is seen here.
+    let view = sessions::get_session(&db, Viewer::User(start.viewer_id), start.session_id).await?;
+    let ended = view.session.ended_at.is_some();
     let (last, catch_up) = match start.after {
         Some(after) => (after, true),
         // Read after subscribing: anything newer than this reaches the channel.
@@ -64,8 +66,8 @@ pub async fn open(
     };
     // Only once the feed receives events does the viewer count as online.
     let online = match &start.presence {
-        Some(presence) => Some(presence.enter(start.session_id, start.viewer_id).await?),
-        None => None,
+        Some(presence) if !ended => Some(presence.enter(start.session_id, start.viewer_id).await?),
+        _ => None,
     };
     let feed = Feed {
         db,
@@ -77,7 +79,7 @@ pub async fn open(
         backlog: VecDeque::new(),
         catch_up,
         // A live-only feed of an ended session has nothing to wait for.
-        done: start.ended && !catch_up,
+        done: ended && !catch_up,
         _presence: online,
     };
     Ok(futures_util::stream::unfold(feed, |mut feed| async move {
@@ -148,18 +150,14 @@ pub async fn follow(
     after: Option<i64>,
     tracking: Tracking,
 ) -> ApiResult<impl Stream<Item = ApiResult<Arc<FeedItem>>> + Send + use<>> {
-    let view = sessions::get_session(&state.db, viewer, session_id).await?;
-    let viewer_id = viewer.user_id()?;
-    let ended = view.session.ended_at.is_some();
     open(
         state.db.clone(),
         state.bus.clone(),
         FeedStart {
             session_id,
-            viewer_id,
+            viewer_id: viewer.user_id()?,
             after,
-            ended,
-            presence: (tracking == Tracking::Online && !ended).then(|| state.presence.clone()),
+            presence: (tracking == Tracking::Online).then(|| state.presence.clone()),
         },
     )
     .await

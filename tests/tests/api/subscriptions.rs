@@ -464,7 +464,6 @@ async fn a_subscriber_that_falls_behind_catches_up_from_the_log() {
             session_id: session_uuid,
             viewer_id: owner_uuid,
             after: None,
-            ended: false,
             presence: None,
         },
     )
