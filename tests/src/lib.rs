@@ -4,6 +4,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`); `scripts/test.sh` sets both up.
 
 pub mod fake_fcm;
+pub mod fake_oauth;
 pub mod photos;
 pub mod ws;
 

@@ -10,6 +10,7 @@ mod friends;
 mod health;
 mod http_protocol;
 mod limits;
+mod oauth;
 mod photos;
 mod replicas;
 mod schema;
