@@ -1,6 +1,9 @@
 //! A GraphQL-over-WebSocket client for tests, speaking either sub-protocol the way Apollo's
 //! links do, over a real socket.
 
+// Test support: a failed unwrap fails the test that called it, which is what it should do.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
