@@ -14,10 +14,17 @@ pub enum Kind {
     Session,
     FriendRequest,
     Photo,
+    Device,
 }
 
 impl Kind {
-    const ALL: [Kind; 4] = [Kind::User, Kind::Session, Kind::FriendRequest, Kind::Photo];
+    const ALL: [Kind; 5] = [
+        Kind::User,
+        Kind::Session,
+        Kind::FriendRequest,
+        Kind::Photo,
+        Kind::Device,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -25,6 +32,7 @@ impl Kind {
             Kind::Session => "Session",
             Kind::FriendRequest => "FriendRequest",
             Kind::Photo => "Photo",
+            Kind::Device => "Device",
         }
     }
 }

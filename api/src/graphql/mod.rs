@@ -4,6 +4,7 @@
 
 mod auth;
 mod connection;
+mod devices;
 mod errors;
 mod friends;
 pub mod http;
@@ -42,6 +43,7 @@ pub struct Mutation(
     friends::FriendMutation,
     sessions::SessionMutation,
     photos::PhotoMutation,
+    devices::DeviceMutation,
 );
 
 pub type PhotonSchema = Schema<Query, Mutation, Subscription>;

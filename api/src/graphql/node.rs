@@ -3,13 +3,14 @@
 use async_graphql::{Context, ID, Interface, Object, Result};
 
 use super::ContextExt;
+use super::devices::Device;
 use super::friends::FriendRequest;
 use super::ids::{self, Kind};
 use super::photos::Photo;
 use super::sessions::Session;
 use super::users::User;
 use crate::error::ApiError;
-use crate::service::{friends, photos, sessions, users};
+use crate::service::{devices, friends, photos, sessions, users};
 
 /// An object with a globally unique id.
 #[derive(Interface)]
@@ -23,6 +24,7 @@ pub enum Node {
     Session(Session),
     FriendRequest(FriendRequest),
     Photo(Photo),
+    Device(Device),
 }
 
 #[derive(Default)]
@@ -53,6 +55,9 @@ impl NodeQuery {
             Kind::Photo => photos::find_photo(db, viewer, uuid)
                 .await?
                 .map(|p| Node::Photo(Photo(p))),
+            Kind::Device => devices::find_device(db, viewer, uuid)
+                .await?
+                .map(|d| Node::Device(Device(d))),
         })
     }
 }

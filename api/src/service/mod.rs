@@ -1,6 +1,7 @@
 //! The service layer: business rules as plain async functions that take a database connection
 //! and the [`Viewer`](crate::auth::Viewer). Nothing here knows about GraphQL.
 
+pub mod devices;
 pub mod events;
 pub mod friends;
 pub mod input;
