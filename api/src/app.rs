@@ -28,6 +28,7 @@ use crate::db::DbStats;
 use crate::graphql::http::plain_error;
 use crate::graphql::{self, PhotonSchema, QueryLimits};
 use crate::jobs::sweeper;
+use crate::push;
 use crate::realtime::{self, Bus, presence::Presence};
 use crate::service::invite_code;
 use crate::storage::ObjectStore;
@@ -277,8 +278,12 @@ impl Application {
                 self.state.db.clone(),
                 self.state.store.clone(),
                 settings,
-                jobs_stopping,
+                jobs_stopping.clone(),
             );
+        }
+        if let Some(settings) = self.state.config.push.clone() {
+            // Likewise between rounds; rows of a round cut short are claimed again later.
+            push::dispatcher::spawn(self.state.db.clone(), settings, jobs_stopping)?;
         }
         let signal = async move {
             shutdown.await;

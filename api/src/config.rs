@@ -16,6 +16,8 @@ use url::Url;
 
 use crate::auth::oauth::{ClientCredentials, OAuthSettings, ProviderUrls};
 use crate::jobs::sweeper::SweepSettings;
+use crate::push::PushSettings;
+use crate::push::fcm::{FcmSettings, ServiceAccount};
 use crate::service::photos::UploadRules;
 use crate::storage::s3::S3Settings;
 
@@ -166,6 +168,26 @@ pub struct Settings {
     #[arg(long, env = "PHOTON_EVENT_RETENTION_HOURS", default_value_t = 24)]
     pub event_retention_hours: u32,
 
+    /// Path of the Firebase service-account key (JSON) that push notifications are sent
+    /// with; checked at start-up. Unset: pushes are logged instead of sent.
+    #[arg(long, env = "FCM_CREDENTIALS")]
+    pub fcm_credentials: Option<PathBuf>,
+
+    /// Base URL of the FCM HTTP v1 API (`/v1/projects/{project}/messages:send` is appended).
+    #[arg(long, env = "FCM_ENDPOINT", default_value = crate::push::fcm::DEFAULT_ENDPOINT)]
+    pub fcm_endpoint: Url,
+
+    /// Milliseconds a session's new photos wait for more before one push announces them all.
+    #[arg(long, env = "PHOTON_PUSH_COALESCE_MS", default_value_t = 5000,
+        value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub push_coalesce_ms: u64,
+
+    /// Milliseconds between the push dispatcher's looks for pushes to send; 0 turns the
+    /// dispatcher off in this replica.
+    #[arg(long, env = "PHOTON_PUSH_POLL_MS", default_value_t = 1000,
+        value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub push_poll_ms: u64,
+
     /// Deepest query accepted (introspection included).
     #[arg(long, env = "PHOTON_MAX_QUERY_DEPTH", default_value_t = 16)]
     pub max_query_depth: usize,
@@ -245,6 +267,8 @@ pub struct Config {
     pub s3: Option<S3Settings>,
     /// `None`: this replica does not sweep.
     pub sweep: Option<SweepSettings>,
+    /// `None`: this replica sends no pushes.
+    pub push: Option<PushSettings>,
 }
 
 /// The shortest HS256 secret accepted: the hash's own output size.
@@ -353,6 +377,17 @@ impl Settings {
         if content_types.is_empty() || self.max_photo_bytes == 0 {
             bail!("PHOTON_PHOTO_CONTENT_TYPES and PHOTON_MAX_PHOTO_BYTES must allow something");
         }
+        if !matches!(self.fcm_endpoint.scheme(), "http" | "https") {
+            bail!("FCM_ENDPOINT must be an http or https URL");
+        }
+        // Checked even where the dispatcher is off, so a bad key fails every replica's start.
+        let fcm = match &self.fcm_credentials {
+            Some(path) => Some(FcmSettings {
+                account: ServiceAccount::load(path)?,
+                endpoint: self.fcm_endpoint,
+            }),
+            None => None,
+        };
         Ok(Config {
             bind: self.bind,
             public_url,
@@ -383,6 +418,11 @@ impl Settings {
             sweep: (self.sweep_interval_secs > 0).then(|| SweepSettings {
                 interval: Duration::from_secs(self.sweep_interval_secs),
                 event_retention: chrono::Duration::hours(i64::from(self.event_retention_hours)),
+            }),
+            push: (self.push_poll_ms > 0).then(|| PushSettings {
+                poll_interval: Duration::from_millis(self.push_poll_ms),
+                coalesce_window: Duration::from_millis(self.push_coalesce_ms),
+                fcm,
             }),
         })
     }

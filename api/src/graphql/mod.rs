@@ -8,7 +8,7 @@ mod devices;
 mod errors;
 mod friends;
 pub mod http;
-mod ids;
+pub(crate) mod ids;
 mod loaders;
 mod node;
 mod photos;
