@@ -12,6 +12,7 @@ mod http_protocol;
 mod limits;
 mod oauth;
 mod photos;
+mod push;
 mod replicas;
 mod schema;
 mod sessions;
