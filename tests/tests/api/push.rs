@@ -196,6 +196,47 @@ async fn a_member_watching_the_session_live_gets_no_push() {
 }
 
 #[tokio::test]
+async fn a_member_with_a_live_websocket_subscription_gets_no_push_until_it_closes() {
+    use photon_tests::ws::{Protocol, WsClient};
+    let (app, fcm) = spawn_with_fcm(100).await;
+    let (ana, bo, cy, session) = beach_day(&app).await;
+    register(&app, &bo, "bo-phone", "ANDROID").await;
+    register(&app, &cy, "cy-phone", "IOS").await;
+    // Cy watches the session live over a real socket; Bo's app is closed.
+    let mut live = WsClient::connect_as(&app, Protocol::Legacy, &cy.token).await;
+    live.subscribe(
+        "1",
+        "subscription($s: ID!) { photoAdded(sessionId: $s) { cursor } }",
+        json!({ "s": session }),
+    )
+    .await;
+    for _ in 0..200 {
+        if app.count("presence", "true").await == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    upload(&app, &ana, &session, &photo_bytes(1, 512)).await;
+    live.next_payload("1").await;
+    settled(&app).await;
+    assert_eq!(tokens(&fcm.sends()), ["bo-phone"]);
+
+    // Once the socket closes, Cy is offline again and the next photo pushes.
+    live.close().await;
+    for _ in 0..200 {
+        if app.count("presence", "true").await == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    upload(&app, &ana, &session, &photo_bytes(2, 512)).await;
+    fcm.wait_until(WAIT, |sends| sends.len() == 3).await;
+    let mut recipients = tokens(&fcm.sends()[1..]);
+    recipients.sort();
+    assert_eq!(recipients, ["bo-phone", "cy-phone"]);
+}
+
+#[tokio::test]
 async fn friend_requests_and_session_invites_push() {
     let (app, fcm) = spawn_with_fcm(100).await;
     let ana = app.sign_in("ana@example.com").await;
