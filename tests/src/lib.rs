@@ -347,6 +347,18 @@ impl TestApp {
         }
     }
 
+    /// Waits until `n` (session, user) pairs count as online, i.e. that many `photoAdded`
+    /// subscriptions are live on any replica of this database.
+    pub async fn wait_online(&self, n: i64) {
+        for _ in 0..200 {
+            if self.count("presence", "true").await == n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("expected {n} live photoAdded subscriptions");
+    }
+
     /// Rows in `table` (optionally filtered by a trusted SQL condition), read directly.
     pub async fn count(&self, table: &str, condition: &str) -> i64 {
         let sql = if condition.is_empty() {

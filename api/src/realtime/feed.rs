@@ -62,7 +62,7 @@ pub async fn open(
     let (last, catch_up) = match start.after {
         Some(after) => (after, true),
         // Read after subscribing: anything newer than this reaches the channel.
-        None => (log::session_head(&db, start.session_id).await?, false),
+        None => (log::head(&db, Some(start.session_id)).await?, false),
     };
     // Only once the feed receives events does the viewer count as online.
     let online = match &start.presence {
@@ -102,7 +102,7 @@ impl Feed {
                 return Some(Ok(item));
             }
             if self.catch_up {
-                match log::session_page(&self.db, self.session_id, self.last).await {
+                match log::page(&self.db, Some(self.session_id), self.last).await {
                     Ok(page) => {
                         self.catch_up = page.len() as u64 == log::PAGE;
                         self.backlog.extend(page.into_iter().map(Arc::new));

@@ -7,8 +7,7 @@
 
 use std::sync::Arc;
 
-use entity::event;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::DatabaseConnection;
 use tokio::sync::{Notify, watch};
 
 use super::bus::Bus;
@@ -24,7 +23,7 @@ pub fn wake() {
 
 pub fn spawn(db: DatabaseConnection, bus: Arc<Bus>, mut stop: watch::Receiver<bool>) {
     tokio::spawn(async move {
-        let mut last = match head(&db).await {
+        let mut last = match log::head(&db, None).await {
             Ok(head) => head,
             Err(err) => {
                 tracing::error!(error = ?err, "cannot read the event log; live updates are off");
@@ -56,27 +55,12 @@ pub fn spawn(db: DatabaseConnection, bus: Arc<Bus>, mut stop: watch::Receiver<bo
     });
 }
 
-async fn head(db: &DatabaseConnection) -> ApiResult<i64> {
-    let head: Option<Option<i64>> = event::Entity::find()
-        .select_only()
-        .column_as(event::Column::Id.max(), "head")
-        .into_tuple()
-        .one(db)
-        .await?;
-    Ok(head.flatten().unwrap_or(0))
-}
-
 /// Publishes the events after `last`; returns the new position and whether there may be more.
 async fn tail(db: &DatabaseConnection, bus: &Bus, last: i64) -> ApiResult<(i64, bool)> {
-    let events = event::Entity::find()
-        .filter(event::Column::Id.gt(last))
-        .order_by_asc(event::Column::Id)
-        .limit(log::PAGE)
-        .all(db)
-        .await?;
-    let full = events.len() as u64 == log::PAGE;
-    let next = events.last().map_or(last, |e| e.id);
-    for item in log::with_photos(db, events).await? {
+    let items = log::page(db, None, last).await?;
+    let full = items.len() as u64 == log::PAGE;
+    let next = items.last().map_or(last, |item| item.event.id);
+    for item in items {
         bus.publish(item);
     }
     Ok((next, full))

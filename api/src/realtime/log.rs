@@ -58,15 +58,17 @@ pub async fn by_ids(db: &impl ConnectionTrait, ids: &[i64]) -> ApiResult<Vec<Fee
     with_photos(db, events).await
 }
 
-/// Up to [`PAGE`] of a session's events after `after`, oldest first.
-pub async fn session_page(
+/// Up to [`PAGE`] events after `after`, oldest first: of one session, or (`None`) of all.
+pub async fn page(
     db: &impl ConnectionTrait,
-    session_id: Uuid,
+    session_id: Option<Uuid>,
     after: i64,
 ) -> ApiResult<Vec<FeedItem>> {
-    let events = event::Entity::find()
-        .filter(event::Column::SessionId.eq(session_id))
-        .filter(event::Column::Id.gt(after))
+    let mut query = event::Entity::find().filter(event::Column::Id.gt(after));
+    if let Some(session_id) = session_id {
+        query = query.filter(event::Column::SessionId.eq(session_id));
+    }
+    let events = query
         .order_by_asc(event::Column::Id)
         .limit(PAGE)
         .all(db)
@@ -74,15 +76,16 @@ pub async fn session_page(
     with_photos(db, events).await
 }
 
-/// The newest event id of a session (0 when it has none): where a live-only stream starts.
-pub async fn session_head(db: &impl ConnectionTrait, session_id: Uuid) -> ApiResult<i64> {
-    let head: Option<Option<i64>> = event::Entity::find()
+/// The newest event id (0 when there is none): of one session, or (`None`) of all. Where a
+/// live-only stream starts.
+pub async fn head(db: &impl ConnectionTrait, session_id: Option<Uuid>) -> ApiResult<i64> {
+    let mut query = event::Entity::find()
         .select_only()
-        .column_as(event::Column::Id.max(), "head")
-        .filter(event::Column::SessionId.eq(session_id))
-        .into_tuple()
-        .one(db)
-        .await?;
+        .column_as(event::Column::Id.max(), "head");
+    if let Some(session_id) = session_id {
+        query = query.filter(event::Column::SessionId.eq(session_id));
+    }
+    let head: Option<Option<i64>> = query.into_tuple().one(db).await?;
     Ok(head.flatten().unwrap_or(0))
 }
 

@@ -210,12 +210,7 @@ async fn a_member_with_a_live_websocket_subscription_gets_no_push_until_it_close
         json!({ "s": session }),
     )
     .await;
-    for _ in 0..200 {
-        if app.count("presence", "true").await == 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    app.wait_online(1).await;
     upload(&app, &ana, &session, &photo_bytes(1, 512)).await;
     live.next_payload("1").await;
     settled(&app).await;
@@ -223,12 +218,7 @@ async fn a_member_with_a_live_websocket_subscription_gets_no_push_until_it_close
 
     // Once the socket closes, Cy is offline again and the next photo pushes.
     live.close().await;
-    for _ in 0..200 {
-        if app.count("presence", "true").await == 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    app.wait_online(0).await;
     upload(&app, &ana, &session, &photo_bytes(2, 512)).await;
     fcm.wait_until(WAIT, |sends| sends.len() == 3).await;
     let mut recipients = tokens(&fcm.sends()[1..]);

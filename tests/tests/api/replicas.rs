@@ -68,12 +68,7 @@ async fn a_photo_completed_on_one_replica_reaches_subscribers_on_the_other() {
     on_b.subscribe("1", PHOTO_ADDED, json!({ "s": session }))
         .await;
     // Both replicas' subscribers are live (presence is shared through the database).
-    for _ in 0..200 {
-        if a.count("presence", "true").await == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    a.wait_online(2).await;
     assert_eq!(b.count("presence", "true").await, 2);
 
     let on_replica_b = upload(&b, &owner, &session, &photo_bytes(1, 64)).await;
@@ -102,12 +97,7 @@ async fn a_replica_that_loses_its_listener_still_delivers_every_photo() {
     client
         .subscribe("1", PHOTO_ADDED, json!({ "s": session }))
         .await;
-    for _ in 0..200 {
-        if a.count("presence", "true").await == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    a.wait_online(1).await;
 
     // Upload slots are filled beforehand, so the completions land right after the kill,
     // while the replicas are still reconnecting.

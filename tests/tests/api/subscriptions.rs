@@ -21,17 +21,6 @@ async fn session_with_member(app: &TestApp) -> (TestUser, TestUser, String) {
     (owner, member, session)
 }
 
-/// Waits until `n` (session, user) pairs count as online: their subscriptions are live.
-async fn wait_online(app: &TestApp, n: i64) {
-    for _ in 0..200 {
-        if app.count("presence", "true").await == n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("expected {n} live photoAdded subscriptions");
-}
-
 /// Subscribes to photoAdded and waits until the subscription is live.
 async fn follow_photos(
     app: &TestApp,
@@ -44,7 +33,7 @@ async fn follow_photos(
     client
         .subscribe(id, PHOTO_ADDED, json!({ "s": session, "after": after }))
         .await;
-    wait_online(app, online).await;
+    app.wait_online(online).await;
 }
 
 fn event(payload: &Value) -> &Value {
@@ -82,7 +71,7 @@ async fn a_photo_reaches_the_other_members_live_in_both_protocols() {
         if protocol == Protocol::Legacy {
             client.expect_complete("1").await;
         }
-        wait_online(&app, 0).await;
+        app.wait_online(0).await;
         upload(&app, &owner, &session, &photo_bytes(2, 100)).await;
         client.expect_silence(Duration::from_millis(500)).await;
         client.close().await;
@@ -174,7 +163,7 @@ async fn the_socket_closes_when_its_token_expires() {
         assert!(started.elapsed() <= Duration::from_secs(4));
     }
     // The closed sockets' subscriptions no longer count as online.
-    wait_online(&app, 0).await;
+    app.wait_online(0).await;
 }
 
 #[tokio::test]
@@ -188,7 +177,7 @@ async fn a_client_that_missed_photos_resumes_from_its_cursor() {
         let payload = client.next_payload("1").await;
         let cursor = event(&payload)["cursor"].as_str().unwrap().to_owned();
         client.close().await;
-        wait_online(&app, 0).await;
+        app.wait_online(0).await;
 
         // Offline: five photos arrive, from two members.
         let mut missed = Vec::new();
@@ -332,7 +321,7 @@ async fn a_member_who_leaves_stops_receiving() {
     .await
     .ok();
     client.expect_complete("1").await;
-    wait_online(&app, 0).await;
+    app.wait_online(0).await;
     upload(&app, &owner, &session, &photo_bytes(1, 64)).await;
     client.expect_silence(Duration::from_millis(300)).await;
 }
