@@ -25,6 +25,16 @@ pub enum ApiError {
     },
     /// `CONFLICT`: the request is well-formed but clashes with the current state.
     Conflict(&'static str),
+    /// `RATE_LIMITED`: too many requests of this kind; `retry_after_secs` says when to try
+    /// again (sent as `extensions.retryAfter`).
+    RateLimited {
+        rule: &'static str,
+        retry_after_secs: u64,
+    },
+    /// `QUOTA_EXCEEDED`: a per-user or per-session allowance is used up.
+    QuotaExceeded(&'static str),
+    /// `CURSOR_EXPIRED`: the cursor points before the retained log; reload the list.
+    CursorExpired,
     /// `INTERNAL_SERVER_ERROR`: our fault. The cause is logged, never sent to the client.
     Internal(Arc<anyhow::Error>),
 }
@@ -49,6 +59,9 @@ impl ApiError {
             Self::NotFound(_) => "NOT_FOUND",
             Self::BadInput { .. } => "BAD_USER_INPUT",
             Self::Conflict(_) => "CONFLICT",
+            Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::QuotaExceeded(_) => "QUOTA_EXCEEDED",
+            Self::CursorExpired => "CURSOR_EXPIRED",
             Self::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -59,8 +72,16 @@ impl ApiError {
             Self::Unauthenticated(m)
             | Self::Forbidden(m)
             | Self::NotFound(m)
-            | Self::Conflict(m) => (*m).to_owned(),
+            | Self::Conflict(m)
+            | Self::QuotaExceeded(m) => (*m).to_owned(),
             Self::BadInput { message, .. } => message.clone(),
+            Self::RateLimited {
+                retry_after_secs, ..
+            } => format!("too many requests; try again in {retry_after_secs} s"),
+            Self::CursorExpired => {
+                "the cursor is older than the events kept; reload the list and resume from its newest cursor"
+                    .to_owned()
+            }
             Self::Internal(_) => "internal error".to_owned(),
         }
     }
@@ -92,10 +113,19 @@ impl From<ApiError> for async_graphql::Error {
             ApiError::BadInput { field, .. } => Some(*field),
             _ => None,
         };
+        let retry_after = match &err {
+            ApiError::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
         async_graphql::Error::new(err.client_message()).extend_with(|_, ext| {
             ext.set("code", code);
             if let Some(field) = field {
                 ext.set("field", field);
+            }
+            if let Some(secs) = retry_after {
+                ext.set("retryAfter", secs);
             }
         })
     }
