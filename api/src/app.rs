@@ -92,6 +92,7 @@ impl AppState {
         let limits = QueryLimits {
             depth: config.max_query_depth,
             complexity: config.max_query_complexity,
+            directives: usize::try_from(config.cost.directives).unwrap_or(usize::MAX),
         };
         let config = Arc::new(config);
         let (stop, stopping) = watch::channel(false);
@@ -117,7 +118,7 @@ impl AppState {
 }
 
 /// Longest a plain HTTP request may run.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

@@ -15,6 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::auth::oauth::{ClientCredentials, OAuthSettings, ProviderUrls};
+use crate::graphql::cost::{CostLimits, CostSettings};
 use crate::jobs::sweeper::SweepSettings;
 use crate::push::PushSettings;
 use crate::push::fcm::{FcmSettings, ServiceAccount};
@@ -215,6 +216,10 @@ pub struct Settings {
     #[arg(long, env = "PHOTON_WS_MAX_SUBSCRIPTIONS", default_value_t = 32,
         value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub ws_max_subscriptions: u64,
+
+    /// What one GraphQL request may cost before anything runs.
+    #[command(flatten)]
+    pub cost: CostSettings,
 }
 
 /// Parses settings from command-line style arguments (plus the environment), as the binary
@@ -258,6 +263,8 @@ pub struct Config {
     pub oauth: OAuthSettings,
     pub max_query_depth: usize,
     pub max_query_complexity: usize,
+    /// Limits on a document's size and expanded cost, checked before validation.
+    pub cost: CostLimits,
     pub shutdown_grace: Duration,
     pub ws_keepalive: Duration,
     pub ws_max_subscriptions: usize,
@@ -405,6 +412,7 @@ impl Settings {
             oauth,
             max_query_depth: self.max_query_depth,
             max_query_complexity: self.max_query_complexity,
+            cost: CostLimits::from(&self.cost),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             ws_keepalive: Duration::from_secs(self.ws_keepalive_secs),
             ws_max_subscriptions: self.ws_max_subscriptions as usize,

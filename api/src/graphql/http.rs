@@ -3,15 +3,18 @@
 //! for each media type. A request with a bad `Authorization` header is refused as a whole.
 
 use async_graphql::http::GraphiQLSource;
+use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse};
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::header::{ACCEPT, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
+use futures_util::StreamExt;
 
-use super::Loaders;
+use super::cost::{self, Budget, CostLimits};
 use super::errors::{REQUEST_ERROR_CODES, code_of};
+use super::{Loaders, selected_operations};
 use crate::app::AppState;
 use crate::auth::Viewer;
 
@@ -149,7 +152,34 @@ fn graphql_response(media: MediaType, response: BatchResponse) -> Response {
     (status, [(CONTENT_TYPE, media.as_str())], body.to_string()).into_response()
 }
 
-/// Reads the viewer, attaches per-request data and runs the batch.
+/// Measures every operation of a request against the cost limits before anything runs. A
+/// batch shares one budget and is refused whole: either all of it may run or none of it.
+fn admit<'a>(
+    requests: impl IntoIterator<Item = &'a mut async_graphql::Request>,
+    limits: &CostLimits,
+) -> Result<(), cost::Refusal> {
+    let mut budget = Budget::default();
+    for request in requests {
+        if let Err(refusal) = cost::admit(request, limits, &mut budget) {
+            tracing::info!(limit = refusal.limit.name(), "document refused by its cost");
+            return Err(refusal);
+        }
+    }
+    Ok(())
+}
+
+/// The answer to a request refused by [`admit`]: the refusal, once per operation.
+fn refused(media: MediaType, operations: Option<usize>, refusal: cost::Refusal) -> Response {
+    let one = || async_graphql::Response::from_errors(vec![refusal.to_server_error()]);
+    let response = match operations {
+        None => BatchResponse::Single(one()),
+        Some(n) => BatchResponse::Batch((0..n).map(|_| one()).collect()),
+    };
+    graphql_response(media, response)
+}
+
+/// Reads the viewer, attaches per-request data and runs an admitted batch: its operations in
+/// order, a few at a time.
 async fn execute(
     state: &AppState,
     headers: &HeaderMap,
@@ -173,7 +203,17 @@ async fn execute(
         }
     };
     let batch = batch.data(viewer).data(Loaders::new(&state.db, viewer));
-    graphql_response(media, state.schema.execute_batch(batch).await)
+    let response = match batch {
+        BatchRequest::Single(request) => BatchResponse::Single(state.schema.execute(request).await),
+        BatchRequest::Batch(requests) => BatchResponse::Batch(
+            futures_util::stream::iter(requests)
+                .map(|request| state.schema.execute(request))
+                .buffered(state.config.cost.batch_concurrency)
+                .collect()
+                .await,
+        ),
+    };
+    graphql_response(media, response)
 }
 
 /// Reads a POST body: one request object, or an array of 1 to `MAX_BATCH` of them, each
@@ -250,12 +290,23 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body)
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
         return too_large();
     };
-    let batch = match parse_body(&body) {
+    let mut batch = match parse_body(&body) {
         Ok(batch) => batch,
         Err(message) => {
             return error_response(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", &message);
         }
     };
+    let admitted = match &mut batch {
+        BatchRequest::Single(request) => admit([request], &state.config.cost),
+        BatchRequest::Batch(requests) => admit(requests.iter_mut(), &state.config.cost),
+    };
+    if let Err(refusal) = admitted {
+        let operations = match &batch {
+            BatchRequest::Single(_) => None,
+            BatchRequest::Batch(requests) => Some(requests.len()),
+        };
+        return refused(media, operations, refusal);
+    }
     execute(&state, &headers, media, batch).await
 }
 
@@ -292,29 +343,24 @@ pub async fn get(
             );
         }
     };
+    if let Err(refusal) = admit([&mut request], &state.config.cost) {
+        return refused(media, None, refusal);
+    }
     // A document that does not parse is left to the schema, which reports it with its code.
-    let operation_name = request.operation_name.clone();
-    if let Ok(document) = request.parsed_query() {
-        let is_mutation = document.operations.iter().any(|(name, op)| {
-            let selected = match (&operation_name, name) {
-                (Some(wanted), Some(name)) => wanted == name.as_str(),
-                (None, _) => true,
-                (Some(_), None) => false,
-            };
-            selected && op.node.ty != async_graphql::parser::types::OperationType::Query
-        });
-        if is_mutation {
-            let mut response = error_response(
-                StatusCode::METHOD_NOT_ALLOWED,
-                media,
-                "BAD_REQUEST",
-                "only queries can be sent with GET; use POST",
-            );
-            response
-                .headers_mut()
-                .insert(ALLOW, HeaderValue::from_static("POST"));
-            return response;
-        }
+    let is_mutation = selected_operations(&mut request)
+        .iter()
+        .any(|ty| *ty != OperationType::Query);
+    if is_mutation {
+        let mut response = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            media,
+            "BAD_REQUEST",
+            "only queries can be sent with GET; use POST",
+        );
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+        return response;
     }
     execute(&state, &headers, media, BatchRequest::Single(request)).await
 }

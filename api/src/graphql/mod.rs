@@ -4,6 +4,7 @@
 
 mod auth;
 mod connection;
+pub mod cost;
 mod devices;
 mod errors;
 mod friends;
@@ -17,6 +18,7 @@ mod subscriptions;
 mod users;
 pub mod ws;
 
+use async_graphql::parser::types::OperationType;
 use async_graphql::{Context, MergedObject, Schema};
 
 use crate::app::AppState;
@@ -54,6 +56,9 @@ pub use subscriptions::Subscription;
 pub struct QueryLimits {
     pub depth: usize,
     pub complexity: usize,
+    /// Directives on one field (async-graphql's own check; `cost` has counted them already,
+    /// this keeps the schema safe for any other caller).
+    pub directives: usize,
 }
 
 /// The schema, with its limits and error-code extension. `state` is shared by every request;
@@ -62,6 +67,7 @@ pub fn build_schema(state: Option<AppState>, limits: QueryLimits) -> PhotonSchem
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription)
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity)
+        .limit_directives(limits.directives)
         .extension(errors::ErrorCodes);
     if let Some(state) = state {
         builder = builder.data(state);
@@ -74,8 +80,29 @@ pub fn sdl() -> String {
     let limits = QueryLimits {
         depth: usize::MAX,
         complexity: usize::MAX,
+        directives: usize::MAX,
     };
     build_schema(None, limits).sdl()
+}
+
+/// The types of the operations a request may run: the one its `operationName` names, or
+/// every operation of a document without a name (async-graphql refuses that if there are
+/// several). Empty for a document that does not parse.
+pub(crate) fn selected_operations(request: &mut async_graphql::Request) -> Vec<OperationType> {
+    let wanted = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else {
+        return Vec::new();
+    };
+    document
+        .operations
+        .iter()
+        .filter(|(name, _)| match (&wanted, name) {
+            (Some(wanted), Some(name)) => wanted == name.as_str(),
+            (None, _) => true,
+            (Some(_), None) => false,
+        })
+        .map(|(_, operation)| operation.node.ty)
+        .collect()
 }
 
 /// Typed access to what every resolver needs from the context.

@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use async_graphql::parser::types::OperationType;
 use async_graphql::{Request, Response, ServerError};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, RawQuery, State};
@@ -26,9 +27,10 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio::time::{Instant, sleep_until};
 
-use super::Loaders;
+use super::cost::{self, Budget};
 use super::errors::{REQUEST_ERROR_CODES, code_of};
-use crate::app::AppState;
+use super::{Loaders, selected_operations};
+use crate::app::{AppState, REQUEST_TIMEOUT};
 use crate::auth::Viewer;
 use crate::auth::viewer::bearer_claims;
 
@@ -339,7 +341,7 @@ impl Connection {
         }
     }
 
-    fn subscribe(&mut self, id: String, request: Request) -> Reply {
+    fn subscribe(&mut self, id: String, mut request: Request) -> Reply {
         let Some(viewer) = self.viewer else {
             return match self.protocol {
                 Protocol::Transport => Reply::Close(close::UNAUTHORIZED, "unauthorized".into()),
@@ -365,6 +367,22 @@ impl Connection {
             );
             return self.refuse(&id, &message, "RATE_LIMITED");
         }
+        // Measured here, on the connection's task, before the schema spends any time on it.
+        if let Err(refusal) = cost::admit(
+            &mut request,
+            &self.state.config.cost,
+            &mut Budget::default(),
+        ) {
+            tracing::info!(limit = refusal.limit.name(), "document refused by its cost");
+            return Reply::Send(json!({
+                "type": "error",
+                "id": id,
+                "payload": [refusal.to_server_error()],
+            }));
+        }
+        // Queries and mutations sent over the socket get the time limit they would get over
+        // HTTP; a subscription lives as long as the client wants it.
+        let time_limit = (!is_subscription(&mut request)).then_some(REQUEST_TIMEOUT);
         self.generation += 1;
         let generation = self.generation;
         let request = request
@@ -375,9 +393,35 @@ impl Connection {
         let task_id = id.clone();
         let task = tokio::spawn(async move {
             let id = task_id;
+            let deadline = time_limit.map(|limit| Instant::now() + limit);
             futures_util::pin_mut!(responses);
             let mut first = true;
-            while let Some(response) = responses.next().await {
+            loop {
+                let next = match deadline {
+                    Some(deadline) => {
+                        match tokio::time::timeout_at(deadline, responses.next()).await {
+                            Ok(next) => next,
+                            Err(_) => {
+                                tracing::warn!("operation over WebSocket timed out");
+                                let mut error = ServerError::new("the request took too long", None);
+                                error
+                                    .extensions
+                                    .get_or_insert_with(Default::default)
+                                    .set("code", "INTERNAL_SERVER_ERROR");
+                                let _ = outbox
+                                    .send(Outgoing::Error {
+                                        id,
+                                        generation,
+                                        errors: vec![error],
+                                    })
+                                    .await;
+                                return;
+                            }
+                        }
+                    }
+                    None => responses.next().await,
+                };
+                let Some(response) = next else { break };
                 let outgoing = if first && is_request_error(&response) {
                     Outgoing::Error {
                         id: id.clone(),
@@ -462,6 +506,12 @@ fn credential(payload: &Value) -> Option<String> {
             })
     };
     find(payload).or_else(|| payload.get("headers").and_then(find))
+}
+
+/// Whether the operation a request selects is a subscription. A document that did not parse
+/// selects none (its error comes back at once).
+fn is_subscription(request: &mut Request) -> bool {
+    selected_operations(request).contains(&OperationType::Subscription)
 }
 
 /// Whether a response is the refusal of the whole operation (it did not parse or validate).

@@ -1,0 +1,165 @@
+//! Hostile documents: how long the server takes to refuse each kind of bomb, measured from a
+//! client as a round trip, and how `/healthz` and a small query answer while several clients
+//! send bombs without pause. Prints p50/p99/max per document.
+//!
+//! ```sh
+//! cargo bench -p photon-tests --bench hostile                       # in-process server
+//! PHOTON_BENCH_N=1000 cargo bench -p photon-tests --bench hostile
+//! PHOTON_BENCH_URL=http://127.0.0.1:8080 cargo bench -p photon-tests --bench hostile
+//! ```
+//!
+//! Without `PHOTON_BENCH_URL` it starts a server in-process exactly as the tests do
+//! (`PHOTON_TEST_BACKEND` chooses the database).
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use photon_tests::TestApp;
+use serde_json::{Value, json};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn fragment_bomb(n: usize) -> String {
+    let mut doc = "fragment F0 on Query { __typename }\n".to_owned();
+    for i in 1..=n {
+        doc.push_str(&format!(
+            "fragment F{i} on Query {{ ...F{} ...F{} }}\n",
+            i - 1,
+            i - 1
+        ));
+    }
+    doc.push_str(&format!("query {{ ...F{n} }}"));
+    doc
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn report(label: &str, mut times: Vec<Duration>) {
+    times.sort();
+    println!(
+        "{label:<28} n={:<5} p50={:>8.3} ms  p99={:>8.3} ms  max={:>8.3} ms",
+        times.len(),
+        percentile(&times, 0.5).as_secs_f64() * 1e3,
+        percentile(&times, 0.99).as_secs_f64() * 1e3,
+        times.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+    );
+}
+
+async fn refuse(client: &reqwest::Client, url: &str, query: &str) -> Duration {
+    let started = Instant::now();
+    let body: Value = client
+        .post(url)
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+        "{body}"
+    );
+    elapsed
+}
+
+#[tokio::main]
+async fn main() {
+    let n = env_usize("PHOTON_BENCH_N", 300);
+    let app;
+    let base = match std::env::var("PHOTON_BENCH_URL") {
+        Ok(url) => url.trim_end_matches('/').to_owned(),
+        Err(_) => {
+            app = TestApp::spawn().await;
+            app.base_url.clone()
+        }
+    };
+    let url = format!("{base}/graphql");
+    let client = reqwest::Client::new();
+    let aliases: String = (0..2500)
+        .map(|i| format!("u{i}: findUserByEmail(email: \"u{i}@example.com\") {{ id }} "))
+        .collect();
+    let documents = [
+        ("fragment bomb F24", fragment_bomb(24)),
+        ("fragment bomb F30", fragment_bomb(30)),
+        ("2,500 aliases", format!("{{ {aliases} }}")),
+        (
+            "1,000 directives",
+            format!("{{ __typename {} }}", "@include(if: true) ".repeat(1000)),
+        ),
+        (
+            "nesting 5,000",
+            format!("{}{}", "{ a ".repeat(5000), "}".repeat(5000)),
+        ),
+    ];
+    println!("refusals, one client, {n} requests each (round trip from the client):");
+    for (label, document) in &documents {
+        let mut times = Vec::with_capacity(n);
+        for _ in 0..n {
+            times.push(refuse(&client, &url, document).await);
+        }
+        report(label, times);
+    }
+
+    // Four clients send F30 bombs back to back while a fifth asks for /healthz and a query.
+    let bomb = fragment_bomb(30);
+    let until = Instant::now() + Duration::from_secs(3);
+    let senders: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, url, bomb) = (client.clone(), url.clone(), bomb.clone());
+            tokio::spawn(async move {
+                let mut sent = 0usize;
+                while Instant::now() < until {
+                    refuse(&client, &url, &bomb).await;
+                    sent += 1;
+                }
+                sent
+            })
+        })
+        .collect();
+    let (mut health, mut query) = (Vec::new(), Vec::new());
+    while Instant::now() < until {
+        let started = Instant::now();
+        let status = client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_success());
+        health.push(started.elapsed());
+        let started = Instant::now();
+        let body: Value = client
+            .post(&url)
+            .json(&json!({ "query": "{ __typename }" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["data"]["__typename"], "Query");
+        query.push(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut refused = 0;
+    for sender in senders {
+        refused += sender.await.unwrap();
+    }
+    println!(
+        "while 4 clients sent F30 bombs ({:.0} refusals/s):",
+        refused as f64 / 3.0
+    );
+    report("/healthz", health);
+    report("{ __typename }", query);
+}
