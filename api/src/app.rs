@@ -83,6 +83,7 @@ impl AppState {
                 config.access_token_ttl,
             ),
             refresh_ttl: config.refresh_token_ttl,
+            refresh_reuse_grace: config.refresh.reuse_grace(),
         });
         let oauth = Arc::new(OAuth::new(
             &config.oauth,

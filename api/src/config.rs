@@ -15,6 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::auth::oauth::{ClientCredentials, OAuthSettings, ProviderUrls};
+use crate::auth::refresh::RefreshSettings;
 use crate::graphql::cost::{CostLimits, CostSettings};
 use crate::jobs::sweeper::SweepSettings;
 use crate::push::PushSettings;
@@ -59,6 +60,9 @@ pub struct Settings {
     /// Lifetime of a refresh token, in days; every use rotates it and starts the clock again.
     #[arg(long, env = "PHOTON_REFRESH_TOKEN_TTL_DAYS", default_value_t = 30)]
     pub refresh_token_ttl_days: u32,
+
+    #[command(flatten)]
+    pub refresh: RefreshSettings,
 
     /// Enables `devSignIn` (anyone can sign in as any e-mail). Defaults to on only for the
     /// embedded default (no DATABASE_URL) bound to a loopback address with no OAuth provider
@@ -256,6 +260,7 @@ pub struct Config {
     pub jwt_secret: SecretString,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: chrono::Duration,
+    pub refresh: RefreshSettings,
     pub dev_sign_in: bool,
     pub app_redirect_uris: Vec<String>,
     pub app_join_url: Url,
@@ -406,6 +411,7 @@ impl Settings {
             jwt_secret,
             access_token_ttl: Duration::from_secs(self.access_token_ttl_secs),
             refresh_token_ttl: chrono::Duration::days(i64::from(self.refresh_token_ttl_days)),
+            refresh: self.refresh,
             dev_sign_in,
             app_redirect_uris,
             app_join_url: self.app_join_url,

@@ -3,12 +3,14 @@
 
 pub mod device;
 pub mod event;
+pub mod event_horizon;
 pub mod friendship;
 pub mod identity;
 pub mod login_code;
 pub mod oauth_state;
 pub mod photo;
 pub mod presence;
+pub mod push_delivery;
 pub mod refresh_token;
 pub mod session;
 pub mod session_member;
@@ -17,12 +19,14 @@ pub mod user;
 pub mod prelude {
     pub use super::device::Entity as Device;
     pub use super::event::Entity as Event;
+    pub use super::event_horizon::Entity as EventHorizon;
     pub use super::friendship::Entity as Friendship;
     pub use super::identity::Entity as Identity;
     pub use super::login_code::Entity as LoginCode;
     pub use super::oauth_state::Entity as OauthState;
     pub use super::photo::Entity as Photo;
     pub use super::presence::Entity as Presence;
+    pub use super::push_delivery::Entity as PushDelivery;
     pub use super::refresh_token::Entity as RefreshToken;
     pub use super::session::Entity as Session;
     pub use super::session_member::Entity as SessionMember;

@@ -2,6 +2,14 @@
 //! *family*; each use rotates the token (the old one is revoked, a new one joins the family).
 //! Presenting a revoked token means it leaked or was replayed, so the whole family is revoked
 //! and every device holding one of its tokens must sign in again.
+//!
+//! Except within a short grace window after the token was rotated: a retry after a lost
+//! response, or two tabs refreshing at once, present the same token twice in honest use. Such a
+//! retry gets a fresh token in the same family (the pair it missed cannot be sent again: only
+//! hashes are stored). That is safe within the window because whoever presents the token held
+//! a valid one moments ago and could have refreshed with it then; the family stays one unit
+//! that logout or a later reuse revokes whole; and a reuse after the window still revokes it.
+//! A family already revoked (logout, or a detected reuse) is never revived.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -18,6 +26,28 @@ use uuid::Uuid;
 use crate::digest::hex;
 use crate::error::{ApiError, ApiResult};
 use crate::service::clock;
+
+/// How refresh-token reuse is told from an honest retry.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RefreshSettings {
+    /// Seconds after a refresh token is rotated during which presenting it again (a retry
+    /// after a lost response, two tabs racing) gets a fresh token pair in the same family
+    /// instead of revoking the family; 0 treats every second use as a reuse.
+    #[arg(
+        long,
+        env = "PHOTON_REFRESH_REUSE_GRACE_SECS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(0..=300)
+    )]
+    pub refresh_reuse_grace_secs: u64,
+}
+
+impl RefreshSettings {
+    pub fn reuse_grace(&self) -> Duration {
+        // The range check keeps this far from overflowing.
+        Duration::seconds(i64::try_from(self.refresh_reuse_grace_secs).unwrap_or(0))
+    }
+}
 
 /// Prefix that lets secret scanners recognise a leaked Photon refresh token.
 const TOKEN_PREFIX: &str = "phrt_";
@@ -88,11 +118,13 @@ async fn revoke_family(db: &impl ConnectionTrait, family_id: Uuid) -> ApiResult<
 }
 
 /// Swaps a valid refresh token for a new one in the same family; returns the user and the
-/// new token. A token used twice, even by two requests racing, revokes its family.
+/// new token. A token used twice, even by two requests racing, revokes its family, unless the
+/// second use comes within `grace` of the first (see the module docs).
 pub async fn rotate(
     db: &DatabaseConnection,
     token: &str,
     ttl: Duration,
+    grace: Duration,
 ) -> ApiResult<(Uuid, String)> {
     let Some(row) = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(hash(token)))
@@ -102,21 +134,14 @@ pub async fn rotate(
         return Err(INVALID);
     };
     if row.revoked_at.is_some() {
-        let revoked = revoke_family(db, row.family_id).await?;
-        tracing::warn!(
-            user_id = %row.user_id,
-            family_id = %row.family_id,
-            revoked,
-            "refresh token reused; family revoked"
-        );
-        return Err(INVALID);
+        return retry_or_revoke(db, &row, ttl, grace).await;
     }
     if row.expires_at <= clock::now() {
         return Err(INVALID);
     }
     let txn = db.begin().await?;
     // Only one request can flip `revoked_at` from NULL: the loser of a race sees 0 rows and is
-    // treated as a reuse.
+    // treated as a second use.
     let claimed = refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::RevokedAt, Expr::value(clock::now()))
         .filter(refresh_token::Column::Id.eq(row.id))
@@ -125,13 +150,68 @@ pub async fn rotate(
         .await?;
     if claimed.rows_affected == 0 {
         txn.rollback().await?;
-        revoke_family(db, row.family_id).await?;
-        tracing::warn!(user_id = %row.user_id, family_id = %row.family_id, "refresh token raced; family revoked");
-        return Err(INVALID);
+        return retry_or_revoke(db, &row, ttl, grace).await;
     }
     let new_token = insert(&txn, row.user_id, row.family_id, ttl).await?;
     txn.commit().await?;
     Ok((row.user_id, new_token))
+}
+
+/// A second use of a revoked token: a fresh token in the same family if the token was
+/// revoked less than `grace` ago and the family is still live; otherwise the family is
+/// revoked.
+async fn retry_or_revoke(
+    db: &DatabaseConnection,
+    row: &refresh_token::Model,
+    ttl: Duration,
+    grace: Duration,
+) -> ApiResult<(Uuid, String)> {
+    let now = clock::now();
+    if grace > Duration::zero() && row.expires_at > now {
+        let txn = db.begin().await?;
+        // Read again: a racing request may have revoked it after this one looked.
+        let recent = refresh_token::Entity::find_by_id(row.id)
+            .filter(refresh_token::Column::RevokedAt.gt(now - grace))
+            .one(&txn)
+            .await?
+            .is_some();
+        // Locks the family's live tokens (a no-op write), so a logout revoking them waits for
+        // this transaction and its next pass revokes the token added here too. None live: the
+        // family was revoked (logout or a reuse), and stays so.
+        let live = if recent {
+            refresh_token::Entity::update_many()
+                .col_expr(
+                    refresh_token::Column::RevokedAt,
+                    Expr::col(refresh_token::Column::RevokedAt),
+                )
+                .filter(refresh_token::Column::FamilyId.eq(row.family_id))
+                .filter(refresh_token::Column::RevokedAt.is_null())
+                .exec(&txn)
+                .await?
+                .rows_affected
+        } else {
+            0
+        };
+        if live > 0 {
+            let new_token = insert(&txn, row.user_id, row.family_id, ttl).await?;
+            txn.commit().await?;
+            tracing::info!(
+                user_id = %row.user_id,
+                family_id = %row.family_id,
+                "refresh token presented again within the grace window; new token in its family"
+            );
+            return Ok((row.user_id, new_token));
+        }
+        txn.rollback().await?;
+    }
+    let revoked = revoke_family(db, row.family_id).await?;
+    tracing::warn!(
+        user_id = %row.user_id,
+        family_id = %row.family_id,
+        revoked,
+        "refresh token reused; family revoked"
+    );
+    Err(INVALID)
 }
 
 /// Revokes the family of `token` (logout). Returns whether the token was known and live.

@@ -12,10 +12,12 @@ use super::refresh;
 use crate::error::{ApiError, ApiResult};
 use crate::service::{clock, users};
 
-/// What issues tokens: the JWT keys and the refresh-token lifetime.
+/// What issues tokens: the JWT keys, the refresh-token lifetime, and how long after a
+/// rotation a retry with the old token is still honoured.
 pub struct Tokens {
     pub jwt: JwtKeys,
     pub refresh_ttl: Duration,
+    pub refresh_reuse_grace: Duration,
 }
 
 /// What a successful sign-in or refresh hands the client.
@@ -98,13 +100,15 @@ pub async fn dev_sign_in(
     Ok(pair)
 }
 
-/// Trades a refresh token for a new pair (rotation).
+/// Trades a refresh token for a new pair (rotation); a retry within the grace window gets a
+/// fresh pair too.
 pub async fn refresh(
     db: &DatabaseConnection,
     tokens: &Tokens,
     token: &str,
 ) -> ApiResult<TokenPair> {
-    let (user_id, refresh_token) = refresh::rotate(db, token, tokens.refresh_ttl).await?;
+    let (user_id, refresh_token) =
+        refresh::rotate(db, token, tokens.refresh_ttl, tokens.refresh_reuse_grace).await?;
     let user = user::Entity::find_by_id(user_id)
         .one(db)
         .await?

@@ -16,7 +16,7 @@ use super::photos::Photo;
 use super::users::User;
 use crate::error::ApiError;
 use crate::realtime::FeedItem;
-use crate::realtime::feed::{self, Tracking};
+use crate::realtime::feed::{self, Following};
 use crate::realtime::log;
 use crate::service::clock;
 use crate::service::pagination::{decode_cursor, encode_cursor};
@@ -36,7 +36,9 @@ impl Subscription {
     /// event, or of an edge in `Session.photos`), first replays every photo added since, in
     /// order, then streams new ones live, with no gap and no duplicate; without it, only new
     /// photos. Completes when the session ends or the viewer leaves it. While it runs, the
-    /// viewer gets no push notifications for this session's photos.
+    /// viewer gets no push notifications for this session's photos. Fails with
+    /// `CURSOR_EXPIRED` when a photo added after `after` is still listed but its event is no
+    /// longer kept: reload `Session.photos` and resume from its newest cursor.
     async fn photo_added(
         &self,
         ctx: &Context<'_>,
@@ -46,7 +48,7 @@ impl Subscription {
         let session_id = ids::expect(Kind::Session, &session_id, "sessionId")?;
         let after = parse_after(after.as_deref())?;
         let state = ctx.state()?;
-        let items = feed::follow(state, ctx.viewer(), session_id, after, Tracking::Online).await?;
+        let items = feed::follow(state, ctx.viewer(), session_id, after, Following::Photos).await?;
         Ok(items.filter_map(|item| async move {
             match item {
                 Ok(item) => photo_added(&item).map(Ok),
@@ -56,8 +58,10 @@ impl Subscription {
     }
 
     /// Everything else that happens in a session: members joining and leaving, photos
-    /// deleted, the session ending. Same resume rule as `photoAdded`; completes after
-    /// `SessionEnded`, or after the viewer's own `MemberLeft`.
+    /// deleted, the session ending. Same resume rule as `photoAdded`, except that nothing
+    /// from before the viewer's latest join is replayed; completes after `SessionEnded`, or
+    /// after the viewer's own `MemberLeft`. Fails with `CURSOR_EXPIRED` when events after
+    /// `after` are no longer kept: reload the session, then subscribe without `after`.
     async fn session_events(
         &self,
         ctx: &Context<'_>,
@@ -67,7 +71,7 @@ impl Subscription {
         let session_id = ids::expect(Kind::Session, &session_id, "sessionId")?;
         let after = parse_after(after.as_deref())?;
         let state = ctx.state()?;
-        let items = feed::follow(state, ctx.viewer(), session_id, after, Tracking::Silent).await?;
+        let items = feed::follow(state, ctx.viewer(), session_id, after, Following::Events).await?;
         Ok(items.filter_map(|item| async move {
             match item {
                 Ok(item) => session_event(&item).map(Ok),

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::auth::oauth::flow as sign_in;
 use crate::error::ApiResult;
-use crate::realtime::presence;
+use crate::realtime::{log, presence};
 use crate::service::clock;
 use crate::service::photos::{ABANDONED_SLOT_AGE, Removed, remove_if_due};
 use crate::storage::ObjectStore;
@@ -102,8 +102,11 @@ pub async fn sweep_once(
         }
     }
 
+    let retained_from = now - settings.event_retention;
+    // First, so a resume from before what is deleted is refused instead of skipping it.
+    log::mark_pruned(db, retained_from).await?;
     report.events = event::Entity::delete_many()
-        .filter(event::Column::CreatedAt.lt(now - settings.event_retention))
+        .filter(event::Column::CreatedAt.lt(retained_from))
         .exec(db)
         .await?
         .rows_affected;

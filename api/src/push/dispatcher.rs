@@ -19,8 +19,15 @@
 //! 5xx, network), due again after an exponential back-off that honours `Retry-After`; or
 //! failed once they have been tried [`MAX_ATTEMPTS`] times. A device row is deleted only when
 //! FCM says its token is dead.
+//!
+//! **Retries are per device.** Before a job is left for a retry, the devices that are done
+//! with it (delivered, or refused for good) are recorded in `push_deliveries` against the
+//! job's newest event, and the retry skips them: one phone answering 503 does not make every
+//! other recipient hear the same push again. A photo group that grew in the meantime has a
+//! newer newest event, so everyone hears about the new photos (the collapse key replaces the
+//! earlier push). The records go once the job is settled.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,12 +36,12 @@ use chrono::{DateTime, Utc};
 use entity::event::{self, EventKind, PushState};
 use entity::friendship::{self, FriendshipStatus};
 use entity::photo::{self, PhotoStatus};
-use entity::{device, session, session_member, user};
+use entity::{device, push_delivery, session, session_member, user};
 use futures_util::StreamExt;
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, DbBackend, EntityTrait, Order, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait,
+    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DbBackend, EntityTrait, Order,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -213,6 +220,17 @@ impl Dispatcher {
             }
         }
 
+        // A retried job goes only to the devices that are not done with it yet.
+        let done = self.done_devices(&jobs).await?;
+        let mut delivered_before = vec![false; jobs.len()];
+        deliveries.retain(|delivery| match &delivery.target {
+            Target::Device(device) if done.contains(&(newest(&jobs[delivery.job]), device.id)) => {
+                delivered_before[delivery.job] = true;
+                false
+            }
+            _ => true,
+        });
+
         let outcomes = self.send_all(&deliveries).await;
         report.pruned = self.prune(&deliveries, &outcomes).await;
         report.delivered = outcomes
@@ -228,13 +246,16 @@ impl Dispatcher {
                 .filter(|(d, _)| d.job == index)
                 .map(|(_, outcome)| outcome);
             let attempts = job.iter().map(|e| e.push_attempts).max().unwrap_or(0);
-            let verdict = match planned[index] {
-                None => Verdict::Retry(None),
-                Some(_) => verdict(results),
+            let verdict = match (&planned[index], verdict(results)) {
+                (None, _) => Verdict::Retry(None),
+                // Some devices had it on an earlier round: not a failure.
+                (Some(_), Verdict::Failed) if delivered_before[index] => Verdict::Sent,
+                (Some(_), verdict) => verdict,
             };
             let (state, not_before) = match verdict {
                 Verdict::Retry(after) if attempts < MAX_ATTEMPTS => {
                     report.retried += 1;
+                    self.record_done(index, job, &deliveries, &outcomes).await;
                     let delay = backoff(attempts, after);
                     (
                         PushState::Pending,
@@ -253,6 +274,17 @@ impl Dispatcher {
                 Verdict::Sent => (PushState::Sent, None),
             };
             self.settle(job, lease, state, not_before).await?;
+            if state != PushState::Pending && attempts > 1 {
+                // Retried, so it may have records; settled, so they are done with. Left over,
+                // they go with their events when retention deletes them.
+                let cleared = push_delivery::Entity::delete_many()
+                    .filter(push_delivery::Column::EventId.is_in(job.iter().map(|e| e.id)))
+                    .exec(&self.db)
+                    .await;
+                if let Err(err) = cleared {
+                    tracing::warn!(error = %err, event_id = job[0].id, "cannot clear a settled push's delivery records");
+                }
+            }
         }
         if report.events > 0 {
             tracing::info!(
@@ -336,6 +368,69 @@ impl Dispatcher {
             .filter(event::Column::Id.in_subquery(ids.into_query()))
             .exec_with_returning(&self.db)
             .await?)
+    }
+
+    /// The (newest event, device) pairs already done among jobs that are being retried.
+    async fn done_devices(&self, jobs: &[Vec<event::Model>]) -> ApiResult<HashSet<(i64, Uuid)>> {
+        // A first try (the claim counted it as attempt 1) has nothing recorded.
+        let retried: Vec<i64> = jobs
+            .iter()
+            .filter(|job| job.iter().any(|e| e.push_attempts > 1))
+            .map(|job| newest(job))
+            .collect();
+        let mut done = HashSet::new();
+        for chunk in retried.chunks(500) {
+            let rows: Vec<(i64, Uuid)> = push_delivery::Entity::find()
+                .select_only()
+                .column(push_delivery::Column::EventId)
+                .column(push_delivery::Column::DeviceId)
+                .filter(push_delivery::Column::EventId.is_in(chunk.iter().copied()))
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            done.extend(rows);
+        }
+        Ok(done)
+    }
+
+    /// Records the devices done with job `index` (delivered, or refused for good) before it
+    /// waits for a retry. Dead tokens need no record: their device rows are gone. Should this
+    /// fail (a device unregistered meanwhile, say), the retry goes to every device again, as
+    /// at-least-once delivery allows.
+    async fn record_done(
+        &self,
+        index: usize,
+        job: &[event::Model],
+        deliveries: &[Delivery],
+        outcomes: &[Outcome],
+    ) {
+        let event_id = newest(job);
+        let rows: Vec<push_delivery::ActiveModel> = deliveries
+            .iter()
+            .zip(outcomes)
+            .filter(|(d, o)| d.job == index && matches!(o, Outcome::Delivered | Outcome::Rejected))
+            .filter_map(|(d, _)| match &d.target {
+                Target::Device(device) => Some(push_delivery::ActiveModel {
+                    event_id: Set(event_id),
+                    device_id: Set(device.id),
+                }),
+                Target::Log { .. } => None,
+            })
+            .collect();
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<_> = rows.by_ref().take(500).collect();
+            let recorded = push_delivery::Entity::insert_many(chunk)
+                .on_conflict_do_nothing_on([
+                    push_delivery::Column::EventId,
+                    push_delivery::Column::DeviceId,
+                ])
+                .exec(&self.db)
+                .await;
+            if let Err(err) = recorded {
+                tracing::warn!(error = %err, event_id, "cannot record a push's deliveries; its retry goes to every device");
+            }
+        }
     }
 
     /// Records how a job ended, provided its lease is still ours.
@@ -695,6 +790,11 @@ async fn live_session(
         .filter(session::Column::EndedAt.is_null())
         .one(db)
         .await?)
+}
+
+/// The id a job's per-device records are kept under (its events are sorted by id).
+fn newest(job: &[event::Model]) -> i64 {
+    job.last().map_or(0, |e| e.id)
 }
 
 fn payload_uuid(payload: &Value, key: &str) -> Option<Uuid> {

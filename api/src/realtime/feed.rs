@@ -6,6 +6,11 @@
 //! is dropped. A session's events commit in id order (every writer takes the session's row
 //! lock first), so delivering in id order never skips one. When the subscriber lags behind
 //! the bounded channel, or the bus reconnects, it reads the log again from its cursor.
+//!
+//! A member who left and came back is a member since their latest join: their own earlier
+//! departure, replayed, does not end the feed, and a feed that replays only what members may
+//! see (`since_join`) starts no earlier than that join. A cursor from before what retention has
+//! pruned is refused with `CURSOR_EXPIRED` rather than replayed with a silent gap.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,7 +22,7 @@ use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
 use super::bus::{Bus, BusMessage, FeedItem, Receiver};
-use super::log;
+use super::log::{self, Replays};
 use super::presence::{Online, Presence};
 use crate::app::AppState;
 use crate::auth::Viewer;
@@ -33,6 +38,11 @@ pub struct FeedStart {
     pub after: Option<i64>,
     /// Marks the viewer online for as long as the feed runs (no pushes for what it shows).
     pub presence: Option<Arc<Presence>>,
+    /// Replays nothing from before the viewer's latest join (`sessionEvents`: who came and went
+    /// while they were not a member is not theirs to see). Without it the whole log after the
+    /// cursor is replayed (`photoAdded`: the album is the members' to see, whenever a photo
+    /// was added).
+    pub since_join: bool,
 }
 
 struct Feed {
@@ -41,6 +51,9 @@ struct Feed {
     rx: Receiver,
     session_id: Uuid,
     viewer_id: Uuid,
+    /// The viewer's latest `member_joined` event (0: none in the log); only a departure after
+    /// it ends the feed.
+    joined: i64,
     last: i64,
     backlog: VecDeque<Arc<FeedItem>>,
     catch_up: bool,
@@ -59,8 +72,18 @@ pub async fn open(
     // channel, and one committed before is seen here.
     let view = sessions::get_session(&db, Viewer::User(start.viewer_id), start.session_id).await?;
     let ended = view.session.ended_at.is_some();
+    let joined = log::latest_join(&db, start.session_id, start.viewer_id).await?;
     let (last, catch_up) = match start.after {
-        Some(after) => (after, true),
+        Some(after) => {
+            let (after, replays) = if start.since_join {
+                // From their own join on, so the replay shows it.
+                (after.max(joined.saturating_sub(1)), Replays::Events)
+            } else {
+                (after, Replays::Photos)
+            };
+            log::check_resumable(&db, start.session_id, after, replays).await?;
+            (after, true)
+        }
         // Read after subscribing: anything newer than this reaches the channel.
         None => (log::head(&db, Some(start.session_id)).await?, false),
     };
@@ -75,6 +98,7 @@ pub async fn open(
         rx,
         session_id: start.session_id,
         viewer_id: start.viewer_id,
+        joined,
         last,
         backlog: VecDeque::new(),
         catch_up,
@@ -125,21 +149,28 @@ impl Feed {
         }
     }
 
-    /// The session ended, or the viewer left it: nothing more is theirs to see.
+    /// The session ended, or the viewer left it since their latest join: nothing more is
+    /// theirs to see. A departure before that join is history they came back from.
     fn ends_feed(&self, item: &FeedItem) -> bool {
         match item.event.kind {
             EventKind::SessionEnded => true,
-            EventKind::MemberLeft => log::user_id(&item.event) == Some(self.viewer_id),
+            EventKind::MemberLeft => {
+                item.event.id > self.joined && log::user_id(&item.event) == Some(self.viewer_id)
+            }
             _ => false,
         }
     }
 }
 
-/// Whether a feed marks its viewer online (only `photoAdded` spares them a push).
+/// Which of a session's feeds a subscription follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tracking {
-    Online,
-    Silent,
+pub enum Following {
+    /// `photoAdded`: marks the viewer online (no pushes for what it shows) and replays every
+    /// photo after the cursor.
+    Photos,
+    /// `sessionEvents`: does not mark the viewer online, and replays nothing from before the
+    /// viewer's latest join.
+    Events,
 }
 
 /// Opens a member's feed of a session: NOT_FOUND unless the viewer is a current member.
@@ -148,7 +179,7 @@ pub async fn follow(
     viewer: Viewer,
     session_id: Uuid,
     after: Option<i64>,
-    tracking: Tracking,
+    following: Following,
 ) -> ApiResult<impl Stream<Item = ApiResult<Arc<FeedItem>>> + Send + use<>> {
     open(
         state.db.clone(),
@@ -157,7 +188,8 @@ pub async fn follow(
             session_id,
             viewer_id: viewer.user_id()?,
             after,
-            presence: (tracking == Tracking::Online).then(|| state.presence.clone()),
+            presence: (following == Following::Photos).then(|| state.presence.clone()),
+            since_join: following == Following::Events,
         },
     )
     .await

@@ -1,15 +1,22 @@
 //! Reading the event log: by id (for notifications), after a cursor (for replay), and the
-//! photos that `photo_added` events announced, loaded in one query per batch.
+//! photos that `photo_added` events announced, loaded in one query per batch. Also how far
+//! retention has pruned each session's log, which tells a resumable cursor from an expired one.
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use entity::event::{self, EventKind};
+use entity::event_horizon;
 use entity::photo::{self, PhotoStatus};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use uuid::Uuid;
 
 use super::bus::FeedItem;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
+use crate::service::clock;
 
 /// Events read from the log per query while catching up.
 pub const PAGE: u64 = 100;
@@ -87,6 +94,113 @@ pub async fn head(db: &impl ConnectionTrait, session_id: Option<Uuid>) -> ApiRes
     }
     let head: Option<Option<i64>> = query.into_tuple().one(db).await?;
     Ok(head.flatten().unwrap_or(0))
+}
+
+/// The id of `user_id`'s latest `member_joined` event in the session (0 when there is none:
+/// the owner, who never joined, or a join old enough to have been pruned, in which case
+/// everything still in the log is from after it).
+pub async fn latest_join(
+    db: &impl ConnectionTrait,
+    session_id: Uuid,
+    user_id: Uuid,
+) -> ApiResult<i64> {
+    let id: Option<Option<i64>> = event::Entity::find()
+        .select_only()
+        .column_as(event::Column::Id.max(), "id")
+        .filter(event::Column::SessionId.eq(session_id))
+        .filter(event::Column::Kind.eq(EventKind::MemberJoined))
+        .filter(event::Column::ActorId.eq(user_id))
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(id.flatten().unwrap_or(0))
+}
+
+/// Records, per session, the newest event that a retention delete of everything created
+/// before `before` is about to remove. Run it just before that delete: a cursor below the mark
+/// can no longer be resumed without a gap.
+///
+/// Pruning removes a prefix of each session's log (its events are created in id order), so
+/// the mark only ever grows.
+pub async fn mark_pruned(db: &impl ConnectionTrait, before: DateTime<Utc>) -> ApiResult<()> {
+    let pruned = Query::select()
+        .column(event::Column::SessionId)
+        .expr(Expr::col(event::Column::Id).max())
+        .from(event::Entity)
+        .and_where(event::Column::SessionId.is_not_null())
+        .and_where(event::Column::CreatedAt.lt(before))
+        .group_by_col(event::Column::SessionId)
+        .to_owned();
+    let upsert = Query::insert()
+        .into_table(event_horizon::Entity)
+        .columns([
+            event_horizon::Column::SessionId,
+            event_horizon::Column::PrunedThrough,
+        ])
+        .select_from(pruned)
+        .map_err(ApiError::internal)?
+        .on_conflict(
+            OnConflict::column(event_horizon::Column::SessionId)
+                .update_column(event_horizon::Column::PrunedThrough)
+                .to_owned(),
+        )
+        .to_owned();
+    db.execute(&upsert).await?;
+    Ok(())
+}
+
+/// What a resumed feed is about, which decides whether what was pruned after its cursor
+/// matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replays {
+    /// Photos: only a pruned `photo_added` whose photo is still in the list would be missed.
+    Photos,
+    /// Every other kind of event: anything pruned after the cursor would be missed.
+    Events,
+}
+
+/// `CURSOR_EXPIRED` when replaying the session's log after `after` would silently skip
+/// something retention has already deleted.
+///
+/// For photos the test is exact: a photo still listed whose `photo_added` event was pruned
+/// after the cursor (its `seq` is that event's id). So the newest cursor of a freshly loaded
+/// photo list always resumes, however old that photo is. For other events only the mark is
+/// known, so any cursor below it is refused. A session nothing was pruned from (a new one,
+/// or one younger than the retention) has no mark and accepts every cursor.
+pub async fn check_resumable(
+    db: &impl ConnectionTrait,
+    session_id: Uuid,
+    after: i64,
+    replays: Replays,
+) -> ApiResult<()> {
+    let Some(horizon) = event_horizon::Entity::find_by_id(session_id)
+        .one(db)
+        .await?
+    else {
+        return Ok(());
+    };
+    if after >= horizon.pruned_through {
+        return Ok(());
+    }
+    let missed = match replays {
+        Replays::Events => true,
+        Replays::Photos => {
+            photo::Entity::find()
+                .filter(photo::Column::SessionId.eq(session_id))
+                .filter(photo::Column::Status.eq(PhotoStatus::Ready))
+                .filter(photo::Column::ExpiresAt.gt(clock::now()))
+                .filter(photo::Column::Seq.gt(after))
+                .filter(photo::Column::Seq.lte(horizon.pruned_through))
+                .count(db)
+                .await?
+                > 0
+        }
+    };
+    if missed {
+        Err(ApiError::CursorExpired)
+    } else {
+        Ok(())
+    }
 }
 
 /// The user a membership event is about.

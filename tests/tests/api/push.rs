@@ -783,3 +783,41 @@ async fn a_bad_service_account_file_stops_the_server_from_starting() {
     assert!(broken.contains("private_key"), "{broken}");
     assert!(!broken.contains(secret), "the key was printed: {broken}");
 }
+
+#[tokio::test]
+async fn a_retry_goes_only_to_the_devices_that_have_not_received_the_push() {
+    let (app, fcm) = spawn_with_fcm(100).await;
+    let (ana, bo, cy, session) = beach_day(&app).await;
+    register(&app, &bo, "bo-phone", "ANDROID").await;
+    register(&app, &bo, "bo-tablet", "ANDROID").await;
+    register(&app, &cy, "cy-phone", "IOS").await;
+    register(&app, &cy, "cy-other-project", "ANDROID").await;
+    fcm.script("bo-phone", [Reply::ServerError, Reply::ServerError]);
+    fcm.script("cy-other-project", [Reply::SenderIdMismatch]);
+
+    upload(&app, &ana, &session, &photo_bytes(1, 512)).await;
+    settled(&app).await;
+
+    let sends_to = |token: &str| {
+        fcm.sends()
+            .iter()
+            .filter(|s| s.token == token)
+            .map(|s| s.status)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sends_to("bo-phone"), [500, 500, 200]);
+    // Everyone else heard once, on the first round, however often bo's phone was retried.
+    assert_eq!(sends_to("bo-tablet"), [200]);
+    assert_eq!(sends_to("cy-phone"), [200]);
+    assert_eq!(sends_to("cy-other-project"), [403]);
+    assert_eq!(
+        app.count(
+            "events",
+            "kind = 'photo_added' AND push_state = 'sent' AND push_attempts = 3"
+        )
+        .await,
+        1
+    );
+    // The bookkeeping goes once the push is settled.
+    assert_eq!(app.count("push_deliveries", "").await, 0);
+}

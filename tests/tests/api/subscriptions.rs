@@ -454,6 +454,7 @@ async fn a_subscriber_that_falls_behind_catches_up_from_the_log() {
             viewer_id: owner_uuid,
             after: None,
             presence: None,
+            since_join: false,
         },
     )
     .await
@@ -473,4 +474,233 @@ async fn a_subscriber_that_falls_behind_catches_up_from_the_log() {
         events.windows(2).all(|w| w[0] < w[1]),
         "in order, no duplicates"
     );
+}
+
+/// The cursor of "before any event": what a client passes to replay a session from its start.
+const FROM_THE_START: &str = "MA";
+
+async fn leave(app: &TestApp, user: &TestUser, session: &str) {
+    app.gql_as(
+        user,
+        "mutation($s: ID!) { leaveSession(sessionId: $s) }",
+        json!({ "s": session }),
+    )
+    .await
+    .ok();
+}
+
+fn session_event(payload: &Value) -> &Value {
+    assert!(
+        payload.get("errors").is_none(),
+        "unexpected errors: {payload}"
+    );
+    &payload["data"]["sessionEvents"]
+}
+
+#[tokio::test]
+async fn a_member_who_left_and_rejoined_resumes_from_an_older_cursor_and_keeps_receiving() {
+    for protocol in Protocol::BOTH {
+        let app = TestApp::spawn().await;
+        let owner = app.sign_in("ana@example.com").await;
+        let member = app.sign_in("ben@example.com").await;
+        let (session, code) = create_session(&app, &owner, "Beach day").await;
+        join(&app, &member, &code).await.ok();
+        let mut client = WsClient::connect_as(&app, protocol, &member.token).await;
+        follow_photos(&app, &mut client, "1", &session, None, 1).await;
+        upload(&app, &owner, &session, &photo_bytes(1, 64)).await;
+        let payload = client.next_payload("1").await;
+        let cursor = event(&payload)["cursor"].as_str().unwrap().to_owned();
+
+        // Away and back: the log now holds their departure after that cursor.
+        leave(&app, &member, &session).await;
+        client.expect_complete("1").await;
+        join(&app, &member, &code).await.ok();
+        let missed = upload(&app, &owner, &session, &photo_bytes(2, 64)).await;
+
+        follow_photos(&app, &mut client, "2", &session, Some(&cursor), 1).await;
+        let payload = client.next_payload("2").await;
+        assert_eq!(event(&payload)["photo"]["id"], missed, "{protocol:?}");
+        client
+            .subscribe(
+                "3",
+                SESSION_EVENTS,
+                json!({ "s": session, "after": cursor }),
+            )
+            .await;
+        let payload = client.next_payload("3").await;
+        let rejoined = session_event(&payload);
+        assert_eq!(rejoined["__typename"], "MemberJoined", "{protocol:?}");
+        assert_eq!(rejoined["user"]["id"], member.id);
+
+        // Both stay open: live events still arrive.
+        let live = upload(&app, &owner, &session, &photo_bytes(3, 64)).await;
+        let payload = client.next_payload("2").await;
+        assert_eq!(event(&payload)["photo"]["id"], live, "{protocol:?}");
+        let cy = app.sign_in("cy@example.com").await;
+        join(&app, &cy, &code).await.ok();
+        let payload = client.next_payload("3").await;
+        assert_eq!(session_event(&payload)["user"]["id"], cy.id, "{protocol:?}");
+        client.expect_silence(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test]
+async fn session_events_replay_nothing_from_before_the_viewers_latest_join() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_in("ana@example.com").await;
+    let former = app.sign_in("ben@example.com").await;
+    let member = app.sign_in("cy@example.com").await;
+    let (session, code) = create_session(&app, &owner, "Beach day").await;
+    join(&app, &former, &code).await.ok();
+    join(&app, &member, &code).await.ok();
+    leave(&app, &former, &session).await;
+    leave(&app, &member, &session).await;
+    join(&app, &member, &code).await.ok();
+
+    let mut client = WsClient::connect_as(&app, Protocol::Transport, &member.token).await;
+    client
+        .subscribe(
+            "e",
+            SESSION_EVENTS,
+            json!({ "s": session, "after": FROM_THE_START }),
+        )
+        .await;
+    let payload = client.next_payload("e").await;
+    let first = session_event(&payload);
+    assert_eq!(first["__typename"], "MemberJoined");
+    assert_eq!(
+        first["user"]["id"], member.id,
+        "only their latest join onwards"
+    );
+    client.expect_silence(Duration::from_millis(300)).await;
+
+    // The owner, there from the start, still sees the whole log.
+    let mut client = WsClient::connect_as(&app, Protocol::Transport, &owner.token).await;
+    client
+        .subscribe(
+            "e",
+            SESSION_EVENTS,
+            json!({ "s": session, "after": FROM_THE_START }),
+        )
+        .await;
+    let mut kinds = Vec::new();
+    for _ in 0..5 {
+        let payload = client.next_payload("e").await;
+        kinds.push(session_event(&payload)["__typename"].clone());
+    }
+    assert_eq!(
+        kinds,
+        [
+            "MemberJoined",
+            "MemberJoined",
+            "MemberLeft",
+            "MemberLeft",
+            "MemberJoined"
+        ]
+    );
+}
+
+/// A session whose photos outlive the event log's retention.
+async fn long_lived_session(app: &TestApp, owner: &TestUser) -> (String, String) {
+    let response = app
+        .gql_as(
+            owner,
+            "mutation { createSession(input: { title: \"Road trip\", photoLifetimeHours: 72 }) { id inviteCode } }",
+            json!({}),
+        )
+        .await;
+    let session = &response.ok()["createSession"];
+    (
+        session["id"].as_str().unwrap().to_owned(),
+        session["inviteCode"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// A sweep as if `hours` had passed: the events written so far are past the default retention.
+async fn sweep_after(app: &TestApp, hours: i64) {
+    let settings = photon::jobs::sweeper::SweepSettings {
+        interval: Duration::from_secs(900),
+        event_retention: chrono::Duration::hours(24),
+    };
+    let now = chrono::Utc::now() + chrono::Duration::hours(hours);
+    photon::jobs::sweeper::sweep_once(&app.state.db, app.state.store.as_ref(), &settings, now)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn resuming_from_before_the_retained_events_is_cursor_expired() {
+    for protocol in Protocol::BOTH {
+        let app = TestApp::spawn().await;
+        let owner = app.sign_in("ana@example.com").await;
+        let member = app.sign_in("ben@example.com").await;
+        let (session, code) = long_lived_session(&app, &owner).await;
+        join(&app, &member, &code).await.ok();
+        upload(&app, &owner, &session, &photo_bytes(1, 64)).await;
+        let newest = upload(&app, &owner, &session, &photo_bytes(2, 64)).await;
+        sweep_after(&app, 25).await;
+        assert_eq!(app.count("events", "").await, 0, "the log was pruned");
+
+        let mut client = WsClient::connect_as(&app, protocol, &member.token).await;
+        for (id, query) in [("p", PHOTO_ADDED), ("e", SESSION_EVENTS)] {
+            client
+                .subscribe(id, query, json!({ "s": session, "after": FROM_THE_START }))
+                .await;
+            let payload = client.next_payload(id).await;
+            assert_eq!(
+                payload["errors"][0]["extensions"]["code"], "CURSOR_EXPIRED",
+                "{protocol:?} {id}: {payload}"
+            );
+            assert!(payload["data"].is_null());
+            client.expect_complete(id).await;
+        }
+
+        // Reloading the list gives a cursor that resumes: nothing after it was pruned.
+        let list = app
+            .gql_as(
+                &member,
+                "query($s: ID!) { session(id: $s) { photos(first: 1) { edges { cursor node { id } } } } }",
+                json!({ "s": session }),
+            )
+            .await;
+        let edge = &list.ok()["session"]["photos"]["edges"][0];
+        assert_eq!(edge["node"]["id"], newest);
+        let cursor = edge["cursor"].as_str().unwrap();
+        follow_photos(&app, &mut client, "p2", &session, Some(cursor), 1).await;
+        let live = upload(&app, &owner, &session, &photo_bytes(3, 64)).await;
+        let payload = client.next_payload("p2").await;
+        assert_eq!(event(&payload)["photo"]["id"], live, "{protocol:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_session_with_nothing_pruned_replays_from_the_start() {
+    let app = TestApp::spawn().await;
+    let (owner, member, session) = session_with_member(&app).await;
+    // The only event so far is the member's join: nothing pruned, nothing expired.
+    let mut client = WsClient::connect_as(&app, Protocol::Transport, &owner.token).await;
+    follow_photos(&app, &mut client, "p", &session, Some(FROM_THE_START), 1).await;
+    client
+        .subscribe(
+            "e",
+            SESSION_EVENTS,
+            json!({ "s": session, "after": FROM_THE_START }),
+        )
+        .await;
+    let payload = client.next_payload("e").await;
+    assert_eq!(session_event(&payload)["user"]["id"], member.id);
+    let photo = upload(&app, &member, &session, &photo_bytes(1, 64)).await;
+    let payload = client.next_payload("p").await;
+    assert_eq!(event(&payload)["photo"]["id"], photo);
+
+    // A brand-new session has no events at all.
+    let (fresh, _) = create_session(&app, &owner, "Fresh").await;
+    client
+        .subscribe(
+            "f",
+            SESSION_EVENTS,
+            json!({ "s": fresh, "after": FROM_THE_START }),
+        )
+        .await;
+    client.expect_silence(Duration::from_millis(300)).await;
 }

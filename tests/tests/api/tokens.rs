@@ -31,6 +31,9 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+/// Turns the refresh-reuse grace window off: any second use of a token is a reuse.
+const NO_GRACE: &str = "--refresh-reuse-grace-secs=0";
+
 async fn me_with(app: &TestApp, token: &str) -> photon_tests::GqlResponse {
     app.gql(Some(token), "{ me { id } }", json!({})).await
 }
@@ -199,7 +202,7 @@ async fn refreshing_rotates_the_refresh_token() {
 
 #[tokio::test]
 async fn reusing_a_rotated_refresh_token_revokes_the_whole_family() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(&[NO_GRACE]).await;
     let user = app.sign_in("ana@example.com").await;
     let first = app
         .gql_anon(REFRESH, json!({ "t": user.refresh_token }))
@@ -222,7 +225,7 @@ async fn reusing_a_rotated_refresh_token_revokes_the_whole_family() {
 
 #[tokio::test]
 async fn another_sign_in_is_another_family() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(&[NO_GRACE]).await;
     let phone = app.sign_in("ana@example.com").await;
     let laptop = app.sign_in("ana@example.com").await;
     app.gql_anon(REFRESH, json!({ "t": phone.refresh_token }))
@@ -322,8 +325,8 @@ async fn an_expired_refresh_token_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn racing_refreshes_of_one_token_leave_no_live_token_behind() {
-    let app = TestApp::spawn().await;
+async fn without_a_grace_window_racing_refreshes_of_one_token_leave_no_live_token_behind() {
+    let app = TestApp::spawn_with(&[NO_GRACE]).await;
     let user = app.sign_in("ana@example.com").await;
     let attempts = futures_util::future::join_all(
         (0..8).map(|_| app.gql_anon(REFRESH, json!({ "t": user.refresh_token }))),
@@ -376,4 +379,115 @@ async fn signing_in_again_reaches_the_same_account() {
     let second = app.sign_in("ANA@Example.com").await;
     assert_eq!(first.id, second.id);
     assert_eq!(app.count("users", "").await, 1);
+}
+
+/// Moves every revocation `secs` into the past, as if that long had passed since.
+async fn age_revocations(app: &TestApp, secs: i64) {
+    let at = chrono::Utc::now() - chrono::Duration::seconds(secs);
+    let at = match app.backend {
+        photon_tests::Backend::Postgres => at.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string(),
+        // SQLite keeps timestamps as RFC 3339 text.
+        photon_tests::Backend::Sqlite => at.to_rfc3339(),
+    };
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &app.db,
+        &format!("UPDATE refresh_tokens SET revoked_at = '{at}' WHERE revoked_at IS NOT NULL"),
+    )
+    .await
+    .unwrap();
+}
+
+fn refreshed(response: &photon_tests::GqlResponse) -> (String, String) {
+    let payload = &response.ok()["refreshToken"];
+    (
+        payload["accessToken"].as_str().unwrap().to_owned(),
+        payload["refreshToken"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_refresh_retried_within_the_grace_window_gets_a_working_pair() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in("ana@example.com").await;
+    // The first answer is lost on the way; the app retries with the same token.
+    let (_, lost) = refreshed(
+        &app.gql_anon(REFRESH, json!({ "t": user.refresh_token }))
+            .await,
+    );
+    let (access, retried) = refreshed(
+        &app.gql_anon(REFRESH, json!({ "t": user.refresh_token }))
+            .await,
+    );
+    assert_ne!(retried, lost);
+    assert_eq!(me_with(&app, &access).await.ok()["me"]["id"], user.id);
+    // Nothing was revoked: the retried pair rotates on, and so would the lost one.
+    refreshed(&app.gql_anon(REFRESH, json!({ "t": retried })).await);
+    refreshed(&app.gql_anon(REFRESH, json!({ "t": lost })).await);
+}
+
+#[tokio::test]
+async fn reuse_after_the_grace_window_still_revokes_the_family() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in("ana@example.com").await;
+    let (_, current) = refreshed(
+        &app.gql_anon(REFRESH, json!({ "t": user.refresh_token }))
+            .await,
+    );
+    age_revocations(&app, 31).await;
+    app.gql_anon(REFRESH, json!({ "t": user.refresh_token }))
+        .await
+        .assert_code("UNAUTHENTICATED");
+    app.gql_anon(REFRESH, json!({ "t": current }))
+        .await
+        .assert_code("UNAUTHENTICATED");
+    assert_eq!(app.count("refresh_tokens", "revoked_at IS NULL").await, 0);
+}
+
+#[tokio::test]
+async fn the_grace_window_does_not_revive_a_logged_out_family() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in("ana@example.com").await;
+    let (_, current) = refreshed(
+        &app.gql_anon(REFRESH, json!({ "t": user.refresh_token }))
+            .await,
+    );
+    let logout = "mutation($t: String!) { logout(refreshToken: $t) }";
+    app.gql_anon(logout, json!({ "t": current })).await.ok();
+    for token in [&user.refresh_token, &current] {
+        app.gql_anon(REFRESH, json!({ "t": token }))
+            .await
+            .assert_code("UNAUTHENTICATED");
+    }
+    assert_eq!(app.count("refresh_tokens", "revoked_at IS NULL").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_refreshes_of_one_token_within_the_grace_window_all_get_a_pair() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in("ana@example.com").await;
+    let attempts = futures_util::future::join_all(
+        (0..8).map(|_| app.gql_anon(REFRESH, json!({ "t": user.refresh_token }))),
+    )
+    .await;
+    let mut tokens: Vec<String> = attempts.iter().map(|r| refreshed(r).1).collect();
+    tokens.sort();
+    tokens.dedup();
+    assert_eq!(tokens.len(), 8, "each racer gets its own token");
+    // No family was revoked: every racer's token works.
+    for token in tokens {
+        refreshed(&app.gql_anon(REFRESH, json!({ "t": token })).await);
+    }
+}
+
+#[test]
+fn the_grace_window_is_range_checked() {
+    let args = |value: &str| {
+        vec![
+            "photon".to_owned(),
+            format!("--refresh-reuse-grace-secs={value}"),
+        ]
+    };
+    assert!(photon::config::settings_from_args(args("300")).is_ok());
+    assert!(photon::config::settings_from_args(args("301")).is_err());
+    assert!(photon::config::settings_from_args(args("-1")).is_err());
 }
