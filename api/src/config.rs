@@ -18,7 +18,7 @@ use crate::auth::oauth::{ClientCredentials, OAuthSettings, ProviderUrls};
 use crate::jobs::sweeper::SweepSettings;
 use crate::push::PushSettings;
 use crate::push::fcm::{FcmSettings, ServiceAccount};
-use crate::service::photos::UploadRules;
+use crate::service::photos::{UploadLimits, UploadRules};
 use crate::storage::s3::S3Settings;
 
 /// The settings an operator can give, as flags or environment variables.
@@ -215,6 +215,9 @@ pub struct Settings {
     #[arg(long, env = "PHOTON_WS_MAX_SUBSCRIPTIONS", default_value_t = 32,
         value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub ws_max_subscriptions: u64,
+
+    #[command(flatten)]
+    pub upload_limits: UploadLimits,
 }
 
 /// Parses settings from command-line style arguments (plus the environment), as the binary
@@ -412,6 +415,7 @@ impl Settings {
                 max_bytes: self.max_photo_bytes,
                 content_types,
                 upload_url_ttl: Duration::from_secs(self.upload_url_ttl_secs),
+                limits: self.upload_limits,
             },
             download_url_ttl: Duration::from_secs(self.download_url_ttl_secs),
             s3,
