@@ -72,6 +72,8 @@ impl AppState {
                     config.data_dir.join("objects"),
                     &config.public_url,
                     &config.jwt_secret,
+                    db.clone(),
+                    config.upload_rules.limits.local_upload_timeout(),
                 )?);
                 (local.clone(), Some(local))
             }
@@ -146,7 +148,7 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/{provider}/callback", get(oauth::callback))
         .layer(middleware::from_fn(time_limit));
     // Uploads of large photos over slow phone networks may take longer than API calls, so
-    // the storage routes sit outside the time limit (they are bounded by their size).
+    // the storage routes sit outside this time limit (uploads have their own, longer one).
     if let Some(local) = &state.local_store {
         routes = routes.merge(local.clone().routes());
     }

@@ -20,7 +20,7 @@ use crate::graphql::cost::{CostLimits, CostSettings};
 use crate::jobs::sweeper::SweepSettings;
 use crate::push::PushSettings;
 use crate::push::fcm::{FcmSettings, ServiceAccount};
-use crate::service::photos::UploadRules;
+use crate::service::photos::{UploadLimits, UploadRules};
 use crate::storage::s3::S3Settings;
 
 /// The settings an operator can give, as flags or environment variables.
@@ -224,6 +224,8 @@ pub struct Settings {
     /// What one GraphQL request may cost before anything runs.
     #[command(flatten)]
     pub cost: CostSettings,
+    #[command(flatten)]
+    pub upload_limits: UploadLimits,
 }
 
 /// Parses settings from command-line style arguments (plus the environment), as the binary
@@ -426,6 +428,7 @@ impl Settings {
                 max_bytes: self.max_photo_bytes,
                 content_types,
                 upload_url_ttl: Duration::from_secs(self.upload_url_ttl_secs),
+                limits: self.upload_limits,
             },
             download_url_ttl: Duration::from_secs(self.download_url_ttl_secs),
             s3,

@@ -11,9 +11,11 @@ pub mod oauth_state;
 pub mod photo;
 pub mod presence;
 pub mod push_delivery;
+pub mod push_mark;
 pub mod refresh_token;
 pub mod session;
 pub mod session_member;
+pub mod storage_orphan;
 pub mod user;
 
 pub mod prelude {
@@ -27,8 +29,10 @@ pub mod prelude {
     pub use super::photo::Entity as Photo;
     pub use super::presence::Entity as Presence;
     pub use super::push_delivery::Entity as PushDelivery;
+    pub use super::push_mark::Entity as PushMark;
     pub use super::refresh_token::Entity as RefreshToken;
     pub use super::session::Entity as Session;
     pub use super::session_member::Entity as SessionMember;
+    pub use super::storage_orphan::Entity as StorageOrphan;
     pub use super::user::Entity as User;
 }

@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261128_000001_initial;
 mod m20261128_000002_realtime;
 mod m20261128_000003_oauth;
+mod m20261201_000001_storage_limits;
 mod m20261201_000002_review_fixes;
 
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_initial::Migration),
             Box::new(m20261128_000002_realtime::Migration),
             Box::new(m20261128_000003_oauth::Migration),
+            Box::new(m20261201_000001_storage_limits::Migration),
             Box::new(m20261201_000002_review_fixes::Migration),
         ]
     }

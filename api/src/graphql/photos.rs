@@ -222,6 +222,13 @@ impl PhotoMutation {
     ) -> Result<bool> {
         let state = ctx.state()?;
         let id = ids::expect(Kind::Photo, &photo_id, "photoId")?;
-        Ok(service::delete_photo(&state.db, state.store.as_ref(), ctx.viewer(), id).await?)
+        Ok(service::delete_photo(
+            &state.db,
+            state.store.as_ref(),
+            &state.config.upload_rules,
+            ctx.viewer(),
+            id,
+        )
+        .await?)
     }
 }

@@ -1,7 +1,9 @@
 //! The expiry sweeper: removes photos whose lifetime is over and upload slots abandoned for an
-//! hour (each in its own short transaction, object first, then row, so a storage failure
-//! leaves that photo for the next round), events past the retention window, refresh
-//! tokens long expired, and expired sign-in states and login codes.
+//! hour (each in its own short transaction; the object is deleted after the commit, never
+//! under the session's lock), objects whose rows are gone once no upload URL can write them
+//! any more (see [`orphans`]), events past the retention window (in bounded batches),
+//! refresh tokens long expired, expired push marks, and expired sign-in states and login
+//! codes.
 //!
 //! Several replicas may run it at once: each photo is re-checked under its session's row lock
 //! before anything is removed, so a photo is removed once, and never one that a racing
@@ -21,13 +23,18 @@ use uuid::Uuid;
 
 use crate::auth::oauth::flow as sign_in;
 use crate::error::ApiResult;
+use crate::push::marks;
 use crate::realtime::{log, presence};
 use crate::service::clock;
 use crate::service::photos::{ABANDONED_SLOT_AGE, Removed, remove_if_due};
-use crate::storage::ObjectStore;
+use crate::storage::{ObjectStore, orphans};
 
 /// Photos looked at per query: bounded memory whatever the backlog.
 const BATCH: u64 = 100;
+
+/// Events deleted per statement: a backlog of millions is removed in short statements that
+/// never hold many row locks or a long write transaction (SQLite's single writer included).
+pub const EVENT_BATCH: u64 = 1000;
 
 /// What to keep.
 #[derive(Debug, Clone)]
@@ -48,6 +55,10 @@ pub struct SweepReport {
     pub sign_ins: u64,
     /// Presence rows left by replicas that stopped without cleaning up.
     pub stale_presence: u64,
+    /// Objects deleted because no photo holds their key and no URL can write them any more.
+    pub orphaned_objects: u64,
+    /// Push marks past their window.
+    pub push_marks: u64,
     /// Photos that could not be removed (storage or database errors); they are tried again
     /// next round.
     pub failures: u64,
@@ -102,14 +113,14 @@ pub async fn sweep_once(
         }
     }
 
+    let purged = orphans::purge_due(db, store, now).await?;
+    report.orphaned_objects = purged.purged;
+    report.failures += purged.failures;
     let retained_from = now - settings.event_retention;
     // First, so a resume from before what is deleted is refused instead of skipping it.
     log::mark_pruned(db, retained_from).await?;
-    report.events = event::Entity::delete_many()
-        .filter(event::Column::CreatedAt.lt(retained_from))
-        .exec(db)
-        .await?
-        .rows_affected;
+    report.events = delete_events_before(db, retained_from, EVENT_BATCH).await?;
+    report.push_marks = marks::prune_expired(db, now).await?;
     // Expired tokens are refused anyway; a day's grace keeps reuse detection meaningful.
     report.refresh_tokens = refresh_token::Entity::delete_many()
         .filter(refresh_token::Column::ExpiresAt.lt(now - chrono::Duration::days(1)))
@@ -119,6 +130,39 @@ pub async fn sweep_once(
     report.stale_presence = presence::prune_stale(db, now).await?;
     report.sign_ins = sign_in::prune_expired(db, now).await?;
     Ok(report)
+}
+
+/// Deletes events created before `cutoff`, at most `batch` per statement (oldest first, by
+/// the `created_at` index), until none is left; returns how many.
+pub async fn delete_events_before(
+    db: &DatabaseConnection,
+    cutoff: DateTime<Utc>,
+    batch: u64,
+) -> ApiResult<u64> {
+    let mut deleted = 0;
+    loop {
+        let ids: Vec<i64> = event::Entity::find()
+            .select_only()
+            .column(event::Column::Id)
+            .filter(event::Column::CreatedAt.lt(cutoff))
+            .order_by_asc(event::Column::CreatedAt)
+            .limit(batch)
+            .into_tuple()
+            .all(db)
+            .await?;
+        if ids.is_empty() {
+            return Ok(deleted);
+        }
+        let full = ids.len() as u64 == batch;
+        deleted += event::Entity::delete_many()
+            .filter(event::Column::Id.is_in(ids))
+            .exec(db)
+            .await?
+            .rows_affected;
+        if !full {
+            return Ok(deleted);
+        }
+    }
 }
 
 /// Runs the sweeper every `settings.interval` until `shutdown` fires. A failed round is
@@ -144,6 +188,8 @@ pub fn spawn(
                     events = report.events,
                     refresh_tokens = report.refresh_tokens,
                     stale_presence = report.stale_presence,
+                    orphaned_objects = report.orphaned_objects,
+                    push_marks = report.push_marks,
                     sign_ins = report.sign_ins,
                     failures = report.failures,
                     "sweep finished"

@@ -10,6 +10,7 @@
 
 pub mod dispatcher;
 pub mod fcm;
+pub mod marks;
 pub mod message;
 
 use std::time::Duration;

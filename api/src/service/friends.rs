@@ -26,6 +26,7 @@ use uuid::Uuid;
 
 use crate::auth::Viewer;
 use crate::error::{ApiError, ApiResult};
+use crate::push::marks;
 use crate::service::clock;
 use crate::service::events::{self, NewEvent};
 use crate::service::pagination::{Page, PageRequest};
@@ -109,8 +110,12 @@ async fn reload(db: &impl ConnectionTrait, id: Uuid) -> ApiResult<friendship::Mo
         .ok_or(NO_SUCH_REQUEST)
 }
 
-/// Records the push-worthy "someone wants to be your friend" event.
+/// Records the "someone wants to be your friend" event; it pushes the addressee only if no
+/// request from the same sender did in the last day (cancel and re-send is not a way to ring
+/// someone's phone at will).
 async fn record_request(db: &impl ConnectionTrait, row: &friendship::Model) -> ApiResult<()> {
+    let mark = marks::friend_request(row.requester_id, row.addressee_id());
+    let push = marks::take(db, mark, marks::FRIEND_REQUEST_WINDOW, clock::now()).await?;
     events::record(
         db,
         NewEvent {
@@ -118,7 +123,7 @@ async fn record_request(db: &impl ConnectionTrait, row: &friendship::Model) -> A
             actor_id: row.requester_id,
             kind: EventKind::FriendRequested,
             payload: json!({ "requestId": row.id, "to": row.addressee_id() }),
-            push: true,
+            push,
         },
     )
     .await?;

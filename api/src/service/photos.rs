@@ -12,9 +12,10 @@ use chrono::{DateTime, Utc};
 use entity::event::EventKind;
 use entity::photo::{self, PhotoStatus};
 use entity::session_member::SessionRole;
+use entity::user;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QuerySelect, TransactionTrait, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, QuerySelect, TransactionTrait, sea_query::Expr,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -25,7 +26,7 @@ use crate::service::clock;
 use crate::service::events::{self, NewEvent};
 use crate::service::pagination::{Page, PageRequest, pages_per_session};
 use crate::service::sessions::{self, SessionView};
-use crate::storage::{ObjectStore, PresignedUpload, UploadSpec, photo_key};
+use crate::storage::{ObjectStore, PresignedUpload, UploadSpec, orphans, photo_key};
 
 /// The limits uploads are held to.
 #[derive(Debug, Clone)]
@@ -35,6 +36,46 @@ pub struct UploadRules {
     pub content_types: Vec<String>,
     /// How long an upload URL stays valid.
     pub upload_url_ttl: Duration,
+    pub limits: UploadLimits,
+}
+
+const GIB: u64 = 1024 * 1024 * 1024;
+
+/// Quotas on what may be stored, and the local store's upload time limit. Photos count
+/// while they live (ready and not yet expired) and so do open upload slots, so parallel
+/// requests cannot overshoot a quota with slots they have not filled yet.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UploadLimits {
+    /// Most photos (ready or still uploading) one session may hold.
+    #[arg(long, env = "PHOTON_SESSION_MAX_PHOTOS", default_value_t = 2000,
+        value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub session_max_photos: u64,
+
+    /// Most bytes of photos (ready or still uploading) one session may hold.
+    #[arg(long, env = "PHOTON_SESSION_MAX_BYTES", default_value_t = 10 * GIB,
+        value_parser = clap::value_parser!(u64).range(1024 * 1024..=16 * 1024 * GIB))]
+    pub session_max_bytes: u64,
+
+    /// Most photos (ready or still uploading) one user may have across all sessions.
+    #[arg(long, env = "PHOTON_USER_MAX_PHOTOS", default_value_t = 1000,
+        value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub user_max_photos: u64,
+
+    /// Most bytes of photos (ready or still uploading) one user may have across all sessions.
+    #[arg(long, env = "PHOTON_USER_MAX_BYTES", default_value_t = 5 * GIB,
+        value_parser = clap::value_parser!(u64).range(1024 * 1024..=16 * 1024 * GIB))]
+    pub user_max_bytes: u64,
+
+    /// Seconds one PUT to the local object store may take before it is cut off.
+    #[arg(long, env = "PHOTON_LOCAL_UPLOAD_TIMEOUT_SECS", default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub local_upload_timeout_secs: u64,
+}
+
+impl UploadLimits {
+    pub fn local_upload_timeout(&self) -> Duration {
+        Duration::from_secs(self.local_upload_timeout_secs)
+    }
 }
 
 /// What `requestPhotoUpload` declares.
@@ -97,37 +138,55 @@ pub async fn request_upload(
     if view.session.ended_at.is_some() {
         return Err(ApiError::Conflict("this session has ended"));
     }
-    let mut photo = insert_or_find(db, me, &request, &sha256, &content_type).await?;
-    // The same bytes shared again after the earlier copy expired are a new photo: clear the
-    // expired one out now rather than wait for the sweeper.
-    if photo.expires_at.is_some_and(|at| at <= clock::now()) {
-        remove_if_due(db, store, photo.id, clock::now()).await?;
-        photo = insert_or_find(db, me, &request, &sha256, &content_type).await?;
-    }
-    // Same digest, other size or type: the client is describing other bytes than it hashed
-    // (checked before the slot is renewed, so a refused request changes nothing).
-    if photo.byte_size != request.byte_size || photo.content_type != content_type {
-        return Err(ApiError::bad_input(
-            "sha256",
-            "these bytes are already in the session with another size or type",
-        ));
-    }
-    if photo.status == PhotoStatus::Pending {
+    // Each round finds the row as it is; one whose state moved under us (removed by the
+    // sweeper, completed by someone else) is looked at again.
+    let mut found = None;
+    for _ in 0..3 {
+        let photo = match find_slot(db, request.session_id, &sha256).await? {
+            Some(photo) => photo,
+            None => open_slot(db, &rules.limits, me, &request, &sha256, &content_type).await?,
+        };
+        // The same bytes shared again after the earlier copy expired are a new photo: clear
+        // the expired one out now rather than wait for the sweeper.
+        if photo.expires_at.is_some_and(|at| at <= clock::now()) {
+            remove_if_due(db, store, photo.id, clock::now()).await?;
+            continue;
+        }
+        // Same digest, other size or type: the client is describing other bytes than it
+        // hashed (checked before the slot is renewed, so a refused request changes nothing).
+        if photo.byte_size != request.byte_size || photo.content_type != content_type {
+            return Err(ApiError::bad_input(
+                "sha256",
+                "these bytes are already in the session with another size or type",
+            ));
+        }
+        if photo.status == PhotoStatus::Ready {
+            found = Some(photo);
+            break;
+        }
         // A new upload URL renews the slot: the viewer becomes its uploader (whoever sends
         // these bytes and completes makes the photo ready for everyone), and the sweeper's
         // one-hour clock starts again, so it never removes a slot whose URL still works.
-        photo::Entity::update_many()
+        // The sweeper deletes only a slot still due, so one of the two wins cleanly.
+        let renewed = photo::Entity::update_many()
             .col_expr(photo::Column::UploaderId, Expr::value(me))
             .col_expr(photo::Column::CreatedAt, Expr::value(clock::now()))
             .filter(photo::Column::Id.eq(photo.id))
             .filter(photo::Column::Status.eq(PhotoStatus::Pending))
             .exec(db)
             .await?;
-        photo = photo::Entity::find_by_id(photo.id)
-            .one(db)
-            .await?
-            .ok_or(NO_SUCH_PHOTO)?;
+        if renewed.rows_affected == 1 {
+            found = photo::Entity::find_by_id(photo.id).one(db).await?;
+            if found.is_some() {
+                break;
+            }
+        }
     }
+    let Some(photo) = found else {
+        return Err(ApiError::Conflict(
+            "the photo changed while you asked; try again",
+        ));
+    };
     let upload = match photo.status {
         PhotoStatus::Ready => None,
         PhotoStatus::Pending => {
@@ -147,15 +206,63 @@ pub async fn request_upload(
     Ok(UploadSlot { photo, upload })
 }
 
-/// The photo row for these bytes in the session, inserted as a pending slot if there is none
-/// (the unique index settles simultaneous requests).
-async fn insert_or_find(
+async fn find_slot(
     db: &DatabaseConnection,
+    session_id: Uuid,
+    sha256: &str,
+) -> ApiResult<Option<photo::Model>> {
+    Ok(photo::Entity::find()
+        .filter(photo::Column::SessionId.eq(session_id))
+        .filter(photo::Column::Sha256.eq(sha256))
+        .one(db)
+        .await?)
+}
+
+/// Inserts a pending slot for these bytes, if the session's and the viewer's quotas allow
+/// it, and returns the row (the unique index settles simultaneous requests for the same
+/// bytes). The quotas are checked under the session's row lock and then the viewer's, so
+/// parallel requests are counted one after the other and cannot overshoot.
+async fn open_slot(
+    db: &DatabaseConnection,
+    limits: &UploadLimits,
     me: Uuid,
     request: &UploadRequest,
     sha256: &str,
     content_type: &str,
 ) -> ApiResult<photo::Model> {
+    let txn = db.begin().await?;
+    if !sessions::lock_session(&txn, request.session_id, true).await? {
+        return Err(ApiError::Conflict("this session has ended"));
+    }
+    user::Entity::update_many()
+        .col_expr(user::Column::Id, Expr::col(user::Column::Id))
+        .filter(user::Column::Id.eq(me))
+        .exec(&txn)
+        .await?;
+    let now = clock::now();
+    let new_bytes = request.byte_size.max(0) as u64;
+    let (photos, bytes) = usage(&txn, photo::Column::SessionId.eq(request.session_id), now).await?;
+    if photos >= limits.session_max_photos {
+        return Err(ApiError::QuotaExceeded(
+            "this session holds as many photos as it may",
+        ));
+    }
+    if bytes + new_bytes > limits.session_max_bytes {
+        return Err(ApiError::QuotaExceeded(
+            "this session holds as many bytes of photos as it may",
+        ));
+    }
+    let (photos, bytes) = usage(&txn, photo::Column::UploaderId.eq(me), now).await?;
+    if photos >= limits.user_max_photos {
+        return Err(ApiError::QuotaExceeded(
+            "you have as many photos as you may; some must expire first",
+        ));
+    }
+    if bytes + new_bytes > limits.user_max_bytes {
+        return Err(ApiError::QuotaExceeded(
+            "you have as many bytes of photos as you may; some must expire first",
+        ));
+    }
     photo::Entity::insert(photo::ActiveModel {
         id: Set(Uuid::now_v7()),
         session_id: Set(request.session_id),
@@ -164,20 +271,48 @@ async fn insert_or_find(
         content_type: Set(content_type.to_owned()),
         byte_size: Set(request.byte_size),
         status: Set(PhotoStatus::Pending),
-        created_at: Set(clock::now()),
+        created_at: Set(now),
         ready_at: Set(None),
         expires_at: Set(None),
         seq: Set(None),
     })
     .on_conflict_do_nothing_on([photo::Column::SessionId, photo::Column::Sha256])
-    .exec(db)
+    .exec(&txn)
     .await?;
-    photo::Entity::find()
+    let photo = photo::Entity::find()
         .filter(photo::Column::SessionId.eq(request.session_id))
         .filter(photo::Column::Sha256.eq(sha256))
-        .one(db)
+        .one(&txn)
         .await?
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("photo vanished after insert")))
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("photo vanished after insert")))?;
+    txn.commit().await?;
+    Ok(photo)
+}
+
+/// Photos and bytes that count against a quota: open slots and photos not yet expired.
+async fn usage(
+    db: &impl ConnectionTrait,
+    whose: impl sea_orm::sea_query::IntoCondition,
+    now: DateTime<Utc>,
+) -> ApiResult<(u64, u64)> {
+    let live = Condition::any()
+        .add(photo::Column::Status.eq(PhotoStatus::Pending))
+        .add(photo::Column::ExpiresAt.gt(now));
+    // SUM of a BIGINT is NUMERIC on Postgres: cast it back so both backends read an i64.
+    let row: Option<(i64, i64)> = photo::Entity::find()
+        .select_only()
+        .column_as(Expr::cust("COUNT(*)"), "photos")
+        .column_as(
+            Expr::cust("CAST(COALESCE(SUM(byte_size), 0) AS BIGINT)"),
+            "bytes",
+        )
+        .filter(whose)
+        .filter(live)
+        .into_tuple()
+        .one(db)
+        .await?;
+    let (photos, bytes) = row.unwrap_or_default();
+    Ok((photos.max(0) as u64, bytes.max(0) as u64))
 }
 
 /// How long an upload slot may wait for its bytes. Upload URLs live less than this (see
@@ -193,11 +328,12 @@ pub enum Removed {
     Abandoned,
 }
 
-/// Removes a photo if, as of `now`, it has expired or its slot was abandoned: object first,
-/// then row, in one transaction that holds the session's row lock (taken before anything
-/// else, in the order every writer of the session uses) and checks the photo again under it.
-/// A completion or deletion racing this waits for it, or wins and leaves nothing to do.
-/// A storage error leaves everything as it was.
+/// Removes a photo if, as of `now`, it has expired or its slot was abandoned, in one
+/// transaction that holds the session's row lock (taken before anything else, in the order
+/// every writer of the session uses). The row is deleted only if it is still due: a slot
+/// renewed at the same moment (renewal does not take the lock) or a photo completed since
+/// survives. Its object is deleted after the commit, with the key noted for the sweeper in
+/// case that fails.
 pub async fn remove_if_due(
     db: &DatabaseConnection,
     store: &dyn ObjectStore,
@@ -212,15 +348,28 @@ pub async fn remove_if_due(
     let Some(photo) = photo::Entity::find_by_id(photo_id).one(&txn).await? else {
         return Ok(None);
     };
-    let removed = match photo.status {
-        PhotoStatus::Ready if photo.expires_at.is_some_and(|at| at <= now) => Removed::Expired,
-        PhotoStatus::Pending if photo.created_at <= now - ABANDONED_SLOT_AGE => Removed::Abandoned,
+    let (removed, still_due) = match photo.status {
+        PhotoStatus::Ready if photo.expires_at.is_some_and(|at| at <= now) => {
+            (Removed::Expired, photo::Column::ExpiresAt.lte(now))
+        }
+        PhotoStatus::Pending if photo.created_at <= now - ABANDONED_SLOT_AGE => (
+            Removed::Abandoned,
+            photo::Column::CreatedAt.lte(now - ABANDONED_SLOT_AGE),
+        ),
         _ => return Ok(None),
     };
-    store
-        .delete(&photo_key(photo.session_id, &photo.sha256))
+    let deleted = photo::Entity::delete_many()
+        .filter(photo::Column::Id.eq(photo.id))
+        .filter(photo::Column::Status.eq(photo.status))
+        .filter(still_due)
+        .exec(&txn)
         .await?;
-    photo::Entity::delete_by_id(photo.id).exec(&txn).await?;
+    if deleted.rows_affected == 0 {
+        return Ok(None);
+    }
+    // An expired photo's and an abandoned slot's URLs are past their lifetime (both outlast
+    // any upload URL): the object may go now.
+    orphans::record(&txn, photo.session_id, &photo.sha256, now).await?;
     if removed == Removed::Expired {
         events::record(
             &txn,
@@ -235,6 +384,7 @@ pub async fn remove_if_due(
         .await?;
     }
     txn.commit().await?;
+    orphans::purge_after_commit(db, store, photo.session_id, &photo.sha256, now).await;
     Ok(Some(removed))
 }
 
@@ -345,11 +495,17 @@ pub async fn complete_upload(
     Ok(photo)
 }
 
-/// Deletes a photo (its uploader or the session's owner): the object first, then the row, so
-/// a storage failure leaves everything as it was and the call can be repeated.
+/// Margin for the object store's clock running behind ours when it checks a URL's expiry.
+const URL_CLOCK_SLACK: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Deletes a photo (its uploader or the session's owner): the row under the session's lock,
+/// the object after the commit. The last upload URL issued for it may still work (S3 cannot
+/// revoke one), so the key is noted until that URL has expired and the sweeper deletes the
+/// object again then; the local store refuses such a PUT outright.
 pub async fn delete_photo(
     db: &DatabaseConnection,
     store: &dyn ObjectStore,
+    rules: &UploadRules,
     viewer: Viewer,
     photo_id: Uuid,
 ) -> ApiResult<bool> {
@@ -369,11 +525,16 @@ pub async fn delete_photo(
     let Some(photo) = photo::Entity::find_by_id(photo.id).one(&txn).await? else {
         return Ok(false);
     };
-    store
-        .delete(&photo_key(photo.session_id, &photo.sha256))
-        .await?;
     let deleted = photo::Entity::delete_by_id(photo.id).exec(&txn).await?;
-    if deleted.rows_affected == 1 && photo.status == PhotoStatus::Ready {
+    if deleted.rows_affected != 1 {
+        return Ok(false);
+    }
+    let now = clock::now();
+    // `created_at` is when the slot's last upload URL was issued.
+    let url_ttl = chrono::Duration::from_std(rules.upload_url_ttl).map_err(ApiError::internal)?;
+    let urls_dead_at = (photo.created_at + url_ttl + URL_CLOCK_SLACK).max(now);
+    orphans::record(&txn, photo.session_id, &photo.sha256, urls_dead_at).await?;
+    if photo.status == PhotoStatus::Ready {
         events::record(
             &txn,
             NewEvent {
@@ -387,7 +548,8 @@ pub async fn delete_photo(
         .await?;
     }
     txn.commit().await?;
-    Ok(deleted.rows_affected == 1)
+    orphans::purge_after_commit(db, store, photo.session_id, &photo.sha256, now).await;
+    Ok(true)
 }
 
 /// Position in a photo list, newest first: the id of the event that announced the photo, so an

@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::auth::Viewer;
 use crate::error::{ApiError, ApiResult};
+use crate::push::marks;
 use crate::service::events::{self, NewEvent};
 use crate::service::pagination::{Page, PageRequest, pages_per_session};
 use crate::service::{clock, friends, input, invite_code, is_unique_violation};
@@ -369,6 +370,9 @@ pub async fn invite_to_session(
         return Err(ENDED);
     }
     for invitee in user_ids.iter().filter(|id| !members.contains(id)) {
+        // Inviting the same friend again records the invite but rings their phone once.
+        let mark = marks::invite(session_id, *invitee);
+        let push = marks::take(&txn, mark, marks::INVITE_WINDOW, clock::now()).await?;
         events::record(
             &txn,
             NewEvent {
@@ -376,7 +380,7 @@ pub async fn invite_to_session(
                 actor_id: me,
                 kind: EventKind::MemberInvited,
                 payload: json!({ "userId": invitee }),
-                push: true,
+                push,
             },
         )
         .await?;

@@ -4,10 +4,15 @@
 //! type and SHA-256, so a URL cannot be reused for other bytes or another object. Uploads are
 //! streamed to a temporary file while their length and digest are checked, and moved into
 //! place only when both match: a reader never sees a partial or wrong object.
+//!
+//! A signed URL alone is not enough to write: the PUT is accepted only while the photo's row
+//! is still a pending slot (so deleting a slot revokes its URL at once), one PUT per key at a
+//! time, and within a time limit.
 
+use std::collections::HashSet;
 use std::path::{Path as FsPath, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
@@ -20,8 +25,10 @@ use axum::routing::put;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
+use entity::photo::{self, PhotoStatus};
 use futures_util::StreamExt;
 use hmac::{Hmac, Mac};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -30,7 +37,7 @@ use url::Url;
 
 use super::{
     ObjectStore, PresignedUpload, StorageError, StorageResult, StoredObject, UploadSpec,
-    expires_at, hex,
+    expires_at, hex, parse_photo_key,
 };
 
 type HmacSha256 = Hmac<Sha256>;
@@ -42,18 +49,67 @@ pub struct LocalStore {
     base: Url,
     /// HMAC keyed with the signing key, cloned for every signature.
     signer: HmacSha256,
+    /// Where the photo rows are: a PUT is accepted only for a pending slot.
+    db: DatabaseConnection,
+    /// Longest one PUT may take.
+    upload_timeout: Duration,
+    /// Keys with a PUT in progress: a second one at the same time is refused.
+    uploading: Mutex<HashSet<String>>,
 }
 
 impl LocalStore {
     /// `secret` is the server's JWT secret; the signing key is derived from it under its own
     /// label, so the two uses can never be confused.
-    pub fn new(root: PathBuf, public_url: &Url, secret: &SecretString) -> anyhow::Result<Self> {
+    ///
+    /// Removes temporary files that uploads cut short by a crash left behind. Only those
+    /// older than the upload time limit: no upload still running (another process's, on a
+    /// shared data directory) can own one.
+    pub fn new(
+        root: PathBuf,
+        public_url: &Url,
+        secret: &SecretString,
+        db: DatabaseConnection,
+        upload_timeout: Duration,
+    ) -> anyhow::Result<Self> {
         let mut mac = HmacSha256::new_from_slice(secret.expose_secret().as_bytes())?;
         mac.update(b"photon local object store v1");
         let signing_key = mac.finalize().into_bytes();
         let signer = HmacSha256::new_from_slice(&signing_key)?;
         let base = public_url.join("storage/")?;
-        Ok(Self { root, base, signer })
+        let removed = remove_stale_temp_files(&root.join(TMP_DIR), upload_timeout)?;
+        if removed > 0 {
+            tracing::info!(removed, "removed temporary files of unfinished uploads");
+        }
+        Ok(Self {
+            root,
+            base,
+            signer,
+            db,
+            upload_timeout,
+            uploading: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Claims `key` for one PUT; `None` if another is in progress.
+    fn claim(self: &Arc<Self>, key: &str) -> Option<Claim> {
+        let mut uploading = self.uploading.lock().ok()?;
+        uploading
+            .insert(key.to_owned())
+            .then(|| Claim(self.clone(), key.to_owned()))
+    }
+
+    /// Whether the photo behind `key` is a slot still waiting for its bytes.
+    async fn is_pending_slot(&self, key: &str) -> Result<bool, sea_orm::DbErr> {
+        let Some((session_id, sha256)) = parse_photo_key(key) else {
+            return Ok(false);
+        };
+        let pending = photo::Entity::find()
+            .filter(photo::Column::SessionId.eq(session_id))
+            .filter(photo::Column::Sha256.eq(sha256))
+            .filter(photo::Column::Status.eq(PhotoStatus::Pending))
+            .count(&self.db)
+            .await?;
+        Ok(pending > 0)
     }
 
     /// The router for `/storage/{key}`: PUT to upload, GET to download.
@@ -203,6 +259,45 @@ fn refuse(status: StatusCode, code: &'static str) -> Response {
     (status, [(CONTENT_TYPE, "text/plain")], code).into_response()
 }
 
+/// Where uploads are streamed before they are moved into place, under the root.
+const TMP_DIR: &str = ".tmp";
+
+/// Deletes files in `dir` last modified longer than `age` ago; returns how many.
+fn remove_stale_temp_files(dir: &FsPath, age: Duration) -> std::io::Result<u64> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(err) => return Err(err),
+    };
+    let cutoff = SystemTime::now()
+        .checked_sub(age)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        if meta.is_file() && meta.modified()? < cutoff {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// A key's PUT in progress; dropping it lets the next one in.
+struct Claim(Arc<LocalStore>, String);
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Ok(mut uploading) = self.0.uploading.lock() {
+            uploading.remove(&self.1);
+        }
+    }
+}
+
 /// Removes an unfinished upload's temporary file unless it was moved into place.
 struct TempFile(Option<PathBuf>);
 
@@ -250,12 +345,36 @@ async fn upload(
     if header(CONTENT_LENGTH).is_some_and(|declared| declared != len) {
         return refuse(StatusCode::FORBIDDEN, "SignatureDoesNotMatch");
     }
-    match receive(&store.root, &path, body, q.len, &q.sha256).await {
-        Ok(None) => StatusCode::OK.into_response(),
-        Ok(Some(refusal)) => refusal,
+    // A deleted (or completed) slot's URL is dead even before it expires.
+    match store.is_pending_slot(&key).await {
+        Ok(true) => {}
+        Ok(false) => return refuse(StatusCode::NOT_FOUND, "NoSuchUpload"),
         Err(err) => {
+            tracing::error!(error = %err, "local upload could not check its slot");
+            return refuse(StatusCode::INTERNAL_SERVER_ERROR, "InternalError");
+        }
+    }
+    let Some(_claim) = store.claim(&key) else {
+        return refuse(StatusCode::CONFLICT, "OperationAborted");
+    };
+    let received = tokio::time::timeout(
+        store.upload_timeout,
+        receive(&store.root, &path, body, q.len, &q.sha256),
+    )
+    .await;
+    match received {
+        Ok(Ok(None)) => StatusCode::OK.into_response(),
+        Ok(Ok(Some(refusal))) => refusal,
+        Ok(Err(err)) => {
             tracing::error!(error = %err.0, "local upload failed");
             refuse(StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
+        }
+        Err(_) => {
+            tracing::warn!(
+                timeout_secs = store.upload_timeout.as_secs(),
+                "local upload timed out"
+            );
+            refuse(StatusCode::REQUEST_TIMEOUT, "RequestTimeout")
         }
     }
 }
@@ -269,7 +388,7 @@ async fn receive(
     expected_len: u64,
     expected_sha256: &str,
 ) -> StorageResult<Option<Response>> {
-    let tmp_dir = root.join(".tmp");
+    let tmp_dir = root.join(TMP_DIR);
     tokio::fs::create_dir_all(&tmp_dir).await?;
     let tmp_path = tmp_dir.join(uuid::Uuid::new_v4().to_string());
     let mut guard = TempFile(Some(tmp_path.clone()));

@@ -4,6 +4,7 @@
 //! server agreed to.
 
 pub mod local;
+pub mod orphans;
 pub mod s3;
 
 use std::time::Duration;
@@ -85,6 +86,17 @@ pub trait ObjectStore: Send + Sync {
 /// Where a session's photo lives: the same bytes in the same session are the same object.
 pub fn photo_key(session_id: Uuid, sha256: &str) -> String {
     format!("sessions/{session_id}/{sha256}")
+}
+
+/// The session and digest a photo key was made from, or `None` for any other key.
+pub fn parse_photo_key(key: &str) -> Option<(Uuid, String)> {
+    let mut parts = key.split('/');
+    let (Some("sessions"), Some(session), Some(sha256), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    Some((Uuid::parse_str(session).ok()?, sha256.to_owned()))
 }
 
 /// When a URL that lives `ttl` from now expires.

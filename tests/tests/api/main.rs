@@ -4,6 +4,7 @@
 // A failed unwrap in a test is a failed test, which is what it should be.
 #![allow(clippy::unwrap_used)]
 
+mod abuse;
 mod authorization;
 mod concurrency;
 mod cost;
