@@ -54,6 +54,8 @@ pub struct AppState {
     pub bus: Arc<Bus>,
     /// Who has a live `photoAdded` subscription here.
     pub presence: Arc<Presence>,
+    /// Open TCP connections, capped in all and per peer address.
+    pub connections: Arc<ConnectionCaps>,
     /// Turns true when the server starts shutting down: long-lived connections close.
     pub stopping: watch::Receiver<bool>,
     stop: Arc<watch::Sender<bool>>,
@@ -94,9 +96,13 @@ impl AppState {
             depth: config.max_query_depth,
             complexity: config.max_query_complexity,
         };
+        // Trusted proxies, once configured, go in as the exempt peers: every client behind
+        // one shares its address.
+        let connections = ConnectionCaps::new(&config.connections, None);
         let config = Arc::new(config);
         let (stop, stopping) = watch::channel(false);
         let mut state = Self {
+            connections,
             bus: Bus::new(),
             presence: Presence::new(db.clone()),
             stopping,
@@ -312,7 +318,7 @@ impl Application {
             // Likewise between rounds; rows of a round cut short are claimed again later.
             push::dispatcher::spawn(self.state.db.clone(), settings, jobs_stopping)?;
         }
-        let caps = ConnectionCaps::new(&self.state.config.connections, None);
+        let caps = self.state.connections.clone();
         tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutting down");

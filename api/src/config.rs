@@ -15,12 +15,12 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::auth::oauth::{ClientCredentials, OAuthSettings, ProviderUrls};
+use crate::db::DatabaseTimeouts;
 use crate::jobs::sweeper::SweepSettings;
 use crate::push::PushSettings;
 use crate::push::fcm::{FcmSettings, ServiceAccount};
-use crate::service::photos::UploadRules;
-use crate::db::DatabaseTimeouts;
 use crate::server::ConnectionSettings;
+use crate::service::photos::UploadRules;
 use crate::storage::s3::{S3Settings, S3Timeouts};
 
 /// The settings an operator can give, as flags or environment variables.

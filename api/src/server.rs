@@ -149,7 +149,11 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut open = self.caps.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut open = self
+            .caps
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         open.total = open.total.saturating_sub(1);
         if let Some(n) = open.by_ip.get_mut(&self.ip) {
             *n -= 1;
@@ -216,7 +220,7 @@ pub async fn serve(
     router: Router,
     settings: &ConnectionSettings,
     caps: Arc<ConnectionCaps>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) {
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -225,6 +229,11 @@ pub async fn serve(
         .keep_alive(true);
     // Each connection task holds a sender; once all are dropped, every connection is done.
     let (running, mut all_done) = mpsc::channel::<Infallible>(1);
+    let mut stopping = shutdown.clone();
+    let stop = async move {
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+    };
+    tokio::pin!(stop);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -234,7 +243,7 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = shutdown.wait_for(|stopping| *stopping) => break,
+            () = &mut stop => break,
         };
         let slot = match caps.admit(peer.ip()) {
             Ok(slot) => slot,
@@ -312,7 +321,9 @@ mod tests {
     use super::*;
 
     fn caps(total: u64, per_ip: u64, exempt: Option<PerIpExempt>) -> Arc<ConnectionCaps> {
-        let mut settings = crate::config::settings_from_args(["photon"]).unwrap().connections;
+        let mut settings = crate::config::settings_from_args(["photon"])
+            .unwrap()
+            .connections;
         settings.max_connections = total;
         settings.max_connections_per_ip = per_ip;
         ConnectionCaps::new(&settings, exempt)

@@ -10,7 +10,9 @@ fn resolve(args: &[&str]) -> anyhow::Result<Config> {
     let data_dir = format!("--data-dir={}", dir.path().display());
     let mut all = vec!["photon", data_dir.as_str()];
     all.extend_from_slice(args);
-    settings_from_args(all).map_err(anyhow::Error::from)?.resolve()
+    settings_from_args(all)
+        .map_err(anyhow::Error::from)?
+        .resolve()
 }
 
 const POSTGRES: &str = "--database-url=postgres://photon@db.internal/photon";
@@ -21,14 +23,38 @@ fn dev_sign_in_defaults_on_only_on_loopback_everywhere() {
     let cases: &[(&[&str], bool)] = &[
         // The embedded default on loopback, with no public URL (it follows the bind address).
         (&["--bind=127.0.0.1:8080"], true),
-        (&["--bind=127.0.0.1:8080", "--public-url=http://localhost:8080"], true),
-        (&["--bind=[::1]:8080", "--public-url=http://[::1]:8080"], true),
+        (
+            &[
+                "--bind=127.0.0.1:8080",
+                "--public-url=http://localhost:8080",
+            ],
+            true,
+        ),
+        (
+            &["--bind=[::1]:8080", "--public-url=http://[::1]:8080"],
+            true,
+        ),
         // A loopback bind reached through a public name (a tunnel, a reverse proxy).
-        (&["--bind=127.0.0.1:8080", "--public-url=https://photos.example"], false),
-        (&["--bind=127.0.0.1:8080", "--public-url=http://192.168.1.20:8080"], false),
+        (
+            &[
+                "--bind=127.0.0.1:8080",
+                "--public-url=https://photos.example",
+            ],
+            false,
+        ),
+        (
+            &[
+                "--bind=127.0.0.1:8080",
+                "--public-url=http://192.168.1.20:8080",
+            ],
+            false,
+        ),
         // A public bind, whatever the URL says.
         (&["--bind=0.0.0.0:8080"], false),
-        (&["--bind=0.0.0.0:8080", "--public-url=http://localhost:8080"], false),
+        (
+            &["--bind=0.0.0.0:8080", "--public-url=http://localhost:8080"],
+            false,
+        ),
         // A production database, or a real sign-in configured.
         (&["--bind=127.0.0.1:8080", POSTGRES, SECRET], false),
         (

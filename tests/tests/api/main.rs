@@ -6,6 +6,7 @@
 
 mod authorization;
 mod concurrency;
+mod connections;
 mod friends;
 mod health;
 mod http_protocol;
