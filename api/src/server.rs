@@ -22,6 +22,7 @@ use std::convert::Infallible;
 use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -94,6 +95,7 @@ pub struct ConnectionCaps {
     per_ip: usize,
     exempt: Option<PerIpExempt>,
     open: Mutex<Open>,
+    refused: AtomicU64,
 }
 
 #[derive(Default)]
@@ -109,6 +111,7 @@ impl ConnectionCaps {
             per_ip: usize::try_from(settings.max_connections_per_ip).unwrap_or(usize::MAX),
             exempt,
             open: Mutex::default(),
+            refused: AtomicU64::new(0),
         })
     }
 
@@ -129,6 +132,11 @@ impl ConnectionCaps {
             caps: self.clone(),
             ip,
         })
+    }
+
+    /// Connections refused over a cap since the start.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     /// Connections open now.
@@ -248,6 +256,7 @@ pub async fn serve(
         let slot = match caps.admit(peer.ip()) {
             Ok(slot) => slot,
             Err(cap) => {
+                caps.refused.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(peer = %peer.ip(), cap, "connection refused: over the cap");
                 let _ = stream.try_write(REFUSAL);
                 continue;

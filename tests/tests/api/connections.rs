@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use photon_tests::photos::{photo_bytes, upload};
 use photon_tests::ws::{Protocol, WsClient};
 use photon_tests::{Backend, TestApp, create_session};
@@ -103,6 +103,7 @@ async fn the_connection_caps_refuse_the_next_connection() {
     let first = connect_from("127.0.0.1", app.addr).await;
     let _second = connect_from("127.0.0.2", app.addr).await;
     assert!(refused("127.0.0.3", app.addr).await);
+    assert_eq!(app.state.connections.refused(), 1);
     drop(first);
     let mut next = retry_connect("127.0.0.3", app.addr).await;
     assert!(healthz_on(&mut next).await);
