@@ -30,6 +30,7 @@ use crate::graphql::{self, PhotonSchema, QueryLimits};
 use crate::jobs::sweeper;
 use crate::push;
 use crate::realtime::{self, Bus, presence::Presence};
+use crate::server::{self, ConnectionCaps};
 use crate::service::invite_code;
 use crate::storage::ObjectStore;
 use crate::storage::local::LocalStore;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub bus: Arc<Bus>,
     /// Who has a live `photoAdded` subscription here.
     pub presence: Arc<Presence>,
+    /// Open TCP connections, capped in all and per peer address.
+    pub connections: Arc<ConnectionCaps>,
     /// Turns true when the server starts shutting down: long-lived connections close.
     pub stopping: watch::Receiver<bool>,
     stop: Arc<watch::Sender<bool>>,
@@ -97,9 +100,13 @@ impl AppState {
             complexity: config.max_query_complexity,
             directives: usize::try_from(config.cost.directives).unwrap_or(usize::MAX),
         };
+        // Trusted proxies, once configured, go in as the exempt peers: every client behind
+        // one shares its address.
+        let connections = ConnectionCaps::new(&config.connections, None);
         let config = Arc::new(config);
         let (stop, stopping) = watch::channel(false);
         let mut state = Self {
+            connections,
             bus: Bus::new(),
             presence: Presence::new(db.clone()),
             stopping,
@@ -132,11 +139,16 @@ pub fn router(state: AppState) -> Router {
             .get(&REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-");
+        let client_request_id = request
+            .extensions()
+            .get::<ClientRequestId>()
+            .map_or("-", |id| id.0.as_str());
         tracing::info_span!(
             "request",
             method = %request.method(),
             path = %request.uri().path(),
             request_id = %request_id,
+            client_request_id = %client_request_id,
         )
     });
     let mut routes = Router::new()
@@ -165,7 +177,29 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(trace)
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(middleware::from_fn(set_aside_client_request_id))
         .with_state(state)
+}
+
+/// The `x-request-id` a client sent, kept for the logs next to the server's own.
+#[derive(Debug, Clone)]
+struct ClientRequestId(String);
+
+/// Longest client request id logged.
+const MAX_CLIENT_REQUEST_ID: usize = 128;
+
+/// Request ids are the server's: one a client chose could collide with, or impersonate,
+/// another request's in the logs. The client's goes into a separate log field instead.
+async fn set_aside_client_request_id(mut request: axum::extract::Request, next: Next) -> Response {
+    if let Some(value) = request.headers_mut().remove(&REQUEST_ID) {
+        let id: String = String::from_utf8_lossy(value.as_bytes())
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(MAX_CLIENT_REQUEST_ID)
+            .collect();
+        request.extensions_mut().insert(ClientRequestId(id));
+    }
+    next.run(request).await
 }
 
 /// Ends a request that runs longer than `REQUEST_TIMEOUT` with a coded JSON error.
@@ -239,8 +273,8 @@ impl Application {
     /// Connects to the database, migrates it and binds the listener.
     pub async fn build(mut config: Config) -> anyhow::Result<Self> {
         let db_stats = Arc::new(DbStats::default());
+        crate::db::migrate_database(&config).await?;
         let db = crate::db::connect(&config, db_stats.clone()).await?;
-        crate::db::migrate(&db).await?;
         let listener = TcpListener::bind(config.bind).await?;
         if config.public_url_from_bind {
             config.public_url = url::Url::parse(&format!("http://{}", listener.local_addr()?))?;
@@ -266,7 +300,6 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let grace = self.state.config.shutdown_grace;
-        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let jobs_stopping = self.state.stopping.clone();
         let jobs_stop = self.state.stop.clone();
         realtime::spawn_feed(
@@ -289,29 +322,23 @@ impl Application {
             // Likewise between rounds; rows of a round cut short are claimed again later.
             push::dispatcher::spawn(self.state.db.clone(), settings, jobs_stopping)?;
         }
-        let signal = async move {
+        let caps = self.state.connections.clone();
+        tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutting down");
             let _ = jobs_stop.send(true);
-            let _ = stopping_tx.send(());
-        };
-        let server = axum::serve(self.listener, router(self.state))
-            .with_graceful_shutdown(signal)
-            .into_future();
-        tokio::pin!(server);
-        tokio::select! {
-            result = &mut server => return Ok(result?),
-            _ = stopping_rx => {}
-        }
-        match tokio::time::timeout(grace, server).await {
-            Ok(result) => Ok(result?),
-            Err(_) => {
-                tracing::warn!(
-                    grace_secs = grace.as_secs(),
-                    "requests still running at the end of the grace period; stopping anyway"
-                );
-                Ok(())
-            }
-        }
+        });
+        let settings = self.state.config.connections.clone();
+        let stopping = self.state.stopping.clone();
+        server::serve(
+            self.listener,
+            router(self.state),
+            &settings,
+            caps,
+            stopping,
+            grace,
+        )
+        .await;
+        Ok(())
     }
 }

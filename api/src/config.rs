@@ -16,12 +16,14 @@ use url::Url;
 
 use crate::auth::oauth::{ClientCredentials, OAuthSettings, ProviderUrls};
 use crate::auth::refresh::RefreshSettings;
+use crate::db::DatabaseTimeouts;
 use crate::graphql::cost::{CostLimits, CostSettings};
 use crate::jobs::sweeper::SweepSettings;
 use crate::push::PushSettings;
 use crate::push::fcm::{FcmSettings, ServiceAccount};
+use crate::server::ConnectionSettings;
 use crate::service::photos::{UploadLimits, UploadRules};
-use crate::storage::s3::S3Settings;
+use crate::storage::s3::{S3Settings, S3Timeouts};
 
 /// The settings an operator can give, as flags or environment variables.
 #[derive(Debug, Clone, Args)]
@@ -45,7 +47,8 @@ pub struct Settings {
     pub database_url: Option<SecretString>,
 
     /// Most connections to keep open to the database (Postgres; SQLite uses one writer).
-    #[arg(long, env = "PHOTON_DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    #[arg(long, env = "PHOTON_DATABASE_MAX_CONNECTIONS", default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub database_max_connections: u32,
 
     /// HS256 secret that signs access tokens, at least 32 bytes. Generated and kept in the data
@@ -54,19 +57,21 @@ pub struct Settings {
     pub jwt_secret: Option<SecretString>,
 
     /// Lifetime of an access token, in seconds.
-    #[arg(long, env = "PHOTON_ACCESS_TOKEN_TTL_SECS", default_value_t = 15 * 60)]
+    #[arg(long, env = "PHOTON_ACCESS_TOKEN_TTL_SECS", default_value_t = 15 * 60,
+        value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub access_token_ttl_secs: u64,
 
     /// Lifetime of a refresh token, in days; every use rotates it and starts the clock again.
-    #[arg(long, env = "PHOTON_REFRESH_TOKEN_TTL_DAYS", default_value_t = 30)]
+    #[arg(long, env = "PHOTON_REFRESH_TOKEN_TTL_DAYS", default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(1..=365))]
     pub refresh_token_ttl_days: u32,
 
     #[command(flatten)]
     pub refresh: RefreshSettings,
 
     /// Enables `devSignIn` (anyone can sign in as any e-mail). Defaults to on only for the
-    /// embedded default (no DATABASE_URL) bound to a loopback address with no OAuth provider
-    /// configured; off otherwise.
+    /// embedded default (no DATABASE_URL) with both the bind address and PHOTON_PUBLIC_URL on
+    /// loopback and no OAuth provider configured; off otherwise.
     #[arg(long, env = "PHOTON_DEV_SIGN_IN")]
     pub dev_sign_in: Option<bool>,
 
@@ -144,7 +149,8 @@ pub struct Settings {
     pub s3_force_path_style: bool,
 
     /// Largest photo accepted, in bytes.
-    #[arg(long, env = "PHOTON_MAX_PHOTO_BYTES", default_value_t = 25 * 1024 * 1024)]
+    #[arg(long, env = "PHOTON_MAX_PHOTO_BYTES", default_value_t = 25 * 1024 * 1024,
+        value_parser = clap::value_parser!(u64).range(1..=5 * 1024 * 1024 * 1024))]
     pub max_photo_bytes: u64,
 
     /// Comma-separated media types a photo may have.
@@ -156,21 +162,26 @@ pub struct Settings {
     )]
     pub photo_content_types: Vec<String>,
 
-    /// How long an upload URL stays valid, in seconds.
-    #[arg(long, env = "PHOTON_UPLOAD_URL_TTL_SECS", default_value_t = 15 * 60)]
+    /// How long an upload URL stays valid, in seconds (less than the hour after which an
+    /// unfinished upload is swept).
+    #[arg(long, env = "PHOTON_UPLOAD_URL_TTL_SECS", default_value_t = 15 * 60,
+        value_parser = clap::value_parser!(u64).range(1..=3_599))]
     pub upload_url_ttl_secs: u64,
 
-    /// How long a photo's download URL stays valid, in seconds.
-    #[arg(long, env = "PHOTON_DOWNLOAD_URL_TTL_SECS", default_value_t = 15 * 60)]
+    /// How long a photo's download URL stays valid, in seconds (S3 signs for a week at most).
+    #[arg(long, env = "PHOTON_DOWNLOAD_URL_TTL_SECS", default_value_t = 15 * 60,
+        value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub download_url_ttl_secs: u64,
 
     /// Seconds between sweeps for expired photos, abandoned uploads and old events; 0 turns
     /// the sweeper off in this replica.
-    #[arg(long, env = "PHOTON_SWEEP_INTERVAL_SECS", default_value_t = 15 * 60)]
+    #[arg(long, env = "PHOTON_SWEEP_INTERVAL_SECS", default_value_t = 15 * 60,
+        value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub sweep_interval_secs: u64,
 
     /// Hours that session events are kept for clients resuming from a cursor.
-    #[arg(long, env = "PHOTON_EVENT_RETENTION_HOURS", default_value_t = 24)]
+    #[arg(long, env = "PHOTON_EVENT_RETENTION_HOURS", default_value_t = 24,
+        value_parser = clap::value_parser!(u32).range(1..=8_760))]
     pub event_retention_hours: u32,
 
     /// Path of the Firebase service-account key (JSON) that push notifications are sent
@@ -194,12 +205,14 @@ pub struct Settings {
     pub push_poll_ms: u64,
 
     /// Deepest query accepted (introspection included).
-    #[arg(long, env = "PHOTON_MAX_QUERY_DEPTH", default_value_t = 16)]
+    #[arg(long, env = "PHOTON_MAX_QUERY_DEPTH", default_value_t = 16,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
     pub max_query_depth: usize,
 
     /// Highest query complexity accepted: each field counts one, list fields count their page
     /// size times their selection.
-    #[arg(long, env = "PHOTON_MAX_QUERY_COMPLEXITY", default_value_t = 5000)]
+    #[arg(long, env = "PHOTON_MAX_QUERY_COMPLEXITY", default_value_t = 5000,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     pub max_query_complexity: usize,
 
     /// Log format: `text` for people, `json` for log collectors. The filter is `RUST_LOG`.
@@ -207,7 +220,8 @@ pub struct Settings {
     pub log_format: String,
 
     /// Seconds to let in-flight requests finish after a shutdown signal.
-    #[arg(long, env = "PHOTON_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    #[arg(long, env = "PHOTON_SHUTDOWN_GRACE_SECS", default_value_t = 20,
+        value_parser = clap::value_parser!(u64).range(0..=3_600))]
     pub shutdown_grace_secs: u64,
 
     /// Seconds between keep-alive messages on a WebSocket; a socket silent for three of
@@ -226,6 +240,14 @@ pub struct Settings {
     pub cost: CostSettings,
     #[command(flatten)]
     pub upload_limits: UploadLimits,
+    #[command(flatten)]
+    pub connections: ConnectionSettings,
+
+    #[command(flatten)]
+    pub database_timeouts: DatabaseTimeouts,
+
+    #[command(flatten)]
+    pub s3_timeouts: S3Timeouts,
 }
 
 /// Parses settings from command-line style arguments (plus the environment), as the binary
@@ -259,6 +281,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database_url: SecretString,
     pub database_max_connections: u32,
+    pub database_timeouts: DatabaseTimeouts,
     pub jwt_secret: SecretString,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: chrono::Duration,
@@ -275,6 +298,7 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub ws_keepalive: Duration,
     pub ws_max_subscriptions: usize,
+    pub connections: ConnectionSettings,
     pub upload_rules: UploadRules,
     pub download_url_ttl: Duration,
     /// `None`: the local-disk store under the data directory.
@@ -320,6 +344,12 @@ impl Settings {
         if jwt_secret.expose_secret().len() < MIN_JWT_SECRET_BYTES {
             bail!("PHOTON_JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes");
         }
+        if is_placeholder_secret(jwt_secret.expose_secret()) {
+            bail!(
+                "PHOTON_JWT_SECRET is a placeholder from an example, which anyone can read and \
+                 sign tokens with; set a random secret (e.g. `openssl rand -base64 48`)"
+            );
+        }
         let oauth = OAuthSettings {
             github: credentials("GITHUB", self.github_client_id, self.github_client_secret)?,
             discord: credentials(
@@ -347,10 +377,14 @@ impl Settings {
         }
         // A production database behind a reverse proxy may well bind to loopback too, so the
         // bind address alone is not enough to call a server local; and a server with a real
-        // sign-in configured is not a developer's toy.
-        let dev_sign_in = self
-            .dev_sign_in
-            .unwrap_or(embedded && self.bind.ip().is_loopback() && !oauth.any_enabled());
+        // sign-in configured is not a developer's toy. Nor is one whose public URL others can
+        // reach (a loopback bind behind a tunnel or proxy that forwards to it).
+        let dev_sign_in = self.dev_sign_in.unwrap_or(
+            embedded
+                && self.bind.ip().is_loopback()
+                && is_loopback_url(&public_url)
+                && !oauth.any_enabled(),
+        );
         if self.access_token_ttl_secs == 0 || self.refresh_token_ttl_days == 0 {
             bail!("token lifetimes must be positive");
         }
@@ -385,6 +419,7 @@ impl Settings {
                     access_key_id,
                     secret_access_key,
                     force_path_style: self.s3_force_path_style,
+                    timeouts: self.s3_timeouts,
                 })
             }
         };
@@ -410,6 +445,7 @@ impl Settings {
             database_url,
             // Migrations hold one connection for their lock and need another to run.
             database_max_connections: self.database_max_connections.max(2),
+            database_timeouts: self.database_timeouts,
             jwt_secret,
             access_token_ttl: Duration::from_secs(self.access_token_ttl_secs),
             refresh_token_ttl: chrono::Duration::days(i64::from(self.refresh_token_ttl_days)),
@@ -424,6 +460,7 @@ impl Settings {
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             ws_keepalive: Duration::from_secs(self.ws_keepalive_secs),
             ws_max_subscriptions: self.ws_max_subscriptions as usize,
+            connections: self.connections,
             upload_rules: UploadRules {
                 max_bytes: self.max_photo_bytes,
                 content_types,
@@ -455,6 +492,27 @@ impl Config {
         )
     }
 }
+
+/// Whether the public URL names this machine only (`localhost` or a loopback address).
+fn is_loopback_url(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(host)) => host.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Whether a JWT secret is the documented placeholder of an example configuration (any
+/// value that starts with `change-me`), which must never sign real tokens.
+fn is_placeholder_secret(secret: &str) -> bool {
+    secret
+        .trim()
+        .get(..PLACEHOLDER_PREFIX.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(PLACEHOLDER_PREFIX))
+}
+
+const PLACEHOLDER_PREFIX: &str = "change-me";
 
 /// A provider's credentials: both or neither. Half a configuration is a mistake worth
 /// stopping for, not a provider to switch off quietly.
@@ -507,3 +565,6 @@ fn load_or_generate_secret(path: &Path) -> anyhow::Result<SecretString> {
     std::io::Write::write_all(&mut file, secret.as_bytes())?;
     Ok(SecretString::from(secret))
 }
+
+#[cfg(test)]
+mod safe_defaults_tests;

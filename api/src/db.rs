@@ -34,10 +34,44 @@ impl DbStats {
     }
 }
 
+/// Limits on what one Postgres statement may cost, so a slow query or a lock held too long
+/// cannot tie up a pool connection, and the request behind it, for ever.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseTimeouts {
+    /// Postgres `statement_timeout` of the server's connections, in milliseconds: a statement
+    /// running longer is cancelled. Migrations run without it.
+    #[arg(long, env = "PHOTON_DATABASE_STATEMENT_TIMEOUT_MS", default_value_t = 15_000,
+        value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub database_statement_timeout_ms: u64,
+
+    /// Postgres `lock_timeout` of the server's connections, in milliseconds: a statement
+    /// waiting longer for a lock fails. Migrations run without it.
+    #[arg(long, env = "PHOTON_DATABASE_LOCK_TIMEOUT_MS", default_value_t = 5_000,
+        value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub database_lock_timeout_ms: u64,
+}
+
 /// Opens the connection pool. SQLite gets a single connection in WAL mode: SQLite allows one
 /// writer at a time, and one connection turns lock contention between our own transactions
 /// (which SQLite answers with `SQLITE_BUSY` rather than waiting) into an orderly queue.
 pub async fn connect(config: &Config, stats: Arc<DbStats>) -> anyhow::Result<DatabaseConnection> {
+    open(config, stats, Some(&config.database_timeouts)).await
+}
+
+/// Migrates the database through connections of its own, free of the statement and lock
+/// timeouts: a migration may rewrite a large table or wait for requests' locks.
+pub async fn migrate_database(config: &Config) -> anyhow::Result<()> {
+    let db = open(config, Arc::default(), None).await?;
+    let migrated = migrate(&db).await;
+    db.close().await?;
+    migrated
+}
+
+async fn open(
+    config: &Config,
+    stats: Arc<DbStats>,
+    timeouts: Option<&DatabaseTimeouts>,
+) -> anyhow::Result<DatabaseConnection> {
     let url = config.database_url.expose_secret();
     let is_sqlite = url.starts_with("sqlite:");
     let mut options = ConnectOptions::new(url.to_owned());
@@ -59,6 +93,18 @@ pub async fn connect(config: &Config, stats: Arc<DbStats>) -> anyhow::Result<Dat
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10))
+        });
+    } else if let Some(timeouts) = timeouts {
+        // Startup parameters, so every connection of the pool has them from its first
+        // statement. The realtime listener opens a connection of its own without them: it
+        // waits for notifications, not statements.
+        let statement = timeouts.database_statement_timeout_ms.to_string();
+        let lock = timeouts.database_lock_timeout_ms.to_string();
+        options.map_sqlx_postgres_opts(move |opts| {
+            opts.options([
+                ("statement_timeout", statement.as_str()),
+                ("lock_timeout", lock.as_str()),
+            ])
         });
     }
     let mut db = Database::connect(options)

@@ -13,6 +13,7 @@ pub mod graphql;
 pub mod jobs;
 pub mod push;
 pub mod realtime;
+pub mod server;
 pub mod service;
 pub mod storage;
 pub mod telemetry;

@@ -49,8 +49,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => serve(cli.settings).await,
         Command::Migrate => {
             let config = cli.settings.resolve()?;
-            let db = photon::db::connect(&config, Default::default()).await?;
-            photon::db::migrate(&db).await?;
+            photon::db::migrate_database(&config).await?;
             tracing::info!("database is up to date");
             Ok(())
         }

@@ -20,6 +20,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{FromRequestParts, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response as HttpResponse};
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -209,11 +210,22 @@ impl Connection {
         };
         let mut stopping = self.state.stopping.clone();
         let keepalive = self.state.config.ws_keepalive;
+        // Every send is bounded: a client that stops reading fills its socket's buffers, and
+        // a send waiting on it would hold up keep-alives and the token's expiry too.
+        let write_timeout = self.state.config.connections.ws_write_timeout();
+        let anonymous_idle = self.state.config.connections.ws_anonymous_idle();
+        let mut idle_deadline = Instant::now() + anonymous_idle;
         let mut ticks = tokio::time::interval_at(Instant::now() + keepalive, keepalive);
         let init_deadline = Instant::now() + INIT_TIMEOUT;
         let mut last_heard = Instant::now();
         let closing: Option<(u16, String)> = loop {
             let expiry = self.expires_at;
+            // An anonymous socket costs a connection slot and serves nobody in particular:
+            // it may stay only while it runs something.
+            let anonymous = !matches!(self.viewer, Some(Viewer::User(_)));
+            if !anonymous || !self.running.is_empty() {
+                idle_deadline = Instant::now() + anonymous_idle;
+            }
             let reply = tokio::select! {
                 message = stream.next() => {
                     let Some(Ok(message)) = message else { break None };
@@ -235,7 +247,7 @@ impl Connection {
                     } else {
                         // A WebSocket ping gets a pong from any client, which tells us it is
                         // alive; the protocol message keeps Apollo's own timers happy.
-                        if sink.send(Message::Ping(Default::default())).await.is_err() {
+                        if !send_within(&mut sink, Message::Ping(Default::default()), write_timeout).await {
                             break None;
                         }
                         match (self.protocol, self.viewer.is_some()) {
@@ -253,16 +265,16 @@ impl Connection {
                     // fresh token on the way.
                     Reply::Close(close::FORBIDDEN, "the access token expired".into())
                 }
+                _ = sleep_until(idle_deadline), if anonymous && self.running.is_empty() => {
+                    Reply::Close(close::GOING_AWAY, "idle anonymous connection".into())
+                }
                 _ = stopping.changed() => Reply::Close(close::GOING_AWAY, "the server is shutting down".into()),
             };
             match reply {
                 Reply::Nothing => {}
                 Reply::Send(value) => {
-                    if sink
-                        .send(Message::Text(value.to_string().into()))
-                        .await
-                        .is_err()
-                    {
+                    let message = Message::Text(value.to_string().into());
+                    if !send_within(&mut sink, message, write_timeout).await {
                         break None;
                     }
                 }
@@ -278,9 +290,12 @@ impl Connection {
                 && matches!(code, close::FORBIDDEN | close::INIT_TIMEOUT)
             {
                 let error = json!({ "type": "connection_error", "payload": { "message": reason } });
-                let _ = sink.send(Message::Text(error.to_string().into())).await;
+                let message = Message::Text(error.to_string().into());
+                if !send_within(&mut sink, message, write_timeout).await {
+                    return;
+                }
             }
-            let _ = sink.send(close_message(code, &reason)).await;
+            let _ = send_within(&mut sink, close_message(code, &reason), write_timeout).await;
         }
     }
 
@@ -521,6 +536,26 @@ fn is_request_error(response: &Response) -> bool {
             .errors
             .iter()
             .all(|e| code_of(e).is_some_and(|c| REQUEST_ERROR_CODES.contains(&c)))
+}
+
+/// Sends one message, giving up after `timeout`; false if the socket is gone or too slow,
+/// either of which ends the connection.
+async fn send_within(
+    sink: &mut SplitSink<WebSocket, Message>,
+    message: Message,
+    timeout: Duration,
+) -> bool {
+    match tokio::time::timeout(timeout, sink.send(message)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            tracing::debug!(
+                timeout_ms = timeout.as_millis() as u64,
+                "websocket client stopped reading; closing"
+            );
+            false
+        }
+    }
 }
 
 fn close_message(code: u16, reason: &str) -> Message {

@@ -12,6 +12,7 @@ use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::bus::FeedItem;
@@ -65,12 +66,28 @@ pub async fn by_ids(db: &impl ConnectionTrait, ids: &[i64]) -> ApiResult<Vec<Fee
     with_photos(db, events).await
 }
 
+/// Feeds' log reads running at once in this process. After the listener reconnects, every
+/// feed on the replica is told to catch up at the same moment; unbounded, tens of thousands
+/// of reads would queue for the pool at once and starve requests of connections. Bounded,
+/// they take turns and leave the rest of the pool to requests.
+pub const CONCURRENT_CATCH_UP_READS: usize = 4;
+
+static CATCH_UP: Semaphore = Semaphore::const_new(CONCURRENT_CATCH_UP_READS);
+
 /// Up to [`PAGE`] events after `after`, oldest first: of one session, or (`None`) of all.
+/// A session's page (a feed catching up) waits its turn among [`CONCURRENT_CATCH_UP_READS`];
+/// the local tailer's page of all sessions does not.
 pub async fn page(
     db: &impl ConnectionTrait,
     session_id: Option<Uuid>,
     after: i64,
 ) -> ApiResult<Vec<FeedItem>> {
+    let _turn = match session_id {
+        // The semaphore is never closed, so acquiring only fails in theory; reading anyway
+        // is the safe answer then.
+        Some(_) => CATCH_UP.acquire().await.ok(),
+        None => None,
+    };
     let mut query = event::Entity::find().filter(event::Column::Id.gt(after));
     if let Some(session_id) = session_id {
         query = query.filter(event::Column::SessionId.eq(session_id));

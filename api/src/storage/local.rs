@@ -18,7 +18,9 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS,
+};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::put;
@@ -423,6 +425,9 @@ async fn receive(
     Ok(None)
 }
 
+/// What a downloaded photo may do when a browser opens it on its own: nothing.
+const DOWNLOAD_CSP: &str = "default-src 'none'; sandbox";
+
 /// `GET /storage/{key}?exp&type&sig`: streams the object.
 async fn download(
     State(store): State<Arc<LocalStore>>,
@@ -461,6 +466,10 @@ async fn download(
             (CONTENT_TYPE, q.content_type),
             (CONTENT_LENGTH, length.to_string()),
             (CACHE_CONTROL, "private, max-age=300".to_owned()),
+            // The bytes are whatever a member uploaded under an image type: a browser must not
+            // sniff them into HTML, nor run anything in them if it renders them.
+            (X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+            (CONTENT_SECURITY_POLICY, DOWNLOAD_CSP.to_owned()),
         ],
         body,
     )

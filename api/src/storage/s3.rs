@@ -9,6 +9,7 @@ use std::time::Duration;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    timeout::TimeoutConfig,
 };
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::types::ChecksumMode;
@@ -37,7 +38,26 @@ pub struct S3Settings {
     /// `https://endpoint/bucket/key` rather than `https://bucket.endpoint/key` (MinIO and most
     /// self-hosted stores need it).
     pub force_path_style: bool,
+    pub timeouts: S3Timeouts,
 }
+
+/// How long the server waits for the object store, so a store that hangs fails the request
+/// (or the sweep) instead of holding it, and its database connection, indefinitely.
+#[derive(Debug, Clone, clap::Args)]
+pub struct S3Timeouts {
+    /// Milliseconds one S3 call may take in all, retries included.
+    #[arg(long, env = "S3_OPERATION_TIMEOUT_MS", default_value_t = 30_000,
+        value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub s3_operation_timeout_ms: u64,
+
+    /// Milliseconds one attempt of an S3 call may take before it is retried.
+    #[arg(long, env = "S3_ATTEMPT_TIMEOUT_MS", default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub s3_attempt_timeout_ms: u64,
+}
+
+/// Longest wait for a TCP (and TLS) connection to the store.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct S3Store {
     /// For the server's own calls (HEAD, GET, DELETE).
@@ -73,6 +93,17 @@ impl S3Store {
             .region(Region::new(settings.region.clone()))
             .credentials_provider(credentials)
             .force_path_style(settings.force_path_style)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .operation_timeout(Duration::from_millis(
+                        settings.timeouts.s3_operation_timeout_ms,
+                    ))
+                    .operation_attempt_timeout(Duration::from_millis(
+                        settings.timeouts.s3_attempt_timeout_ms,
+                    ))
+                    .build(),
+            )
             // We name the one checksum that matters (SHA-256, declared by the client); the
             // SDK's own CRC32 would otherwise be added to presigned requests and bind them to
             // a body the SDK never saw.

@@ -7,6 +7,7 @@
 mod abuse;
 mod authorization;
 mod concurrency;
+mod connections;
 mod cost;
 mod friends;
 mod health;

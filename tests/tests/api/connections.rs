@@ -1,0 +1,280 @@
+//! Connection hygiene: header and idle timeouts, connection caps, WebSockets that stop reading
+//! or sit idle anonymously, and the safe defaults of downloads, request ids and the database.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use futures_util::SinkExt;
+use photon_tests::photos::{photo_bytes, upload};
+use photon_tests::ws::{Protocol, WsClient};
+use photon_tests::{Backend, TestApp, create_session};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+/// Reads until the server closes the connection; what it sent, and whether it closed within
+/// `wait`.
+async fn read_until_closed(stream: &mut TcpStream, wait: Duration) -> (Vec<u8>, bool) {
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return (received, false),
+            Ok(Ok(0)) | Ok(Err(_)) => return (received, true),
+            Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// A TCP connection to the server from `source` (any port).
+async fn connect_from(source: &str, server: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    socket.connect(server).await.unwrap()
+}
+
+/// Sends one plain request on `stream`; whether a 200 came back.
+async fn healthz_on(stream: &mut TcpStream) -> bool {
+    let request = b"GET /healthz HTTP/1.1\r\nhost: photon\r\nconnection: close\r\n\r\n";
+    if stream.write_all(request).await.is_err() {
+        return false;
+    }
+    let (response, _) = read_until_closed(stream, Duration::from_secs(3)).await;
+    response.starts_with(b"HTTP/1.1 200")
+}
+
+/// Whether the server refuses a new connection from `source`: a bare 503, or closed unread.
+async fn refused(source: &str, server: SocketAddr) -> bool {
+    let mut stream = connect_from(source, server).await;
+    let (response, closed) = read_until_closed(&mut stream, Duration::from_secs(2)).await;
+    closed && (response.is_empty() || response.starts_with(b"HTTP/1.1 503"))
+}
+
+#[tokio::test]
+async fn a_client_sending_its_headers_slowly_is_cut_off() {
+    let app = TestApp::spawn_with(&["--http-header-timeout-ms=300"]).await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    let started = Instant::now();
+    stream.write_all(b"GET /healthz HT").await.unwrap();
+
+    let (response, closed) = read_until_closed(&mut stream, Duration::from_secs(3)).await;
+    assert!(closed, "the connection is still open");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert!(!response.starts_with(b"HTTP/1.1 200"));
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let app = TestApp::spawn_with(&["--http-header-timeout-ms=300"]).await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: photon\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+
+    let (response, closed) = read_until_closed(&mut stream, Duration::from_secs(3)).await;
+    assert!(response.starts_with(b"HTTP/1.1 200"), "{response:?}");
+    assert!(closed, "the idle connection is still open");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+}
+
+#[tokio::test]
+async fn the_connection_caps_refuse_the_next_connection() {
+    // Per address: a third connection from 127.0.0.1 is refused, one from 127.0.0.2 is not.
+    let app = TestApp::spawn_with(&["--max-connections-per-ip=2"]).await;
+    let _first = connect_from("127.0.0.1", app.addr).await;
+    let mut second = connect_from("127.0.0.1", app.addr).await;
+    assert!(refused("127.0.0.1", app.addr).await);
+    let mut other = connect_from("127.0.0.2", app.addr).await;
+    assert!(healthz_on(&mut other).await);
+    // A freed slot is usable again.
+    assert!(healthz_on(&mut second).await);
+    let mut again = retry_connect("127.0.0.1", app.addr).await;
+    assert!(healthz_on(&mut again).await);
+
+    // In all: with two open, a third from anywhere is refused.
+    let app = TestApp::spawn_with(&["--max-connections=2"]).await;
+    let first = connect_from("127.0.0.1", app.addr).await;
+    let _second = connect_from("127.0.0.2", app.addr).await;
+    assert!(refused("127.0.0.3", app.addr).await);
+    assert_eq!(app.state.connections.refused(), 1);
+    drop(first);
+    let mut next = retry_connect("127.0.0.3", app.addr).await;
+    assert!(healthz_on(&mut next).await);
+}
+
+/// A connection that the server admits, once it has noticed a slot was freed.
+async fn retry_connect(source: &str, server: SocketAddr) -> TcpStream {
+    for _ in 0..20 {
+        let stream = connect_from(source, server).await;
+        // An admitted connection stays open; a refused one is closed at once.
+        let mut byte = [0u8; 1];
+        match tokio::time::timeout(Duration::from_millis(100), stream.peek(&mut byte)).await {
+            Err(_) => return stream,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    panic!("no slot was freed");
+}
+
+/// The introspection query: a large result for little input, so a few of them fill a socket.
+const INTROSPECTION: &str = "{ __schema { types { name description fields { name description args { name description } } } } }";
+
+#[tokio::test]
+async fn a_websocket_client_that_stops_reading_is_closed() {
+    let app =
+        TestApp::spawn_with(&["--ws-write-timeout-ms=300", "--ws-max-subscriptions=1000"]).await;
+    // A small receive buffer, so that the server's sends back up soon.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(app.addr).await.unwrap();
+    let mut request = format!("ws://{}/graphql", app.addr)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        HeaderValue::from_static("graphql-transport-ws"),
+    );
+    let (mut socket, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .unwrap();
+    let init = json!({ "type": "connection_init", "payload": {} });
+    socket.send(Message::text(init.to_string())).await.unwrap();
+    // Many operations with large results, none of them read.
+    for i in 0..200 {
+        let subscribe = json!({ "type": "subscribe", "id": i.to_string(), "payload": { "query": INTROSPECTION } });
+        if socket
+            .send(Message::text(subscribe.to_string()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    // The server gives up on the socket, though the client never closed it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while app.state.connections.open() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the server kept writing to a client that did not read"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(socket);
+}
+
+#[tokio::test]
+async fn an_idle_anonymous_websocket_is_closed() {
+    let app = TestApp::spawn_with(&["--ws-anonymous-idle-ms=300"]).await;
+    let ana = app.sign_in("ana@example.com").await;
+    for protocol in Protocol::BOTH {
+        // Initialised without a token.
+        let started = Instant::now();
+        let mut anonymous = WsClient::connect(&app, protocol, json!({})).await;
+        let (code, _) = anonymous.expect_close().await;
+        assert_eq!(code, 1001, "{protocol:?}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+
+        // Never initialised: closed after the idle window, well before the init timeout.
+        let started = Instant::now();
+        let mut silent = WsClient::open(&app, protocol).await;
+        silent.expect_close().await;
+        assert!(started.elapsed() < Duration::from_secs(3));
+
+        // Signed in: left open.
+        let mut signed_in = WsClient::connect_as(&app, protocol, &ana.token).await;
+        signed_in.expect_silence(Duration::from_millis(500)).await;
+        signed_in.close().await;
+    }
+}
+
+#[tokio::test]
+async fn downloads_forbid_sniffing_and_scripts() {
+    let app = TestApp::spawn().await;
+    if photon_tests::s3_public_endpoint().is_some() {
+        // The object store serves downloads itself.
+        return;
+    }
+    let ana = app.sign_in("ana@example.com").await;
+    let (session_id, _) = create_session(&app, &ana, "Beach").await;
+    let id = upload(&app, &ana, &session_id, &photo_bytes(1, 1000)).await;
+    let photo = app
+        .gql_as(
+            &ana,
+            "query($id: ID!) { photo(id: $id) { url } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let url = photo.ok()["photo"]["url"].as_str().unwrap().to_owned();
+
+    let download = app.client.get(&url).send().await.unwrap();
+    assert_eq!(download.status(), 200);
+    assert_eq!(download.headers()["x-content-type-options"], "nosniff");
+    let csp = download.headers()["content-security-policy"]
+        .to_str()
+        .unwrap();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(csp.contains("sandbox"), "{csp}");
+}
+
+#[tokio::test]
+async fn the_server_chooses_its_own_request_id() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "chosen-by-the-client")
+        .send()
+        .await
+        .unwrap();
+    let id = response.headers()["x-request-id"].to_str().unwrap();
+    assert_ne!(id, "chosen-by-the-client");
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+}
+
+#[tokio::test]
+async fn postgres_statements_have_a_time_limit() {
+    let app = TestApp::spawn_with(&[
+        "--database-statement-timeout-ms=250",
+        "--database-lock-timeout-ms=200",
+    ])
+    .await;
+    if app.backend != Backend::Postgres {
+        return;
+    }
+    let show =
+        |setting: &str| Statement::from_string(DbBackend::Postgres, format!("SHOW {setting}"));
+    let row = app
+        .state
+        .db
+        .query_one_raw(show("statement_timeout"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.try_get_by_index::<String>(0).unwrap(), "250ms");
+    let row = app
+        .state
+        .db
+        .query_one_raw(show("lock_timeout"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.try_get_by_index::<String>(0).unwrap(), "200ms");
+    let started = Instant::now();
+    let slow = app
+        .state
+        .db
+        .execute_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT pg_sleep(3)",
+        ))
+        .await;
+    assert!(slow.is_err(), "a 3 s statement ran to the end");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
