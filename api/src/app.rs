@@ -28,6 +28,7 @@ use crate::db::DbStats;
 use crate::graphql::http::plain_error;
 use crate::graphql::{self, PhotonSchema, QueryLimits};
 use crate::jobs::sweeper;
+use crate::limits::{self, RateLimiters, RouteLimit, Rule};
 use crate::push;
 use crate::realtime::{self, Bus, presence::Presence};
 use crate::service::invite_code;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub bus: Arc<Bus>,
     /// Who has a live `photoAdded` subscription here.
     pub presence: Arc<Presence>,
+    /// This replica's rate limits and WebSocket caps.
+    pub rate_limiters: Arc<RateLimiters>,
     /// Turns true when the server starts shutting down: long-lived connections close.
     pub stopping: watch::Receiver<bool>,
     stop: Arc<watch::Sender<bool>>,
@@ -93,9 +96,11 @@ impl AppState {
             depth: config.max_query_depth,
             complexity: config.max_query_complexity,
         };
+        let rate_limiters = Arc::new(RateLimiters::new(&config.rate_limits));
         let config = Arc::new(config);
         let (stop, stopping) = watch::channel(false);
         let mut state = Self {
+            rate_limiters,
             bus: Bus::new(),
             presence: Presence::new(db.clone()),
             stopping,
@@ -135,13 +140,33 @@ pub fn router(state: AppState) -> Router {
             request_id = %request_id,
         )
     });
+    // Sign-in redirects and invite links are cheap to ask for and are what a scraper or a
+    // brute-forcer would hammer: each is limited per client IP.
+    let per_ip = |rule| {
+        middleware::from_fn_with_state(
+            RouteLimit {
+                state: state.clone(),
+                rule,
+            },
+            limits::per_ip,
+        )
+    };
     let mut routes = Router::new()
         .route("/graphql", get(graphql::ws::get).post(graphql::http::post))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/join/{code}", get(join))
-        .route("/auth/{provider}/start", get(oauth::start))
-        .route("/auth/{provider}/callback", get(oauth::callback))
+        .route(
+            "/join/{code}",
+            get(join).route_layer(per_ip(Rule::JoinLink)),
+        )
+        .route(
+            "/auth/{provider}/start",
+            get(oauth::start).route_layer(per_ip(Rule::OAuth)),
+        )
+        .route(
+            "/auth/{provider}/callback",
+            get(oauth::callback).route_layer(per_ip(Rule::OAuth)),
+        )
         .layer(middleware::from_fn(time_limit));
     // Uploads of large photos over slow phone networks may take longer than API calls, so
     // the storage routes sit outside the time limit (they are bounded by their size).
@@ -272,6 +297,9 @@ impl Application {
             jobs_stopping.clone(),
         );
         self.state.presence.spawn_heartbeat(jobs_stopping.clone());
+        self.state
+            .rate_limiters
+            .spawn_cleanup(jobs_stopping.clone());
         if let Some(settings) = self.state.config.sweep.clone() {
             // It stops between rounds; a round in progress finishes with the requests.
             sweeper::spawn(
@@ -291,9 +319,13 @@ impl Application {
             let _ = jobs_stop.send(true);
             let _ = stopping_tx.send(());
         };
-        let server = axum::serve(self.listener, router(self.state))
-            .with_graceful_shutdown(signal)
-            .into_future();
+        // The peer address reaches handlers as `ConnectInfo`, which the rate limits key on.
+        let server = axum::serve(
+            self.listener,
+            router(self.state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal)
+        .into_future();
         tokio::pin!(server);
         tokio::select! {
             result = &mut server => return Ok(result?),

@@ -16,6 +16,7 @@ use url::Url;
 
 use crate::auth::oauth::{ClientCredentials, OAuthSettings, ProviderUrls};
 use crate::jobs::sweeper::SweepSettings;
+use crate::limits::RateLimitSettings;
 use crate::push::PushSettings;
 use crate::push::fcm::{FcmSettings, ServiceAccount};
 use crate::service::photos::UploadRules;
@@ -215,6 +216,9 @@ pub struct Settings {
     #[arg(long, env = "PHOTON_WS_MAX_SUBSCRIPTIONS", default_value_t = 32,
         value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub ws_max_subscriptions: u64,
+
+    #[command(flatten)]
+    pub rate_limits: RateLimitSettings,
 }
 
 /// Parses settings from command-line style arguments (plus the environment), as the binary
@@ -269,6 +273,7 @@ pub struct Config {
     pub sweep: Option<SweepSettings>,
     /// `None`: this replica sends no pushes.
     pub push: Option<PushSettings>,
+    pub rate_limits: RateLimitSettings,
 }
 
 /// The shortest HS256 secret accepted: the hash's own output size.
@@ -424,6 +429,7 @@ impl Settings {
                 coalesce_window: Duration::from_millis(self.push_coalesce_ms),
                 fcm,
             }),
+            rate_limits: self.rate_limits,
         })
     }
 }

@@ -14,6 +14,7 @@ use super::Loaders;
 use super::errors::{REQUEST_ERROR_CODES, code_of};
 use crate::app::AppState;
 use crate::auth::Viewer;
+use crate::limits::{self, ClientIp, Key, Rule};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const JSON: &str = "application/json";
@@ -152,6 +153,7 @@ fn graphql_response(media: MediaType, response: BatchResponse) -> Response {
 /// Reads the viewer, attaches per-request data and runs the batch.
 async fn execute(
     state: &AppState,
+    client: ClientIp,
     headers: &HeaderMap,
     media: MediaType,
     batch: BatchRequest,
@@ -172,7 +174,19 @@ async fn execute(
             return response;
         }
     };
-    let batch = batch.data(viewer).data(Loaders::new(&state.db, viewer));
+    // Anonymous callers are counted per request before anything is parsed; signed-in ones
+    // by what their operations do (see `crate::limits::graphql`).
+    if viewer == Viewer::Anonymous
+        && let Err(err) = state
+            .rate_limiters
+            .check(Rule::Anonymous, Key::ip(client.0))
+    {
+        return limits::too_many_requests(&err, media.as_str());
+    }
+    let batch = batch
+        .data(viewer)
+        .data(client)
+        .data(Loaders::new(&state.db, viewer));
     graphql_response(media, state.schema.execute_batch(batch).await)
 }
 
@@ -207,7 +221,12 @@ fn parse_body(body: &[u8]) -> Result<BatchRequest, String> {
 }
 
 /// `POST /graphql` with an `application/json` body: one operation or a batch.
-pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn post(
+    State(state): State<AppState>,
+    client: ClientIp,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let Some(media) = negotiate(&headers) else {
         return not_acceptable();
     };
@@ -256,13 +275,14 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body)
             return error_response(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", &message);
         }
     };
-    execute(&state, &headers, media, batch).await
+    execute(&state, client, &headers, media, batch).await
 }
 
 /// `GET /graphql`: GraphiQL for a browser, otherwise a query from the URL. Mutations over
 /// GET are refused (405), so a link or an image tag can never change anything.
 pub async fn get(
     State(state): State<AppState>,
+    client: ClientIp,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -316,5 +336,12 @@ pub async fn get(
             return response;
         }
     }
-    execute(&state, &headers, media, BatchRequest::Single(request)).await
+    execute(
+        &state,
+        client,
+        &headers,
+        media,
+        BatchRequest::Single(request),
+    )
+    .await
 }

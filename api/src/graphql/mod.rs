@@ -62,7 +62,8 @@ pub fn build_schema(state: Option<AppState>, limits: QueryLimits) -> PhotonSchem
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription)
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity)
-        .extension(errors::ErrorCodes);
+        .extension(errors::ErrorCodes)
+        .extension(crate::limits::graphql::MutationLimit);
     if let Some(state) = state {
         builder = builder.data(state);
     }
