@@ -28,9 +28,10 @@ use crate::db::DbStats;
 use crate::graphql::http::plain_error;
 use crate::graphql::{self, PhotonSchema, QueryLimits};
 use crate::jobs::sweeper;
+use crate::limits::{self, RateLimiters, RouteLimit, Rule};
 use crate::push;
 use crate::realtime::{self, Bus, presence::Presence};
-use crate::server::{self, ConnectionCaps};
+use crate::server::{self, ConnectionCaps, PerIpExempt};
 use crate::service::invite_code;
 use crate::storage::ObjectStore;
 use crate::storage::local::LocalStore;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub presence: Arc<Presence>,
     /// Open TCP connections, capped in all and per peer address.
     pub connections: Arc<ConnectionCaps>,
+    /// This replica's rate limits and WebSocket caps.
+    pub rate_limiters: Arc<RateLimiters>,
     /// Turns true when the server starts shutting down: long-lived connections close.
     pub stopping: watch::Receiver<bool>,
     stop: Arc<watch::Sender<bool>>,
@@ -100,13 +103,18 @@ impl AppState {
             complexity: config.max_query_complexity,
             directives: usize::try_from(config.cost.directives).unwrap_or(usize::MAX),
         };
-        // Trusted proxies, once configured, go in as the exempt peers: every client behind
-        // one shares its address.
-        let connections = ConnectionCaps::new(&config.connections, None);
+        let rate_limiters = Arc::new(RateLimiters::new(&config.rate_limits));
+        // Every client behind a trusted proxy shares its address, so proxies are capped only
+        // in all, not per address.
+        let trusted = config.rate_limits.trusted_proxies.clone();
+        let exempt: Option<PerIpExempt> = (!trusted.is_empty())
+            .then(|| Arc::new(move |ip| limits::is_trusted_proxy(ip, &trusted)) as PerIpExempt);
+        let connections = ConnectionCaps::new(&config.connections, exempt);
         let config = Arc::new(config);
         let (stop, stopping) = watch::channel(false);
         let mut state = Self {
             connections,
+            rate_limiters,
             bus: Bus::new(),
             presence: Presence::new(db.clone()),
             stopping,
@@ -151,13 +159,33 @@ pub fn router(state: AppState) -> Router {
             client_request_id = %client_request_id,
         )
     });
+    // Sign-in redirects and invite links are cheap to ask for and are what a scraper or a
+    // brute-forcer would hammer: each is limited per client IP.
+    let per_ip = |rule| {
+        middleware::from_fn_with_state(
+            RouteLimit {
+                state: state.clone(),
+                rule,
+            },
+            limits::per_ip,
+        )
+    };
     let mut routes = Router::new()
         .route("/graphql", get(graphql::ws::get).post(graphql::http::post))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/join/{code}", get(join))
-        .route("/auth/{provider}/start", get(oauth::start))
-        .route("/auth/{provider}/callback", get(oauth::callback))
+        .route(
+            "/join/{code}",
+            get(join).route_layer(per_ip(Rule::JoinLink)),
+        )
+        .route(
+            "/auth/{provider}/start",
+            get(oauth::start).route_layer(per_ip(Rule::OAuth)),
+        )
+        .route(
+            "/auth/{provider}/callback",
+            get(oauth::callback).route_layer(per_ip(Rule::OAuth)),
+        )
         .layer(middleware::from_fn(time_limit));
     // Uploads of large photos over slow phone networks may take longer than API calls, so
     // the storage routes sit outside this time limit (uploads have their own, longer one).
@@ -309,6 +337,9 @@ impl Application {
             jobs_stopping.clone(),
         );
         self.state.presence.spawn_heartbeat(jobs_stopping.clone());
+        self.state
+            .rate_limiters
+            .spawn_cleanup(jobs_stopping.clone());
         if let Some(settings) = self.state.config.sweep.clone() {
             // It stops between rounds; a round in progress finishes with the requests.
             sweeper::spawn(

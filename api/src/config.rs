@@ -19,6 +19,7 @@ use crate::auth::refresh::RefreshSettings;
 use crate::db::DatabaseTimeouts;
 use crate::graphql::cost::{CostLimits, CostSettings};
 use crate::jobs::sweeper::SweepSettings;
+use crate::limits::RateLimitSettings;
 use crate::push::PushSettings;
 use crate::push::fcm::{FcmSettings, ServiceAccount};
 use crate::server::ConnectionSettings;
@@ -248,6 +249,8 @@ pub struct Settings {
 
     #[command(flatten)]
     pub s3_timeouts: S3Timeouts,
+    #[command(flatten)]
+    pub rate_limits: RateLimitSettings,
 }
 
 /// Parses settings from command-line style arguments (plus the environment), as the binary
@@ -307,6 +310,7 @@ pub struct Config {
     pub sweep: Option<SweepSettings>,
     /// `None`: this replica sends no pushes.
     pub push: Option<PushSettings>,
+    pub rate_limits: RateLimitSettings,
 }
 
 /// The shortest HS256 secret accepted: the hash's own output size.
@@ -478,6 +482,7 @@ impl Settings {
                 coalesce_window: Duration::from_millis(self.push_coalesce_ms),
                 fcm,
             }),
+            rate_limits: self.rate_limits,
         })
     }
 }

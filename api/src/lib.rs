@@ -11,6 +11,7 @@ pub mod digest;
 pub mod error;
 pub mod graphql;
 pub mod jobs;
+pub mod limits;
 pub mod push;
 pub mod realtime;
 pub mod server;

@@ -232,6 +232,9 @@ impl TestApp {
             "--sweep-interval-secs=0".to_owned(),
             // Pushes likewise: tests that want the dispatcher turn it on.
             "--push-poll-ms=0".to_owned(),
+            // Every test signs its users in from 127.0.0.1; the rate-limit tests turn the
+            // limits back on with tight values of their own.
+            "--rate-limits=false".to_owned(),
         ];
         args.extend(s3_args());
         args.extend(extra.iter().map(|s| (*s).to_owned()));

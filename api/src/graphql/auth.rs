@@ -7,6 +7,8 @@ use super::ContextExt;
 use super::users::User;
 use crate::auth::oauth::flow;
 use crate::auth::service::{self, TokenPair};
+use crate::limits::Rule;
+use crate::limits::graphql::RateLimitExt;
 
 pub struct AuthPayload(TokenPair);
 
@@ -81,6 +83,7 @@ impl AuthMutation {
         #[graphql(desc = "Display name for a new account (default: the e-mail's local part).")]
         name: Option<String>,
     ) -> Result<AuthPayload> {
+        ctx.rate_limit(Rule::SignIn)?;
         let state = ctx.state()?;
         let enabled = state.config.dev_sign_in;
         let pair = service::dev_sign_in(&state.db, &state.tokens, enabled, &email, name.as_deref())
@@ -101,6 +104,7 @@ impl AuthMutation {
         )]
         code_verifier: String,
     ) -> Result<AuthPayload> {
+        ctx.rate_limit(Rule::SignIn)?;
         let state = ctx.state()?;
         let pair =
             flow::exchange_login_code(&state.db, &state.tokens, &code, &code_verifier).await?;
@@ -113,6 +117,7 @@ impl AuthMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The refresh token from the last AuthPayload.")] refresh_token: String,
     ) -> Result<AuthPayload> {
+        ctx.rate_limit(Rule::Refresh)?;
         let state = ctx.state()?;
         Ok(AuthPayload(
             service::refresh(&state.db, &state.tokens, &refresh_token).await?,

@@ -6,6 +6,8 @@ use entity::device;
 
 use super::ContextExt;
 use super::ids::{self, Kind};
+use crate::limits::Rule;
+use crate::limits::graphql::RateLimitExt;
 use crate::service::devices as service;
 
 /// A phone or browser that receives the viewer's push notifications.
@@ -75,6 +77,7 @@ impl DeviceMutation {
         #[graphql(desc = "The FCM registration token the app got from Firebase.")] token: String,
         #[graphql(desc = "The kind of device the token belongs to.")] platform: Platform,
     ) -> Result<Device> {
+        ctx.rate_limit(Rule::RegisterDevice)?;
         let device =
             service::register_device(&ctx.state()?.db, ctx.viewer(), &token, platform.into())
                 .await?;

@@ -9,6 +9,8 @@ use super::connection::{self, Conn};
 use super::ids::{self, Kind};
 use super::users::User;
 use crate::auth::Viewer;
+use crate::limits::Rule;
+use crate::limits::graphql::RateLimitExt;
 use crate::service::friends::{self as service, Direction};
 use crate::service::pagination::PageRequest;
 
@@ -153,6 +155,7 @@ impl FriendMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The user to ask.")] user_id: ID,
     ) -> Result<FriendRequest> {
+        ctx.rate_limit(Rule::FriendRequest)?;
         let target = ids::expect(Kind::User, &user_id, "userId")?;
         let row = service::send_request(&ctx.state()?.db, ctx.viewer(), target).await?;
         Ok(FriendRequest(row))

@@ -17,6 +17,7 @@ use super::errors::{REQUEST_ERROR_CODES, code_of};
 use super::{Loaders, selected_operations};
 use crate::app::AppState;
 use crate::auth::Viewer;
+use crate::limits::{self, ClientIp, Key, Rule};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const JSON: &str = "application/json";
@@ -178,14 +179,16 @@ fn refused(media: MediaType, operations: Option<usize>, refusal: cost::Refusal) 
     graphql_response(media, response)
 }
 
-/// Reads the viewer, attaches per-request data and runs an admitted batch: its operations in
-/// order, a few at a time.
-async fn execute(
+/// Who is asking: the viewer from `Authorization` (a bad token refuses the whole request),
+/// and for anonymous callers one count against their IP's allowance, before anything of the
+/// request is parsed. Signed-in callers are counted by what their operations do (see
+/// `crate::limits::graphql`).
+fn authorize(
     state: &AppState,
+    client: ClientIp,
     headers: &HeaderMap,
     media: MediaType,
-    batch: BatchRequest,
-) -> Response {
+) -> Result<Viewer, Response> {
     let viewer = match Viewer::from_headers(headers, &state.tokens.jwt) {
         Ok(viewer) => viewer,
         Err(err) => {
@@ -199,10 +202,32 @@ async fn execute(
                 WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer error=\"invalid_token\""),
             );
-            return response;
+            return Err(response);
         }
     };
-    let batch = batch.data(viewer).data(Loaders::new(&state.db, viewer));
+    if viewer == Viewer::Anonymous
+        && let Err(err) = state
+            .rate_limiters
+            .check(Rule::Anonymous, Key::ip(client.0))
+    {
+        return Err(limits::too_many_requests(&err, media.as_str()));
+    }
+    Ok(viewer)
+}
+
+/// Attaches per-request data and runs an admitted batch: its operations in order, a few at a
+/// time.
+async fn execute(
+    state: &AppState,
+    viewer: Viewer,
+    client: ClientIp,
+    media: MediaType,
+    batch: BatchRequest,
+) -> Response {
+    let batch = batch
+        .data(viewer)
+        .data(client)
+        .data(Loaders::new(&state.db, viewer));
     let response = match batch {
         BatchRequest::Single(request) => BatchResponse::Single(state.schema.execute(request).await),
         BatchRequest::Batch(requests) => BatchResponse::Batch(
@@ -247,7 +272,12 @@ fn parse_body(body: &[u8]) -> Result<BatchRequest, String> {
 }
 
 /// `POST /graphql` with an `application/json` body: one operation or a batch.
-pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn post(
+    State(state): State<AppState>,
+    client: ClientIp,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let Some(media) = negotiate(&headers) else {
         return not_acceptable();
     };
@@ -296,6 +326,10 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body)
             return error_response(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", &message);
         }
     };
+    let viewer = match authorize(&state, client, &headers, media) {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
     let admitted = match &mut batch {
         BatchRequest::Single(request) => admit([request], &state.config.cost),
         BatchRequest::Batch(requests) => admit(requests.iter_mut(), &state.config.cost),
@@ -307,13 +341,14 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body)
         };
         return refused(media, operations, refusal);
     }
-    execute(&state, &headers, media, batch).await
+    execute(&state, viewer, client, media, batch).await
 }
 
 /// `GET /graphql`: GraphiQL for a browser, otherwise a query from the URL. Mutations over
 /// GET are refused (405), so a link or an image tag can never change anything.
 pub async fn get(
     State(state): State<AppState>,
+    client: ClientIp,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -343,6 +378,10 @@ pub async fn get(
             );
         }
     };
+    let viewer = match authorize(&state, client, &headers, media) {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
     if let Err(refusal) = admit([&mut request], &state.config.cost) {
         return refused(media, None, refusal);
     }
@@ -362,5 +401,5 @@ pub async fn get(
             .insert(ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    execute(&state, &headers, media, BatchRequest::Single(request)).await
+    execute(&state, viewer, client, media, BatchRequest::Single(request)).await
 }

@@ -68,7 +68,8 @@ pub fn build_schema(state: Option<AppState>, limits: QueryLimits) -> PhotonSchem
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity)
         .limit_directives(limits.directives)
-        .extension(errors::ErrorCodes);
+        .extension(errors::ErrorCodes)
+        .extension(crate::limits::graphql::MutationLimit);
     if let Some(state) = state {
         builder = builder.data(state);
     }

@@ -9,6 +9,8 @@ use super::ids::{self, Kind};
 use super::sessions::Session;
 use super::users::User;
 use crate::error::ApiError;
+use crate::limits::Rule;
+use crate::limits::graphql::RateLimitExt;
 use crate::service::photos::{self as service, UploadRequest, UploadSlot};
 use crate::storage::photo_key;
 
@@ -180,6 +182,7 @@ impl PhotoMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "What is about to be uploaded.")] input: RequestPhotoUploadInput,
     ) -> Result<PhotoUpload> {
+        ctx.rate_limit(Rule::PhotoUpload)?;
         let state = ctx.state()?;
         let request = UploadRequest {
             session_id: ids::expect(Kind::Session, &input.session_id, "sessionId")?,

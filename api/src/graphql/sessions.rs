@@ -10,6 +10,8 @@ use super::ids::{self, Kind};
 use super::loaders::{MembersKey, PhotosKey};
 use super::photos::Photo;
 use super::users::User;
+use crate::limits::Rule;
+use crate::limits::graphql::RateLimitExt;
 use crate::service::invite_code;
 use crate::service::pagination::{Page, PageRequest};
 use crate::service::sessions::{self as service, InvitePreview, NewSession, SessionView};
@@ -269,6 +271,7 @@ impl SessionMutation {
         #[graphql(desc = "The code, as shown or typed (case and dashes do not matter).")]
         invite_code: String,
     ) -> Result<Session> {
+        ctx.rate_limit(Rule::JoinLeave)?;
         Ok(Session(
             service::join_session(&ctx.state()?.db, ctx.viewer(), &invite_code).await?,
         ))
@@ -281,6 +284,7 @@ impl SessionMutation {
         #[graphql(desc = "A Session id.")] session_id: ID,
         #[graphql(desc = "Friends of the viewer to invite, at most 50.")] user_ids: Vec<ID>,
     ) -> Result<Session> {
+        ctx.rate_limit(Rule::Invite)?;
         let session_id = ids::expect(Kind::Session, &session_id, "sessionId")?;
         let user_ids = user_ids
             .iter()
@@ -297,6 +301,7 @@ impl SessionMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "A Session id.")] session_id: ID,
     ) -> Result<bool> {
+        ctx.rate_limit(Rule::JoinLeave)?;
         let id = ids::expect(Kind::Session, &session_id, "sessionId")?;
         Ok(service::leave_session(&ctx.state()?.db, ctx.viewer(), id).await?)
     }

@@ -6,6 +6,8 @@ use entity::user;
 use super::ContextExt;
 use super::ids::{self, Kind};
 use crate::auth::Viewer;
+use crate::limits::Rule;
+use crate::limits::graphql::RateLimitExt;
 use crate::service::friends::Standing;
 use crate::service::users::{self as service, ProfileChange};
 
@@ -151,6 +153,7 @@ impl UserQuery {
         #[graphql(desc = "The whole address; case and surrounding spaces are ignored.")]
         email: String,
     ) -> Result<Option<User>> {
+        ctx.rate_limit(Rule::FindUserByEmail)?;
         let user = service::find_user_by_email(&ctx.state()?.db, ctx.viewer(), &email).await?;
         Ok(user.map(User::new))
     }

@@ -34,6 +34,8 @@ use super::{Loaders, selected_operations};
 use crate::app::{AppState, REQUEST_TIMEOUT};
 use crate::auth::Viewer;
 use crate::auth::viewer::bearer_claims;
+use crate::error::ApiError;
+use crate::limits::{self, ClientIp, Key, OpenSocket, Rule, SubscriptionBucket};
 
 const TRANSPORT_WS: &str = "graphql-transport-ws";
 const LEGACY_WS: &str = "graphql-ws";
@@ -78,17 +80,28 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
 /// `GET /graphql`: a WebSocket upgrade, or a query over HTTP (or GraphiQL).
 pub async fn get(State(state): State<AppState>, request: axum::extract::Request) -> HttpResponse {
     let (mut parts, _) = request.into_parts();
+    let Ok(client) = ClientIp::from_request_parts(&mut parts, &state).await;
     if !is_upgrade(&parts.headers) {
         let query = parts.uri.query().map(str::to_owned);
-        return super::http::get(State(state), parts.headers, RawQuery(query)).await;
+        return super::http::get(State(state), client, parts.headers, RawQuery(query)).await;
     }
+    // Refused before the upgrade, so an over-cap client gets a plain 429.
+    let open = match state.rate_limiters.open_socket(client.0) {
+        Ok(open) => open,
+        Err(err) => return limits::too_many_requests(&err, "application/json"),
+    };
     match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
-        Ok(ws) => upgrade(state, ws),
+        Ok(ws) => upgrade(state, ws, client, open),
         Err(rejection) => rejection.into_response(),
     }
 }
 
-fn upgrade(state: AppState, ws: WebSocketUpgrade) -> HttpResponse {
+fn upgrade(
+    state: AppState,
+    ws: WebSocketUpgrade,
+    client: ClientIp,
+    open: OpenSocket,
+) -> HttpResponse {
     let ws = ws
         .protocols([TRANSPORT_WS, LEGACY_WS])
         // Small buffers: most sockets are idle, and there may be tens of thousands.
@@ -103,7 +116,11 @@ fn upgrade(state: AppState, ws: WebSocketUpgrade) -> HttpResponse {
     };
     ws.on_upgrade(move |socket| async move {
         match protocol {
-            Some(protocol) => Connection::new(state, protocol).serve(socket).await,
+            Some(protocol) => {
+                Connection::new(state, protocol, client, open)
+                    .serve(socket)
+                    .await
+            }
             None => {
                 let mut socket = socket;
                 let reason = "use the graphql-transport-ws or graphql-ws sub-protocol";
@@ -186,12 +203,21 @@ struct Connection {
     generation: u64,
     outbox: mpsc::Sender<Outgoing>,
     results: Option<mpsc::Receiver<Outgoing>>,
+    client: ClientIp,
+    /// This socket's place in the per-IP and per-user caps, held while it is open.
+    open: OpenSocket,
+    /// Subscription starts left to this connection (`None`: rate limits are off).
+    starts: Option<SubscriptionBucket>,
 }
 
 impl Connection {
-    fn new(state: AppState, protocol: Protocol) -> Self {
+    fn new(state: AppState, protocol: Protocol, client: ClientIp, open: OpenSocket) -> Self {
         let (outbox, results) = mpsc::channel(OUTBOX);
+        let starts = state.rate_limiters.subscription_bucket();
         Self {
+            client,
+            open,
+            starts,
             state,
             protocol,
             viewer: None,
@@ -340,12 +366,28 @@ impl Connection {
                 "too many initialisation requests".into(),
             );
         }
+        let limiters = &self.state.rate_limiters;
+        if limiters
+            .check(Rule::WsInit, Key::ip(self.client.0))
+            .is_err()
+        {
+            return Reply::Close(
+                close::TOO_MANY_INITS,
+                "too many connection attempts; try again later".into(),
+            );
+        }
         let Some(credential) = payload.as_ref().and_then(credential) else {
             self.viewer = Some(Viewer::Anonymous);
             return Reply::Send(json!({ "type": "connection_ack" }));
         };
         match bearer_claims(&credential, &self.state.tokens.jwt) {
             Ok(claims) => {
+                if limiters.socket_user(&mut self.open, claims.sub).is_err() {
+                    return Reply::Close(
+                        close::TOO_MANY_INITS,
+                        "too many open connections for this user".into(),
+                    );
+                }
                 self.viewer = Some(Viewer::User(claims.sub));
                 let left = claims.exp - chrono::Utc::now().timestamp();
                 self.expires_at =
@@ -382,6 +424,21 @@ impl Connection {
             );
             return self.refuse(&id, &message, "RATE_LIMITED");
         }
+        let limited = match &self.starts {
+            Some(starts) => starts.check(),
+            None => Ok(()),
+        }
+        .and_then(|()| {
+            if viewer == Viewer::Anonymous {
+                let limiters = &self.state.rate_limiters;
+                limiters.check(Rule::Anonymous, Key::ip(self.client.0))
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(err) = limited {
+            return self.refuse_with(&id, &err);
+        }
         // Measured here, on the connection's task, before the schema spends any time on it.
         if let Err(refusal) = cost::admit(
             &mut request,
@@ -402,6 +459,7 @@ impl Connection {
         let generation = self.generation;
         let request = request
             .data(viewer)
+            .data(self.client)
             .data(Loaders::new(&self.state.db, viewer));
         let responses = self.state.schema.execute_stream(request);
         let outbox = self.outbox.clone();
@@ -470,6 +528,11 @@ impl Connection {
             "id": id,
             "payload": [{ "message": message, "extensions": { "code": code } }],
         }))
+    }
+
+    /// Refuses one operation with the error's code (and `retryAfter`, when rate limited).
+    fn refuse_with(&self, id: &str, err: &ApiError) -> Reply {
+        Reply::Send(json!({ "type": "error", "id": id, "payload": [limits::error_json(err)] }))
     }
 
     /// Turns a subscription's result into a protocol message, unless the client has since

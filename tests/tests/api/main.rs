@@ -16,6 +16,7 @@ mod limits;
 mod oauth;
 mod photos;
 mod push;
+mod rate_limits;
 mod replicas;
 mod schema;
 mod sessions;
