@@ -188,7 +188,7 @@ fn authorize(
     client: ClientIp,
     headers: &HeaderMap,
     media: MediaType,
-) -> Result<Viewer, Response> {
+) -> Result<Viewer, Box<Response>> {
     let viewer = match Viewer::from_headers(headers, &state.tokens.jwt) {
         Ok(viewer) => viewer,
         Err(err) => {
@@ -202,7 +202,7 @@ fn authorize(
                 WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer error=\"invalid_token\""),
             );
-            return Err(response);
+            return Err(Box::new(response));
         }
     };
     if viewer == Viewer::Anonymous
@@ -210,7 +210,7 @@ fn authorize(
             .rate_limiters
             .check(Rule::Anonymous, Key::ip(client.0))
     {
-        return Err(limits::too_many_requests(&err, media.as_str()));
+        return Err(Box::new(limits::too_many_requests(&err, media.as_str())));
     }
     Ok(viewer)
 }
@@ -328,7 +328,7 @@ pub async fn post(
     };
     let viewer = match authorize(&state, client, &headers, media) {
         Ok(viewer) => viewer,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let admitted = match &mut batch {
         BatchRequest::Single(request) => admit([request], &state.config.cost),
@@ -380,7 +380,7 @@ pub async fn get(
     };
     let viewer = match authorize(&state, client, &headers, media) {
         Ok(viewer) => viewer,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if let Err(refusal) = admit([&mut request], &state.config.cost) {
         return refused(media, None, refusal);
