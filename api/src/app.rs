@@ -356,8 +356,9 @@ impl Application {
         let caps = self.state.connections.clone();
         tokio::spawn(async move {
             shutdown.await;
-            tracing::info!("shutting down");
+            // Stop first, log second: nothing that happens to the log can keep the server up.
             let _ = jobs_stop.send(true);
+            tracing::info!("shutting down");
         });
         let settings = self.state.config.connections.clone();
         let stopping = self.state.stopping.clone();

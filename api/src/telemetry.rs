@@ -13,7 +13,11 @@ pub fn init(format: &str) {
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         // Standard output is for what a command prints (a token, the schema).
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // When standard error goes away (a closed pipe), tracing-subscriber would report the
+        // failed write with `eprintln!`, which panics on that same closed pipe, in whatever
+        // task was logging: a lost log line must never take the server down with it.
+        .log_internal_errors(false);
     let _ = if format == "json" {
         builder.json().flatten_event(true).try_init()
     } else {

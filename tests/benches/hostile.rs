@@ -15,7 +15,7 @@
 
 use std::time::{Duration, Instant};
 
-use photon_tests::TestApp;
+use photon_tests::{TestApp, fragment_bomb};
 use serde_json::{Value, json};
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -23,19 +23,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn fragment_bomb(n: usize) -> String {
-    let mut doc = "fragment F0 on Query { __typename }\n".to_owned();
-    for i in 1..=n {
-        doc.push_str(&format!(
-            "fragment F{i} on Query {{ ...F{} ...F{} }}\n",
-            i - 1,
-            i - 1
-        ));
-    }
-    doc.push_str(&format!("query {{ ...F{n} }}"));
-    doc
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

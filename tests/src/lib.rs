@@ -486,3 +486,18 @@ impl TestApp {
         .expect("signed")
     }
 }
+
+/// `fragment F0 … F{n}`, each spreading the one before twice, and a query spreading F{n}:
+/// about 1 KB for n = 30, and 2^n fields once expanded.
+pub fn fragment_bomb(n: usize) -> String {
+    let mut doc = "fragment F0 on Query { __typename }\n".to_owned();
+    for i in 1..=n {
+        doc.push_str(&format!(
+            "fragment F{i} on Query {{ ...F{} ...F{} }}\n",
+            i - 1,
+            i - 1
+        ));
+    }
+    doc.push_str(&format!("query {{ ...F{n} }}"));
+    doc
+}

@@ -5,23 +5,8 @@
 use std::time::{Duration, Instant};
 
 use photon_tests::ws::{Protocol, Received, WsClient};
-use photon_tests::{GqlResponse, TestApp};
+use photon_tests::{GqlResponse, TestApp, fragment_bomb};
 use serde_json::{Value, json};
-
-/// `fragment F0 … F{n}`, each spreading the one before twice, and a query spreading F{n}:
-/// about 1 KB for n = 30, and 2^30 fields once expanded.
-fn fragment_bomb(n: usize) -> String {
-    let mut doc = "fragment F0 on Query { __typename }\n".to_owned();
-    for i in 1..=n {
-        doc.push_str(&format!(
-            "fragment F{i} on Query {{ ...F{} ...F{} }}\n",
-            i - 1,
-            i - 1
-        ));
-    }
-    doc.push_str(&format!("query {{ ...F{n} }}"));
-    doc
-}
 
 /// The `extensions.limit` of every error.
 fn limits(response: &GqlResponse) -> Vec<String> {
