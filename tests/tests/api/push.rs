@@ -538,7 +538,8 @@ async fn without_credentials_pushes_are_logged_and_marked_sent() {
     // A `#[tokio::test]` runs the server's tasks on this thread too, so this sees their logs.
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let app = TestApp::spawn_with(&[POLL, "--push-coalesce-ms=100"]).await;
+    // The window is wide enough for both uploads to land in it on a loaded machine.
+    let app = TestApp::spawn_with(&[POLL, "--push-coalesce-ms=1500"]).await;
     let (ana, bo, _cy, session) = beach_day(&app).await;
     register(&app, &bo, "bo-secret-registration-token", "ANDROID").await;
     upload(&app, &ana, &session, &photo_bytes(1, 512)).await;
