@@ -337,17 +337,22 @@ impl TestApp {
     }
 
     /// Statements the server ran so far, once background work triggered by earlier requests
-    /// (fanning out their events, say) has finished: the count stayed put for 200 ms.
+    /// (fanning out their events, say) has finished: the count stayed put for three looks
+    /// 150 ms apart. (One look missed fan-out reads delayed on a loaded machine.)
     pub async fn settled_statements(&self) -> u64 {
         let mut last = self.statements();
-        loop {
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let mut unchanged = 0;
+        while unchanged < 3 {
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
             let now = self.statements();
             if now == last {
-                return now;
+                unchanged += 1;
+            } else {
+                unchanged = 0;
+                last = now;
             }
-            last = now;
         }
+        last
     }
 
     /// Waits until `n` (session, user) pairs count as online, i.e. that many `photoAdded`
