@@ -35,6 +35,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
+use crate::limits::network_of;
+
 /// Connection limits: HTTP timeouts, connection caps and WebSocket send and idle limits.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConnectionSettings {
@@ -115,9 +117,12 @@ impl ConnectionCaps {
         })
     }
 
-    /// A slot for a new connection from `ip`, or why there is none.
-    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, &'static str> {
-        let capped = !self.exempt.as_ref().is_some_and(|exempt| exempt(ip));
+    /// A slot for a new connection from `peer`, or why there is none. Addresses are counted
+    /// per client network (an IPv6 /64, see [`network_of`]), so one subscriber cannot take
+    /// every slot by rotating through its addresses.
+    fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Slot, &'static str> {
+        let capped = !self.exempt.as_ref().is_some_and(|exempt| exempt(peer));
+        let ip = network_of(peer);
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         if open.total >= self.total {
             return Err("total");
@@ -354,6 +359,21 @@ mod tests {
         drop(a1);
         assert_eq!(caps.open(), 2);
         let _a3 = caps.admit(ip(1)).unwrap();
+    }
+
+    #[test]
+    fn an_ipv6_subscriber_is_capped_per_64_and_mapped_ipv4_as_ipv4() {
+        let caps = caps(100, 2, None);
+        let in_64 = |host: u16| IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, host]);
+        let _a = caps.admit(in_64(1)).unwrap();
+        let _b = caps.admit(in_64(2)).unwrap();
+        assert_eq!(caps.admit(in_64(3)).err(), Some("per_ip"));
+        let other_64 = IpAddr::from([0x2001, 0xdb8, 0, 2, 0, 0, 0, 1]);
+        let _c = caps.admit(other_64).unwrap();
+        let mapped = IpAddr::from(std::net::Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped());
+        let _d = caps.admit(ip(1)).unwrap();
+        let _e = caps.admit(mapped).unwrap();
+        assert_eq!(caps.admit(ip(1)).err(), Some("per_ip"));
     }
 
     #[test]

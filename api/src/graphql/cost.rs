@@ -59,9 +59,10 @@ pub struct CostSettings {
         value_parser = clap::value_parser!(u64).range(1..=1_000))]
     pub max_root_fields: u64,
 
-    /// Most fragment definitions in one document.
+    /// Most fragment definitions in one document. Capped at 1,000: the measure recurses once
+    /// per spread in a chain of fragments, and a deeper chain could exhaust a worker's stack.
     #[arg(long, env = "PHOTON_MAX_FRAGMENTS", default_value_t = 100,
-        value_parser = clap::value_parser!(u64).range(0..=10_000))]
+        value_parser = clap::value_parser!(u64).range(0..=1_000))]
     pub max_fragments: u64,
 
     /// Most directives on one field, fragment spread or inline fragment.

@@ -79,8 +79,10 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
-/// Whether `address` is one of the trusted reverse proxies.
+/// Whether `address` is one of the trusted reverse proxies. An IPv4 peer of a dual-stack
+/// listener arrives IPv4-mapped, and matches the IPv4 entries.
 pub fn is_trusted(address: IpAddr, trusted: &[IpNet]) -> bool {
+    let address = address.to_canonical();
     trusted.iter().any(|net| net.contains(&address))
 }
 
@@ -158,6 +160,14 @@ mod tests {
 
     fn resolve(peer: &str, pairs: &[(&'static str, &str)]) -> IpAddr {
         ClientIp::resolve(ip(peer), &headers(pairs), &trusted()).0
+    }
+
+    #[test]
+    fn an_ipv4_mapped_peer_matches_its_ipv4_proxy_entry() {
+        let trusted = vec!["10.0.0.0/8".parse::<IpNet>().unwrap()];
+        let mapped = IpAddr::from(std::net::Ipv4Addr::new(10, 1, 2, 3).to_ipv6_mapped());
+        assert!(is_trusted(mapped, &trusted));
+        assert!(!is_trusted("192.168.0.1".parse().unwrap(), &trusted));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
 
 pub use client_ip::{ClientIp, is_trusted as is_trusted_proxy};
-pub use rate::{Key, OpenSocket, RateLimiters, Rule, SubscriptionBucket};
+pub use rate::{Key, OpenSocket, RateLimiters, Rule, SubscriptionBucket, network_of};
 
 use crate::app::AppState;
 use crate::error::ApiError;

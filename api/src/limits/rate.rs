@@ -155,13 +155,20 @@ pub enum Key {
 impl Key {
     /// A client address as a key: IPv4 as is, IPv6 by its /64.
     pub fn ip(address: IpAddr) -> Self {
-        match address.to_canonical() {
-            IpAddr::V6(v6) => {
-                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-                Key::Ip(IpAddr::V6(Ipv6Addr::from(prefix)))
-            }
-            v4 => Key::Ip(v4),
+        Key::Ip(network_of(address))
+    }
+}
+
+/// The address that stands for one client: IPv4 as it is (IPv4-mapped IPv6 included), IPv6
+/// by its /64, since one subscriber is handed a whole /64 and could otherwise take a fresh
+/// address for every request or connection.
+pub fn network_of(address: IpAddr) -> IpAddr {
+    match address.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(Ipv6Addr::from(prefix))
         }
+        v4 => v4,
     }
 }
 
