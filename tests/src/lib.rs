@@ -431,6 +431,32 @@ pub async fn create_session(app: &TestApp, owner: &TestUser, title: &str) -> (St
     )
 }
 
+/// The sweeper's settings in tests: a round runs when a test calls it, with the default
+/// retention.
+pub fn sweep_settings() -> photon::jobs::sweeper::SweepSettings {
+    photon::jobs::sweeper::SweepSettings {
+        interval: std::time::Duration::from_secs(900),
+        event_retention: chrono::Duration::hours(24),
+    }
+}
+
+impl TestApp {
+    /// One sweep round of this server's, as if the clock read `now`.
+    pub async fn sweep_at(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> photon::jobs::sweeper::SweepReport {
+        photon::jobs::sweeper::sweep_once(
+            &self.state.db,
+            self.state.store.as_ref(),
+            &sweep_settings(),
+            now,
+        )
+        .await
+        .expect("a sweep round")
+    }
+}
+
 /// `user` joins with `code`.
 pub async fn join(app: &TestApp, user: &TestUser, code: &str) -> GqlResponse {
     app.gql_as(

@@ -4,13 +4,13 @@
 use std::time::{Duration, SystemTime};
 
 use futures_util::future::join_all;
-use photon::jobs::sweeper::{SweepSettings, delete_events_before, sweep_once};
+use photon::jobs::sweeper::{delete_events_before, sweep_once};
 use photon::storage::photo_key;
 use photon_tests::fake_fcm::FakeFcm;
 use photon_tests::photos::{
     COMPLETE, photo_bytes, put, request_slot, sha256_hex, slot_headers, upload,
 };
-use photon_tests::{Backend, TestApp, create_session, join, uuid_of};
+use photon_tests::{Backend, TestApp, create_session, join, sweep_settings, uuid_of};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, TransactionTrait};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,27 +26,6 @@ const REGISTER: &str =
 
 fn on_s3() -> bool {
     photon_tests::s3_public_endpoint().is_some()
-}
-
-fn sweep_settings() -> SweepSettings {
-    SweepSettings {
-        interval: Duration::from_secs(900),
-        event_retention: chrono::Duration::hours(24),
-    }
-}
-
-async fn sweep_at(
-    app: &TestApp,
-    now: chrono::DateTime<chrono::Utc>,
-) -> photon::jobs::sweeper::SweepReport {
-    sweep_once(
-        &app.state.db,
-        app.state.store.as_ref(),
-        &sweep_settings(),
-        now,
-    )
-    .await
-    .expect("a sweep round")
 }
 
 /// Whether the store holds an object for `bytes` in the session.
@@ -89,19 +68,24 @@ async fn a_deleted_slot_url_cannot_leave_an_object_behind() {
         // once the URL has expired (15 minutes, plus slack for the store's clock).
         assert_eq!(status, 200);
         assert!(stored(&app, &session_id, &bytes).await);
-        let early = sweep_at(&app, chrono::Utc::now() + chrono::Duration::minutes(5)).await;
+        let early = app
+            .sweep_at(chrono::Utc::now() + chrono::Duration::minutes(5))
+            .await;
         assert_eq!(early.orphaned_objects, 0);
         assert!(
             stored(&app, &session_id, &bytes).await,
             "its URL still works"
         );
-        let late = sweep_at(&app, chrono::Utc::now() + chrono::Duration::minutes(30)).await;
+        let late = app
+            .sweep_at(chrono::Utc::now() + chrono::Duration::minutes(30))
+            .await;
         assert_eq!((late.orphaned_objects, late.failures), (1, 0));
         assert!(!stored(&app, &session_id, &bytes).await);
     } else {
         assert_eq!(status, 404, "the local store refuses a deleted slot's URL");
         assert!(!stored(&app, &session_id, &bytes).await);
-        sweep_at(&app, chrono::Utc::now() + chrono::Duration::minutes(30)).await;
+        app.sweep_at(chrono::Utc::now() + chrono::Duration::minutes(30))
+            .await;
     }
     assert_eq!(app.count("storage_orphans", "").await, 0);
 
@@ -149,7 +133,7 @@ async fn the_sweeper_deletes_an_object_whose_row_went_without_it() {
         .await
         .unwrap();
     }
-    let report = sweep_at(&app, chrono::Utc::now()).await;
+    let report = app.sweep_at(chrono::Utc::now()).await;
     assert_eq!((report.orphaned_objects, report.failures), (2, 0));
     assert!(!stored(&app, &session_id, &bytes).await);
     assert!(stored(&app, &session_id, &kept).await);
@@ -459,7 +443,7 @@ async fn re_sent_friend_requests_and_repeated_invites_push_once() {
     assert_eq!(pushing("kind = 'friend_requested'").await, 3);
     // The sweeper forgets marks past their window.
     assert!(
-        sweep_at(&app, chrono::Utc::now() + chrono::Duration::days(31))
+        app.sweep_at(chrono::Utc::now() + chrono::Duration::days(31))
             .await
             .push_marks
             >= 3
@@ -501,7 +485,7 @@ async fn a_slot_renewed_while_the_sweeper_removes_it_survives() {
         Backend::Sqlite => {
             // One writer: the renewal is before or after the sweep, never inside it.
             slot(&request_slot(&app, &ana, &session_id, &bytes).await);
-            assert_eq!(sweep_at(&app, now).await.abandoned_slots, 0);
+            assert_eq!(app.sweep_at(now).await.abandoned_slots, 0);
         }
     }
     assert_eq!(app.count("photos", "").await, 1);

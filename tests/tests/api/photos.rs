@@ -395,23 +395,9 @@ async fn photos_list_newest_first_and_page() {
     assert_eq!(seen, ids);
 }
 
-fn sweep_settings() -> photon::jobs::sweeper::SweepSettings {
-    photon::jobs::sweeper::SweepSettings {
-        interval: std::time::Duration::from_secs(900),
-        event_retention: chrono::Duration::hours(24),
-    }
-}
-
 async fn sweep(app: &TestApp, hours_from_now: i64) -> photon::jobs::sweeper::SweepReport {
-    let now = chrono::Utc::now() + chrono::Duration::hours(hours_from_now);
-    photon::jobs::sweeper::sweep_once(
-        &app.state.db,
-        app.state.store.as_ref(),
-        &sweep_settings(),
-        now,
-    )
-    .await
-    .expect("a sweep round")
+    app.sweep_at(chrono::Utc::now() + chrono::Duration::hours(hours_from_now))
+        .await
 }
 
 #[tokio::test]
