@@ -15,6 +15,7 @@ use axum::{Json, Router};
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -27,6 +28,8 @@ use crate::config::Config;
 use crate::db::DbStats;
 use crate::graphql::http::plain_error;
 use crate::graphql::{self, PhotonSchema, QueryLimits};
+use crate::jobs::shutdown::ShutdownPlan;
+use crate::jobs::supervisor::{Backoff, Supervisor};
 use crate::jobs::sweeper;
 use crate::limits::{self, RateLimiters, RouteLimit, Rule};
 use crate::push;
@@ -62,6 +65,9 @@ pub struct AppState {
     /// Turns true when the server starts shutting down: long-lived connections close.
     pub stopping: watch::Receiver<bool>,
     stop: Arc<watch::Sender<bool>>,
+    /// This replica's background tasks: restarted when they fail, listed by `/readyz` while
+    /// down, stopped at shutdown.
+    pub tasks: Arc<Supervisor>,
 }
 
 impl AppState {
@@ -119,6 +125,7 @@ impl AppState {
             presence: Presence::new(db.clone()),
             stopping,
             stop: Arc::new(stop),
+            tasks: Supervisor::new(Backoff::default()),
             db,
             config,
             tokens,
@@ -263,19 +270,40 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: the database answers too.
+/// Readiness: 503 `stopping` as soon as a shutdown begins (so a load balancer stops sending
+/// traffic while requests still drain); otherwise 503 `unavailable` when the database does
+/// not answer or a background task is down (listed under `tasks_down`), 200 `ready` when
+/// all is well.
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.db.ping().await {
-        Ok(()) => Json(serde_json::json!({ "status": "ready" })).into_response(),
-        Err(err) => {
-            tracing::warn!(error = %err, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({ "status": "unavailable", "database": "unreachable" })),
-            )
-                .into_response()
-        }
+    if *state.stopping.borrow() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "stopping" })),
+        )
+            .into_response();
     }
+    let database = state.db.ping().await;
+    let down = state.tasks.down();
+    if database.is_ok() && down.is_empty() {
+        return Json(serde_json::json!({ "status": "ready" })).into_response();
+    }
+    if let Err(err) = &database {
+        tracing::warn!(error = %err, "readiness check failed: the database does not answer");
+    }
+    let database = if database.is_ok() {
+        "reachable"
+    } else {
+        "unreachable"
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(serde_json::json!({
+            "status": "unavailable",
+            "database": database,
+            "tasks_down": down,
+        })),
+    )
+        .into_response()
 }
 
 /// `GET /join/{code}`: the invite link. Sends the browser on to the app's join deep link.
@@ -321,56 +349,104 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then gives in-flight requests the configured grace
-    /// period to finish.
+    /// Serves until `shutdown` completes, then stops within the grace period, in the order
+    /// [`crate::jobs::shutdown`] describes: readiness fails and background tasks are told to
+    /// stop at once; after the drain delay the listener closes and requests in flight finish;
+    /// then this replica's presence rows are cleared and its push leases released.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let grace = self.state.config.shutdown_grace;
-        let jobs_stopping = self.state.stopping.clone();
-        let jobs_stop = self.state.stop.clone();
-        realtime::spawn_feed(
-            &self.state.db,
-            &self.state.config.database_url,
-            self.state.bus.clone(),
-            jobs_stopping.clone(),
-        );
-        self.state.presence.spawn_heartbeat(jobs_stopping.clone());
-        self.state
-            .rate_limiters
-            .spawn_cleanup(jobs_stopping.clone());
-        if let Some(settings) = self.state.config.sweep.clone() {
-            // It stops between rounds; a round in progress finishes with the requests.
-            sweeper::spawn(
-                self.state.db.clone(),
-                self.state.store.clone(),
-                settings,
-                jobs_stopping.clone(),
-            );
-        }
-        if let Some(settings) = self.state.config.push.clone() {
-            // Likewise between rounds; rows of a round cut short are claimed again later.
-            push::dispatcher::spawn(self.state.db.clone(), settings, jobs_stopping)?;
-        }
-        let caps = self.state.connections.clone();
+        let state = self.state;
+        let plan = ShutdownPlan::new(state.config.shutdown_grace, &state.config.shutdown);
+        let dispatcher = start_background_tasks(&state)?;
+        // The listener closes only after the drain delay: until then, requests are served
+        // (and `/readyz` says the replica is stopping).
+        let (close, closing) = watch::channel(false);
+        let (began_tx, began) = tokio::sync::oneshot::channel();
+        let stop = state.stop.clone();
+        let tasks = state.tasks.clone();
         tokio::spawn(async move {
             shutdown.await;
+            let began = Instant::now();
             // Stop first, log second: nothing that happens to the log can keep the server up.
-            let _ = jobs_stop.send(true);
-            tracing::info!("shutting down");
+            let _ = stop.send(true);
+            tasks.cancel();
+            let _ = began_tx.send(began);
+            tracing::info!(
+                drain_ms = u64::try_from(plan.drain.as_millis()).unwrap_or(u64::MAX),
+                "shutting down"
+            );
+            tokio::time::sleep_until(began + plan.drain).await;
+            let _ = close.send(true);
         });
-        let settings = self.state.config.connections.clone();
-        let stopping = self.state.stopping.clone();
+        let settings = state.config.connections.clone();
         server::serve(
             self.listener,
-            router(self.state),
+            router(state.clone()),
             &settings,
-            caps,
-            stopping,
-            grace,
+            state.connections.clone(),
+            closing,
+            plan.requests(),
         )
         .await;
+        // The listener only closes after the signal, so its time is known by now.
+        let began = began.await.unwrap_or_else(|_| Instant::now());
+        for task in state.tasks.shutdown(began + plan.work).await {
+            tracing::warn!(task, "background task did not stop within the grace period");
+        }
+        let cleanup = async {
+            let (presence, leases) = tokio::join!(state.presence.clear(), async {
+                match &dispatcher {
+                    Some(dispatcher) => dispatcher.release().await,
+                    None => Ok(0),
+                }
+            });
+            if let Err(err) = presence {
+                tracing::warn!(
+                    error = format!("{err:#}"),
+                    "could not clear this replica's presence"
+                );
+            }
+            if let Err(err) = leases {
+                tracing::warn!(
+                    error = format!("{err:#}"),
+                    "could not hand back this replica's push leases"
+                );
+            }
+        };
+        if tokio::time::timeout_at(began + plan.end, cleanup)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the shutdown clean-up did not finish within the grace period");
+        }
+        tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Starts every background task of this replica under its supervisor; returns the push
+/// dispatcher, if this replica runs one, for the shutdown to release its leases.
+fn start_background_tasks(
+    state: &AppState,
+) -> anyhow::Result<Option<Arc<push::dispatcher::Dispatcher>>> {
+    let tasks = &state.tasks;
+    realtime::spawn_feed(
+        tasks,
+        &state.db,
+        &state.config.database_url,
+        state.bus.clone(),
+    );
+    state.presence.spawn_heartbeat(tasks);
+    state.rate_limiters.spawn_cleanup(tasks);
+    if let Some(settings) = state.config.sweep.clone() {
+        sweeper::spawn(tasks, state.db.clone(), state.store.clone(), settings);
+    }
+    state
+        .config
+        .push
+        .clone()
+        .map(|settings| push::dispatcher::spawn(tasks, state.db.clone(), settings))
+        .transpose()
 }

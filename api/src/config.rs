@@ -18,6 +18,7 @@ use crate::auth::oauth::{ClientCredentials, OAuthSettings, ProviderUrls};
 use crate::auth::refresh::RefreshSettings;
 use crate::db::DatabaseTimeouts;
 use crate::graphql::cost::{CostLimits, CostSettings};
+use crate::jobs::shutdown::ShutdownSettings;
 use crate::jobs::sweeper::SweepSettings;
 use crate::limits::RateLimitSettings;
 use crate::push::PushSettings;
@@ -220,10 +221,13 @@ pub struct Settings {
     #[arg(long, env = "PHOTON_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
 
-    /// Seconds to let in-flight requests finish after a shutdown signal.
+    /// Seconds a shutdown may take, from the signal to the exit: the drain delay, requests in
+    /// flight, background tasks and the clean-up all fit in it.
     #[arg(long, env = "PHOTON_SHUTDOWN_GRACE_SECS", default_value_t = 20,
         value_parser = clap::value_parser!(u64).range(0..=3_600))]
     pub shutdown_grace_secs: u64,
+    #[command(flatten)]
+    pub shutdown: ShutdownSettings,
 
     /// Seconds between keep-alive messages on a WebSocket; a socket silent for three of
     /// these is closed.
@@ -299,6 +303,7 @@ pub struct Config {
     /// Limits on a document's size and expanded cost, checked before validation.
     pub cost: CostLimits,
     pub shutdown_grace: Duration,
+    pub shutdown: ShutdownSettings,
     pub ws_keepalive: Duration,
     pub ws_max_subscriptions: usize,
     pub connections: ConnectionSettings,
@@ -462,6 +467,7 @@ impl Settings {
             max_query_complexity: self.max_query_complexity,
             cost: CostLimits::from(&self.cost),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            shutdown: self.shutdown,
             ws_keepalive: Duration::from_secs(self.ws_keepalive_secs),
             ws_max_subscriptions: self.ws_max_subscriptions as usize,
             connections: self.connections,

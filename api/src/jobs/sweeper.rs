@@ -21,8 +21,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::{Every, JobResult, Pace, Supervisor};
 use crate::auth::oauth::flow as sign_in;
-use crate::error::ApiResult;
 use crate::push::marks;
 use crate::realtime::{log, presence};
 use crate::service::clock;
@@ -70,7 +70,7 @@ pub async fn sweep_once(
     store: &dyn ObjectStore,
     settings: &SweepSettings,
     now: DateTime<Utc>,
-) -> ApiResult<SweepReport> {
+) -> anyhow::Result<SweepReport> {
     let mut report = SweepReport::default();
     let due = Condition::any()
         .add(
@@ -113,22 +113,22 @@ pub async fn sweep_once(
         }
     }
 
-    let purged = orphans::purge_due(db, store, now).await?;
+    let purged = orphans::purge_due(db, store, now).await.job()?;
     report.orphaned_objects = purged.purged;
     report.failures += purged.failures;
     let retained_from = now - settings.event_retention;
     // First, so a resume from before what is deleted is refused instead of skipping it.
-    log::mark_pruned(db, retained_from).await?;
+    log::mark_pruned(db, retained_from).await.job()?;
     report.events = delete_events_before(db, retained_from, EVENT_BATCH).await?;
-    report.push_marks = marks::prune_expired(db, now).await?;
+    report.push_marks = marks::prune_expired(db, now).await.job()?;
     // Expired tokens are refused anyway; a day's grace keeps reuse detection meaningful.
     report.refresh_tokens = refresh_token::Entity::delete_many()
         .filter(refresh_token::Column::ExpiresAt.lt(now - chrono::Duration::days(1)))
         .exec(db)
         .await?
         .rows_affected;
-    report.stale_presence = presence::prune_stale(db, now).await?;
-    report.sign_ins = sign_in::prune_expired(db, now).await?;
+    report.stale_presence = presence::prune_stale(db, now).await.job()?;
+    report.sign_ins = sign_in::prune_expired(db, now).await.job()?;
     Ok(report)
 }
 
@@ -138,7 +138,7 @@ pub async fn delete_events_before(
     db: &DatabaseConnection,
     cutoff: DateTime<Utc>,
     batch: u64,
-) -> ApiResult<u64> {
+) -> anyhow::Result<u64> {
     let mut deleted = 0;
     loop {
         let ids: Vec<i64> = event::Entity::find()
@@ -165,40 +165,71 @@ pub async fn delete_events_before(
     }
 }
 
-/// Runs the sweeper every `settings.interval` until `shutdown` fires. A failed round is
-/// logged and the next one tries again.
+/// The sweeper's name under the supervisor.
+pub const TASK: &str = "sweeper";
+
+/// Runs the sweeper under `tasks`: a round at once, then every `settings.interval` (each wait
+/// up to a tenth longer, so replicas started together spread out). A round in progress at
+/// shutdown finishes with the requests; a failed one fails the task, which the supervisor
+/// restarts after a back-off.
 pub fn spawn(
+    tasks: &Supervisor,
     db: DatabaseConnection,
     store: Arc<dyn ObjectStore>,
     settings: SweepSettings,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(settings.interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticker.tick() => {}
-                _ = shutdown.changed() => return,
-            }
-            match sweep_once(&db, store.as_ref(), &settings, clock::now()).await {
-                Ok(report) => tracing::info!(
-                    expired_photos = report.expired_photos,
-                    abandoned_slots = report.abandoned_slots,
-                    events = report.events,
-                    refresh_tokens = report.refresh_tokens,
-                    stale_presence = report.stale_presence,
-                    orphaned_objects = report.orphaned_objects,
-                    push_marks = report.push_marks,
-                    sign_ins = report.sign_ins,
-                    failures = report.failures,
-                    "sweep finished"
-                ),
-                Err(err) => {
-                    let message = err.client_message();
-                    tracing::error!(error = ?err, message, "sweep failed; will retry");
-                }
-            }
+) {
+    let every = Every::new(settings.interval).jitter((settings.interval / 10).min(MAX_JITTER));
+    tasks.spawn(TASK, move |ctx| {
+        let (db, store, settings) = (db.clone(), store.clone(), settings.clone());
+        async move {
+            let (db, store, settings) = (&db, store.as_ref(), &settings);
+            every
+                .run(&ctx, || async move {
+                    let started = std::time::Instant::now();
+                    let report = sweep_once(db, store, settings, clock::now()).await?;
+                    metrics::histogram!("photon_sweeper_duration_seconds")
+                        .record(started.elapsed().as_secs_f64());
+                    report.count();
+                    report.log();
+                    Ok(Pace::Rest)
+                })
+                .await
         }
-    })
+    });
+}
+
+/// Longest jitter added to the wait between sweeps.
+const MAX_JITTER: Duration = Duration::from_secs(60);
+
+impl SweepReport {
+    /// What was removed, by kind, as `photon_sweeper_removed_total{kind}`.
+    fn count(&self) {
+        for (kind, removed) in [
+            ("expired_photos", self.expired_photos),
+            ("abandoned_slots", self.abandoned_slots),
+            ("events", self.events),
+            ("refresh_tokens", self.refresh_tokens),
+            ("sign_ins", self.sign_ins),
+            ("stale_presence", self.stale_presence),
+            ("orphaned_objects", self.orphaned_objects),
+            ("push_marks", self.push_marks),
+        ] {
+            metrics::counter!("photon_sweeper_removed_total", "kind" => kind).increment(removed);
+        }
+    }
+
+    fn log(&self) {
+        tracing::info!(
+            expired_photos = self.expired_photos,
+            abandoned_slots = self.abandoned_slots,
+            events = self.events,
+            refresh_tokens = self.refresh_tokens,
+            stale_presence = self.stale_presence,
+            orphaned_objects = self.orphaned_objects,
+            push_marks = self.push_marks,
+            sign_ins = self.sign_ins,
+            failures = self.failures,
+            "sweep finished"
+        );
+    }
 }

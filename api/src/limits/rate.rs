@@ -22,12 +22,12 @@ use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
-use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::RateLimitSettings;
 use crate::auth::Viewer;
 use crate::error::{ApiError, ApiResult};
+use crate::jobs::{Every, First, Pace, Supervisor};
 
 /// A rate limit. The name is what logs and `ApiError::RateLimited` call it; the settings of
 /// each are documented on [`RateLimitSettings`].
@@ -367,30 +367,33 @@ impl RateLimiters {
         Ok(())
     }
 
-    /// Drops refilled buckets every `cleanup_every` until the server stops.
-    pub fn spawn_cleanup(self: &Arc<Self>, mut stopping: watch::Receiver<bool>) {
+    /// Drops refilled buckets every `cleanup_every` (the first a period in), as a task under
+    /// `tasks`; nothing to do when the limits are off.
+    pub fn spawn_cleanup(self: &Arc<Self>, tasks: &Supervisor) {
         if !self.enabled {
             return;
         }
         let limiters = self.clone();
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(limiters.cleanup_every);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = ticks.tick() => {}
-                    _ = stopping.changed() => return,
-                }
-                if *stopping.borrow() {
-                    return;
-                }
-                for (rule, buckets) in Rule::ALL.iter().zip(&limiters.buckets) {
-                    buckets.clean(*rule, limiters.max_keys);
-                }
+        let every = Every::new(self.cleanup_every).first(First::AfterPeriod);
+        tasks.spawn(CLEANUP_TASK, move |ctx| {
+            let limiters = limiters.clone();
+            async move {
+                let limiters = &limiters;
+                every
+                    .run(&ctx, || async move {
+                        for (rule, buckets) in Rule::ALL.iter().zip(&limiters.buckets) {
+                            buckets.clean(*rule, limiters.max_keys);
+                        }
+                        Ok(Pace::Rest)
+                    })
+                    .await
             }
         });
     }
 }
+
+/// The clean-up's name under the supervisor.
+pub const CLEANUP_TASK: &str = "rate_limit_cleanup";
 
 /// The subscription starts of one WebSocket connection.
 pub struct SubscriptionBucket(DefaultDirectRateLimiter);

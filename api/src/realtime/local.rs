@@ -8,11 +8,12 @@
 use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 use super::bus::Bus;
 use super::log;
 use crate::error::ApiResult;
+use crate::jobs::{JobResult, TaskCtx};
 
 static WAKE: Notify = Notify::const_new();
 
@@ -21,38 +22,39 @@ pub fn wake() {
     WAKE.notify_waiters();
 }
 
-pub fn spawn(db: DatabaseConnection, bus: Arc<Bus>, mut stop: watch::Receiver<bool>) {
-    tokio::spawn(async move {
-        let mut last = match log::head(&db, None).await {
-            Ok(head) => head,
+/// The tailer's name under the supervisor.
+pub const TASK: &str = "event_tailer";
+
+/// Tails the log until shutdown. Failing to find the log's head fails the task (the
+/// supervisor tries again); a failed read later is retried at the next wake-up, and the
+/// subscribers are told to catch up from the log meanwhile.
+pub async fn run(ctx: TaskCtx, db: DatabaseConnection, bus: Arc<Bus>) -> anyhow::Result<()> {
+    let mut last = log::head(&db, None).await.job()?;
+    // After a restart, whatever was committed since the last run is caught up this way.
+    bus.resync();
+    ctx.ready();
+    loop {
+        let woken = WAKE.notified();
+        tokio::pin!(woken);
+        // Registered before reading, so a wake-up during the read is not lost.
+        woken.as_mut().enable();
+        match tail(&db, &bus, last).await {
+            Ok((next, full)) => {
+                last = next;
+                if full {
+                    continue;
+                }
+            }
             Err(err) => {
-                tracing::error!(error = ?err, "cannot read the event log; live updates are off");
-                return;
-            }
-        };
-        loop {
-            let woken = WAKE.notified();
-            tokio::pin!(woken);
-            // Registered before reading, so a wake-up during the read is not lost.
-            woken.as_mut().enable();
-            match tail(&db, &bus, last).await {
-                Ok((next, full)) => {
-                    last = next;
-                    if full {
-                        continue;
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(error = ?err, "could not read the event log");
-                    bus.resync();
-                }
-            }
-            tokio::select! {
-                _ = &mut woken => {}
-                _ = stop.changed() => return,
+                tracing::warn!(error = ?err, "could not read the event log");
+                bus.resync();
             }
         }
-    });
+        tokio::select! {
+            _ = &mut woken => {}
+            () = ctx.stop().cancelled() => return Ok(()),
+        }
+    }
 }
 
 /// Publishes the events after `last`; returns the new position and whether there may be more.

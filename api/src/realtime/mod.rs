@@ -13,22 +13,25 @@ use std::sync::Arc;
 
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
 use secrecy::SecretString;
-use tokio::sync::watch;
 
 pub use bus::{Bus, FeedItem};
 
 use crate::error::ApiResult;
+use crate::jobs::Supervisor;
 
-/// Starts feeding the bus from the database this replica uses.
-pub fn spawn_feed(
-    db: &DatabaseConnection,
-    url: &SecretString,
-    bus: Arc<Bus>,
-    stop: watch::Receiver<bool>,
-) {
+/// Starts feeding the bus from the database this replica uses, as a task under `tasks`.
+pub fn spawn_feed(tasks: &Supervisor, db: &DatabaseConnection, url: &SecretString, bus: Arc<Bus>) {
+    let db = db.clone();
     match db.get_database_backend() {
-        DatabaseBackend::Postgres => pg::spawn(url.clone(), db.clone(), bus, stop),
-        _ => local::spawn(db.clone(), bus, stop),
+        DatabaseBackend::Postgres => {
+            let url = url.clone();
+            tasks.spawn(pg::TASK, move |ctx| {
+                pg::run(ctx, url.clone(), db.clone(), bus.clone())
+            });
+        }
+        _ => tasks.spawn(local::TASK, move |ctx| {
+            local::run(ctx, db.clone(), bus.clone())
+        }),
     }
 }
 

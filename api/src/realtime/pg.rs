@@ -7,15 +7,14 @@
 //! events table, which loses nothing because each of them knows its own cursor.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::watch;
 
 use super::bus::Bus;
 use super::log;
+use crate::jobs::TaskCtx;
 
 /// The notification channel every replica listens on.
 pub const CHANNEL: &str = "photon_events";
@@ -23,42 +22,29 @@ pub const CHANNEL: &str = "photon_events";
 pub const APPLICATION_NAME: &str = "photon-listener";
 /// Notifications handled per read of the log.
 const BATCH: usize = 256;
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The listener's name under the supervisor.
+pub const TASK: &str = "event_listener";
 
-pub fn spawn(
+/// Listens until shutdown (`Ok`) or until the connection fails or is lost (`Err`): the
+/// supervisor reconnects, after a back-off, and the task is down meanwhile.
+pub async fn run(
+    ctx: TaskCtx,
     url: SecretString,
     db: DatabaseConnection,
     bus: Arc<Bus>,
-    mut stop: watch::Receiver<bool>,
-) {
-    tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let outcome = tokio::select! {
-                outcome = listen(&url, &db, &bus) => outcome,
-                _ = stop.changed() => return,
-            };
-            match outcome {
-                Ok(()) => {
-                    tracing::warn!("lost the notification connection; reconnecting");
-                    backoff = Duration::from_millis(100);
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, retry_in_ms = backoff.as_millis() as u64,
-                        "notification listener failed; reconnecting");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = stop.changed() => return,
-                    }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
-            }
-        }
-    });
+) -> anyhow::Result<()> {
+    tokio::select! {
+        outcome = listen(&ctx, &url, &db, &bus) => outcome,
+        () = ctx.stop().cancelled() => Ok(()),
+    }
 }
 
-/// Listens until the connection is lost (`Ok`) or fails (`Err`).
-async fn listen(url: &SecretString, db: &DatabaseConnection, bus: &Bus) -> anyhow::Result<()> {
+async fn listen(
+    ctx: &TaskCtx,
+    url: &SecretString,
+    db: &DatabaseConnection,
+    bus: &Bus,
+) -> anyhow::Result<()> {
     let options: PgConnectOptions = url.expose_secret().parse()?;
     // A pool of one, which the listener uses only to reconnect; we reconnect ourselves.
     let pool = PgPoolOptions::new()
@@ -72,9 +58,10 @@ async fn listen(url: &SecretString, db: &DatabaseConnection, bus: &Bus) -> anyho
     tracing::debug!("listening for events");
     // Anything committed while we were not listening reaches subscribers this way.
     bus.resync();
+    ctx.ready();
     loop {
         let Some(first) = listener.try_recv().await? else {
-            return Ok(());
+            anyhow::bail!("the notification connection was lost");
         };
         let mut ids: Vec<i64> = first.payload().parse().into_iter().collect();
         while ids.len() < BATCH {

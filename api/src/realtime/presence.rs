@@ -19,6 +19,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::error::ApiResult;
+use crate::jobs::{Every, First, Pace, Supervisor};
 use crate::service::clock;
 
 /// How often a replica refreshes its rows.
@@ -103,7 +104,7 @@ impl Presence {
 
     /// Refreshes every row this replica holds (re-creating any that were swept). Rows other
     /// replicas stopped refreshing are ignored once stale and pruned by the sweeper.
-    pub async fn heartbeat(&self) -> ApiResult<()> {
+    pub async fn heartbeat(&self) -> anyhow::Result<()> {
         let keys: Vec<Key> = self
             .counts
             .lock()
@@ -118,39 +119,46 @@ impl Presence {
         Ok(())
     }
 
-    /// Removes this replica's rows (at shutdown).
-    pub async fn clear(&self) -> ApiResult<()> {
-        presence::Entity::delete_many()
+    /// Removes this replica's rows (at shutdown, once its sockets are closed).
+    pub async fn clear(&self) -> anyhow::Result<u64> {
+        Ok(presence::Entity::delete_many()
             .filter(presence::Column::ReplicaId.eq(self.replica_id))
             .exec(&self.db)
-            .await?;
-        Ok(())
+            .await?
+            .rows_affected)
     }
 
-    /// Runs the heartbeat until `stop` turns true, then clears this replica's rows.
-    pub fn spawn_heartbeat(self: &Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    /// This replica's id in the `presence` table.
+    pub fn replica_id(&self) -> Uuid {
+        self.replica_id
+    }
+
+    /// Runs the heartbeat under `tasks`, every [`HEARTBEAT`] (plus up to a second, so
+    /// replicas spread out), the first one a period in: rows are written when subscriptions
+    /// start. The rows themselves are cleared on the way out, after the sockets have closed
+    /// (see `Application::run_until_stopped`).
+    pub fn spawn_heartbeat(self: &Arc<Self>, tasks: &Supervisor) {
         let this = self.clone();
-        tokio::spawn(async move {
-            // Rows are written when subscriptions start, so the first refresh is due later.
-            let mut ticks =
-                tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = ticks.tick() => {
-                        if let Err(err) = this.heartbeat().await {
-                            tracing::warn!(error = ?err, "presence heartbeat failed");
-                        }
-                    }
-                    _ = stop.changed() => break,
-                }
-            }
-            if let Err(err) = this.clear().await {
-                tracing::warn!(error = ?err, "could not clear presence at shutdown");
+        let every = Every::new(HEARTBEAT)
+            .first(First::AfterPeriod)
+            .jitter(Duration::from_secs(1));
+        tasks.spawn(HEARTBEAT_TASK, move |ctx| {
+            let this = this.clone();
+            async move {
+                let this = &this;
+                every
+                    .run(&ctx, || async move {
+                        this.heartbeat().await?;
+                        Ok(Pace::Rest)
+                    })
+                    .await
             }
         });
     }
 }
+
+/// The heartbeat's name under the supervisor.
+pub const HEARTBEAT_TASK: &str = "presence_heartbeat";
 
 /// Keeps a member counted as online while it lives.
 pub struct Online {
@@ -182,7 +190,7 @@ async fn upsert(
     replica_id: Uuid,
     keys: &[Key],
     now: DateTime<Utc>,
-) -> ApiResult<()> {
+) -> Result<(), sea_orm::DbErr> {
     if keys.is_empty() {
         return Ok(());
     }

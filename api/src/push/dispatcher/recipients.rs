@@ -1,0 +1,243 @@
+//! Who hears about a job, and what: the session's members without a live subscription for
+//! a photo group (each told only about other people's photos), the invitee of a session
+//! invite still open, the addressee of a friend request still waiting; and their devices.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use entity::event::{self, EventKind};
+use entity::friendship::{self, FriendshipStatus};
+use entity::photo::{self, PhotoStatus};
+use entity::{device, session, session_member, user};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::Dispatcher;
+use crate::graphql::ids::{self, Kind};
+use crate::jobs::JobResult;
+use crate::push::message::{self, Notification};
+use crate::realtime::presence;
+use crate::service::clock;
+use crate::service::invite_code;
+use crate::service::pagination::encode_cursor;
+
+/// A user to push, and what.
+pub(super) struct Recipient {
+    pub(super) user_id: Uuid,
+    pub(super) notification: Arc<Notification>,
+}
+
+impl Dispatcher {
+    /// Who should hear about a job, and what.
+    pub(super) async fn recipients(&self, job: &[event::Model]) -> anyhow::Result<Vec<Recipient>> {
+        let first = &job[0];
+        match first.kind {
+            EventKind::PhotoAdded => self.photo_recipients(job).await,
+            EventKind::MemberInvited => self.invite_recipient(first).await,
+            EventKind::FriendRequested => self.friend_request_recipient(first).await,
+            // Nothing else asks for a push today.
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    async fn photo_recipients(&self, job: &[event::Model]) -> anyhow::Result<Vec<Recipient>> {
+        let Some(session_id) = job[0].session_id else {
+            return Ok(Vec::new());
+        };
+        let Some(session) = live_session(&self.db, session_id).await? else {
+            return Ok(Vec::new());
+        };
+        // Photos deleted or expired since they were added are not announced.
+        let photo_ids: Vec<Uuid> = job
+            .iter()
+            .filter_map(|e| payload_uuid(&e.payload, "photoId"))
+            .collect();
+        let uploader_of: HashMap<Uuid, Uuid> = photo::Entity::find()
+            .select_only()
+            .column(photo::Column::Id)
+            .column(photo::Column::UploaderId)
+            .filter(photo::Column::Id.is_in(photo_ids))
+            .filter(photo::Column::Status.eq(PhotoStatus::Ready))
+            .filter(photo::Column::ExpiresAt.gt(clock::now()))
+            .into_tuple::<(Uuid, Uuid)>()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .collect();
+        // Uploaders in event order, oldest first.
+        let uploads: Vec<Uuid> = job
+            .iter()
+            .filter_map(|e| uploader_of.get(&payload_uuid(&e.payload, "photoId")?))
+            .copied()
+            .collect();
+        if uploads.is_empty() {
+            return Ok(Vec::new());
+        }
+        let members: Vec<Uuid> = session_member::Entity::find()
+            .select_only()
+            .column(session_member::Column::UserId)
+            .filter(session_member::Column::SessionId.eq(session_id))
+            .filter(session_member::Column::LeftAt.is_null())
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        // A member's own photos never push them: only members someone else added to hear.
+        let candidates: Vec<Uuid> = members
+            .into_iter()
+            .filter(|m| uploads.iter().any(|u| u != m))
+            .collect();
+        let online = presence::online_users(&self.db, session_id, &candidates)
+            .await
+            .job()?;
+        let names = self.names(&uploads).await?;
+        let session_gid = ids::encode(Kind::Session, session_id).0;
+        let cursor = encode_cursor(&job.iter().map(|e| e.id).max().unwrap_or_default());
+        let collapse_key = format!("photos:{session_id}");
+        let mut texts: HashMap<(Vec<Uuid>, usize), Arc<Notification>> = HashMap::new();
+        let mut recipients = Vec::new();
+        for member in candidates.into_iter().filter(|m| !online.contains(m)) {
+            let theirs: Vec<Uuid> = uploads.iter().copied().filter(|u| *u != member).collect();
+            let mut uploaders: Vec<Uuid> = Vec::new();
+            for uploader in theirs.iter().rev() {
+                if !uploaders.contains(uploader) {
+                    uploaders.push(*uploader);
+                }
+            }
+            let count = theirs.len();
+            let notification = texts
+                .entry((uploaders, count))
+                .or_insert_with_key(|(uploaders, count)| {
+                    let who: Vec<&str> = uploaders.iter().map(|u| name(&names, *u)).collect();
+                    Arc::new(message::photos_added(
+                        &session.title,
+                        session_gid.clone(),
+                        cursor.clone(),
+                        &who,
+                        *count,
+                        collapse_key.clone(),
+                    ))
+                })
+                .clone();
+            recipients.push(Recipient {
+                user_id: member,
+                notification,
+            });
+        }
+        Ok(recipients)
+    }
+
+    async fn invite_recipient(&self, event: &event::Model) -> anyhow::Result<Vec<Recipient>> {
+        let (Some(session_id), Some(invitee)) =
+            (event.session_id, payload_uuid(&event.payload, "userId"))
+        else {
+            return Ok(Vec::new());
+        };
+        let Some(session) = live_session(&self.db, session_id).await? else {
+            return Ok(Vec::new());
+        };
+        // Joined in the meantime: nothing to invite them to.
+        let member = session_member::Entity::find_by_id((session_id, invitee))
+            .filter(session_member::Column::LeftAt.is_null())
+            .one(&self.db)
+            .await?;
+        if member.is_some() {
+            return Ok(Vec::new());
+        }
+        let inviter = event.actor_id.unwrap_or(session.owner_id);
+        let names = self.names(&[inviter]).await?;
+        Ok(vec![Recipient {
+            user_id: invitee,
+            notification: Arc::new(message::session_invite(
+                &session.title,
+                ids::encode(Kind::Session, session_id).0,
+                // The code as it is now: it may have been rotated since the invite.
+                invite_code::display(&session.invite_code),
+                name(&names, inviter),
+                format!("invite:{session_id}"),
+            )),
+        }])
+    }
+
+    async fn friend_request_recipient(
+        &self,
+        event: &event::Model,
+    ) -> anyhow::Result<Vec<Recipient>> {
+        let Some(request_id) = payload_uuid(&event.payload, "requestId") else {
+            return Ok(Vec::new());
+        };
+        // Only a request still waiting for an answer is worth a push, and only if it is still
+        // the one this event recorded (the pair's row is reused when the other side asks).
+        let Some(request) = friendship::Entity::find_by_id(request_id)
+            .filter(friendship::Column::Status.eq(FriendshipStatus::Pending))
+            .one(&self.db)
+            .await?
+            .filter(|r| Some(r.requester_id) == event.actor_id)
+        else {
+            return Ok(Vec::new());
+        };
+        let requester = request.requester_id;
+        let names = self.names(&[requester]).await?;
+        Ok(vec![Recipient {
+            user_id: request.addressee_id(),
+            notification: Arc::new(message::friend_request(
+                name(&names, requester),
+                ids::encode(Kind::FriendRequest, request_id).0,
+                ids::encode(Kind::User, requester).0,
+                format!("friend:{request_id}"),
+            )),
+        }])
+    }
+
+    async fn names(&self, user_ids: &[Uuid]) -> anyhow::Result<HashMap<Uuid, String>> {
+        Ok(user::Entity::find()
+            .select_only()
+            .column(user::Column::Id)
+            .column(user::Column::Name)
+            .filter(user::Column::Id.is_in(user_ids.iter().copied()))
+            .into_tuple::<(Uuid, String)>()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .collect())
+    }
+
+    pub(super) async fn devices_of(
+        &self,
+        user_ids: &[Uuid],
+    ) -> anyhow::Result<HashMap<Uuid, Vec<device::Model>>> {
+        let mut devices: HashMap<Uuid, Vec<device::Model>> = HashMap::new();
+        let mut user_ids = user_ids.to_vec();
+        user_ids.sort_unstable();
+        user_ids.dedup();
+        for chunk in user_ids.chunks(500) {
+            for row in device::Entity::find()
+                .filter(device::Column::UserId.is_in(chunk.iter().copied()))
+                .all(&self.db)
+                .await?
+            {
+                devices.entry(row.user_id).or_default().push(row);
+            }
+        }
+        Ok(devices)
+    }
+}
+
+/// A session that has not ended.
+async fn live_session(
+    db: &DatabaseConnection,
+    session_id: Uuid,
+) -> anyhow::Result<Option<session::Model>> {
+    Ok(session::Entity::find_by_id(session_id)
+        .filter(session::Column::EndedAt.is_null())
+        .one(db)
+        .await?)
+}
+
+fn payload_uuid(payload: &Value, key: &str) -> Option<Uuid> {
+    payload.get(key)?.as_str()?.parse().ok()
+}
+
+fn name(names: &HashMap<Uuid, String>, user_id: Uuid) -> &str {
+    names.get(&user_id).map_or("Someone", String::as_str)
+}
