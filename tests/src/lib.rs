@@ -44,7 +44,7 @@ fn admin_url() -> String {
 }
 
 /// Creates an empty Postgres database and returns its URL.
-async fn create_postgres_database() -> String {
+pub async fn create_postgres_database() -> String {
     let admin = admin_url();
     // The run id lets scripts/test.sh drop exactly its own run's databases afterwards.
     let run = std::env::var("PHOTON_TEST_RUN_ID")
@@ -115,6 +115,8 @@ pub struct TestApp {
     /// The server's own state (its statement counters, for instance).
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
+    /// The server's run, which ends once it has shut down.
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// Shared with replicas of this server.
     data_dir: Arc<tempfile::TempDir>,
     pub database_url: String,
@@ -244,7 +246,7 @@ impl TestApp {
         let addr = app.local_addr().expect("bound");
         let state = app.state().clone();
         let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(app.run_until_stopped(async move {
+        let server = tokio::spawn(app.run_until_stopped(async move {
             let _ = rx.await;
         }));
         let db = Database::connect(&database_url)
@@ -263,6 +265,7 @@ impl TestApp {
             db,
             state,
             shutdown: Some(tx),
+            server: Some(server),
             data_dir,
             database_url,
         }
@@ -404,6 +407,27 @@ impl TestApp {
             counts.push(self.count(table, "").await);
         }
         counts
+    }
+}
+
+impl TestApp {
+    /// Sends the server its shutdown signal (what SIGTERM does to the binary), without
+    /// waiting.
+    pub fn begin_stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Shuts the server down and waits until it has stopped.
+    pub async fn stop(&mut self) {
+        self.begin_stop();
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("the server's task")
+                .expect("the server stopped cleanly");
+        }
     }
 }
 

@@ -12,6 +12,7 @@ mod cost;
 mod friends;
 mod health;
 mod http_protocol;
+mod lifecycle;
 mod limits;
 mod oauth;
 mod photos;
