@@ -432,6 +432,13 @@ fn start_background_tasks(
     state: &AppState,
 ) -> anyhow::Result<Option<Arc<push::dispatcher::Dispatcher>>> {
     let tasks = &state.tasks;
+    // First, as the one that can fail to start (its FCM client): nothing is left running then.
+    let dispatcher = state
+        .config
+        .push
+        .clone()
+        .map(|settings| push::dispatcher::spawn(tasks, state.db.clone(), settings))
+        .transpose()?;
     realtime::spawn_feed(
         tasks,
         &state.db,
@@ -443,10 +450,5 @@ fn start_background_tasks(
     if let Some(settings) = state.config.sweep.clone() {
         sweeper::spawn(tasks, state.db.clone(), state.store.clone(), settings);
     }
-    state
-        .config
-        .push
-        .clone()
-        .map(|settings| push::dispatcher::spawn(tasks, state.db.clone(), settings))
-        .transpose()
+    Ok(dispatcher)
 }
