@@ -7,6 +7,7 @@ mod connection;
 pub mod cost;
 mod devices;
 mod errors;
+mod field_order;
 mod friends;
 pub mod http;
 pub(crate) mod ids;
@@ -69,6 +70,7 @@ pub fn build_schema(state: Option<AppState>, limits: QueryLimits) -> PhotonSchem
         .limit_complexity(limits.complexity)
         .limit_directives(limits.directives)
         .extension(errors::ErrorCodes)
+        .extension(field_order::SelectionOrder)
         .extension(crate::limits::graphql::MutationLimit);
     if let Some(state) = state {
         builder = builder.data(state);
