@@ -26,6 +26,7 @@ use crate::auth::service::Tokens;
 use crate::config::Config;
 use crate::db::DbStats;
 use crate::graphql::http::plain_error;
+use crate::graphql::persisted::PersistedDocuments;
 use crate::graphql::{self, PhotonSchema, QueryLimits};
 use crate::jobs::sweeper;
 use crate::limits::{self, RateLimiters, RouteLimit, Rule};
@@ -59,6 +60,8 @@ pub struct AppState {
     pub connections: Arc<ConnectionCaps>,
     /// This replica's rate limits and WebSocket caps.
     pub rate_limiters: Arc<RateLimiters>,
+    /// Trusted documents and this replica's automatic persisted query cache.
+    pub persisted: Arc<PersistedDocuments>,
     /// Turns true when the server starts shutting down: long-lived connections close.
     pub stopping: watch::Receiver<bool>,
     stop: Arc<watch::Sender<bool>>,
@@ -113,6 +116,7 @@ impl AppState {
         let config = Arc::new(config);
         let (stop, stopping) = watch::channel(false);
         let mut state = Self {
+            persisted: Arc::new(PersistedDocuments::new(&config.persisted)),
             connections,
             rate_limiters,
             bus: Bus::new(),
@@ -171,7 +175,12 @@ pub fn router(state: AppState) -> Router {
         )
     };
     let mut routes = Router::new()
-        .route("/graphql", get(graphql::ws::get).post(graphql::http::post))
+        .route(
+            "/graphql",
+            get(graphql::ws::get)
+                .post(graphql::http::post)
+                .layer(graphql::http::compression()),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route(

@@ -18,6 +18,7 @@ use crate::auth::oauth::{ClientCredentials, OAuthSettings, ProviderUrls};
 use crate::auth::refresh::RefreshSettings;
 use crate::db::DatabaseTimeouts;
 use crate::graphql::cost::{CostLimits, CostSettings};
+use crate::graphql::persisted::{PersistedConfig, PersistedSettings};
 use crate::jobs::sweeper::SweepSettings;
 use crate::limits::RateLimitSettings;
 use crate::push::PushSettings;
@@ -251,6 +252,8 @@ pub struct Settings {
     pub s3_timeouts: S3Timeouts,
     #[command(flatten)]
     pub rate_limits: RateLimitSettings,
+    #[command(flatten)]
+    pub persisted: PersistedSettings,
 }
 
 /// Parses settings from command-line style arguments (plus the environment), as the binary
@@ -311,6 +314,8 @@ pub struct Config {
     /// `None`: this replica sends no pushes.
     pub push: Option<PushSettings>,
     pub rate_limits: RateLimitSettings,
+    /// Trusted documents and the automatic persisted query cache.
+    pub persisted: PersistedConfig,
 }
 
 /// The shortest HS256 secret accepted: the hash's own output size.
@@ -441,6 +446,8 @@ impl Settings {
             }),
             None => None,
         };
+        let cost = CostLimits::from(&self.cost);
+        let persisted = self.persisted.resolve(&cost)?;
         Ok(Config {
             bind: self.bind,
             public_url,
@@ -460,7 +467,7 @@ impl Settings {
             oauth,
             max_query_depth: self.max_query_depth,
             max_query_complexity: self.max_query_complexity,
-            cost: CostLimits::from(&self.cost),
+            cost,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             ws_keepalive: Duration::from_secs(self.ws_keepalive_secs),
             ws_max_subscriptions: self.ws_max_subscriptions as usize,
@@ -483,6 +490,7 @@ impl Settings {
                 fcm,
             }),
             rate_limits: self.rate_limits,
+            persisted,
         })
     }
 }

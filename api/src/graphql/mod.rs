@@ -13,6 +13,7 @@ pub mod http;
 pub(crate) mod ids;
 mod loaders;
 mod node;
+pub mod persisted;
 mod photos;
 mod sessions;
 mod subscriptions;

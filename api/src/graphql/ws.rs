@@ -28,7 +28,6 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio::time::{Instant, sleep_until};
 
-use super::cost::{self, Budget};
 use super::errors::{REQUEST_ERROR_CODES, code_of};
 use super::{Loaders, selected_operations};
 use crate::app::{AppState, REQUEST_TIMEOUT};
@@ -439,18 +438,10 @@ impl Connection {
         if let Err(err) = limited {
             return self.refuse_with(&id, &err);
         }
-        // Measured here, on the connection's task, before the schema spends any time on it.
-        if let Err(refusal) = cost::admit(
-            &mut request,
-            &self.state.config.cost,
-            &mut Budget::default(),
-        ) {
-            tracing::info!(limit = refusal.limit.name(), "document refused by its cost");
-            return Reply::Send(json!({
-                "type": "error",
-                "id": id,
-                "payload": [refusal.to_server_error()],
-            }));
+        // Resolved (persisted queries) and measured here, on the connection's task, before
+        // the schema spends any time on it.
+        if let Err(error) = super::persisted::admit(&self.state, &mut request) {
+            return Reply::Send(json!({ "type": "error", "id": id, "payload": [error] }));
         }
         // Queries and mutations sent over the socket get the time limit they would get over
         // HTTP; a subscription lives as long as the client wants it.
