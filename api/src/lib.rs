@@ -12,6 +12,7 @@ pub mod error;
 pub mod graphql;
 pub mod jobs;
 pub mod limits;
+pub mod pages;
 pub mod push;
 pub mod realtime;
 pub mod server;
