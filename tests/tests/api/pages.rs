@@ -644,6 +644,34 @@ async fn graphiql_runs_a_query_with_the_headers_tab_and_keeps_the_headers_across
     .await;
     assert_nothing_refused(&page).await;
 
+    // What the browser decoded from the gzipped files is what their names promise.
+    let decoded = page
+        .eval(
+            "Promise.all([...document.querySelectorAll('script[src], link[rel=stylesheet]')]
+                .map(e => e.src || e.href)
+                .filter(u => u.includes('/graphiql-'))
+                .map(async u => {
+                    const r = await fetch(u);
+                    const digest = await crypto.subtle.digest('SHA-256', await r.arrayBuffer());
+                    const hex = [...new Uint8Array(digest)]
+                        .map(b => b.toString(16).padStart(2, '0')).join('');
+                    return [u, r.headers.get('content-encoding'), hex];
+                }))",
+        )
+        .await;
+    let decoded = decoded.as_array().unwrap();
+    assert_eq!(decoded.len(), 2, "{decoded:?}");
+    for file in decoded {
+        let url = file[0].as_str().unwrap();
+        assert_eq!(file[1], "gzip", "{url} was not sent gzipped");
+        let hash = url.split('.').find(|p| p.len() == 16).unwrap();
+        assert!(
+            file[2].as_str().unwrap().starts_with(hash),
+            "{url} decodes to {}",
+            file[2]
+        );
+    }
+
     let urls = assert_only_this_server(&page, &app);
     for expected in [
         "/graphql",
