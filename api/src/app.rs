@@ -133,6 +133,7 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(graphql::ws::get).post(graphql::http::post))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(crate::pages::routes())
         .route(
             "/join/{code}",
             get(join).route_layer(per_ip(Rule::JoinLink)),

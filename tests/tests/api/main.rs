@@ -14,6 +14,7 @@ mod health;
 mod http_protocol;
 mod limits;
 mod oauth;
+mod pages;
 mod photos;
 mod push;
 mod rate_limits;
