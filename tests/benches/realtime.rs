@@ -138,6 +138,11 @@ fn serve(nofile: u64) {
             // Slots are made well before the steps that complete them.
             "--upload-url-ttl-secs=3000".to_owned(),
             "--shutdown-grace-secs=1".to_owned(),
+            // Every user signs in and every socket connects from 127.0.0.1: the per-address
+            // rate limits and caps, made for the internet, would refuse most of them.
+            "--rate-limits=false".to_owned(),
+            "--max-connections=1000000".to_owned(),
+            "--max-connections-per-ip=1000000".to_owned(),
         ];
         let config = settings_from_args(args).unwrap().resolve().unwrap();
         let app = Application::build(config).await.unwrap();
