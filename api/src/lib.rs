@@ -12,6 +12,7 @@ pub mod error;
 pub mod graphql;
 pub mod jobs;
 pub mod limits;
+pub mod metrics;
 pub mod push;
 pub mod realtime;
 pub mod server;
