@@ -120,6 +120,8 @@ pub struct TestApp {
     pub db: DatabaseConnection,
     /// The server's own state (its statement counters, for instance).
     pub state: AppState,
+    /// Where `/metrics` is served, when the test asked for `--metrics-bind`.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     /// Shared with replicas of this server.
     data_dir: Arc<tempfile::TempDir>,
@@ -248,6 +250,7 @@ impl TestApp {
         let config = settings.resolve().expect("resolvable test settings");
         let app = Application::build(config).await.expect("server starts");
         let addr = app.local_addr().expect("bound");
+        let metrics_addr = app.metrics_addr();
         let state = app.state().clone();
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(app.run_until_stopped(async move {
@@ -271,6 +274,7 @@ impl TestApp {
             backend,
             db,
             state,
+            metrics_addr,
             shutdown: Some(tx),
             data_dir,
             database_url,
@@ -279,6 +283,19 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
+    }
+
+    /// The Prometheus text of `GET /metrics` on the metrics listener.
+    pub async fn scrape(&self) -> String {
+        let addr = self.metrics_addr.expect("started with --metrics-bind");
+        let response = self
+            .client
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .expect("scrape sent");
+        assert_eq!(response.status(), StatusCode::OK, "scrape status");
+        response.text().await.expect("scrape body")
     }
 
     /// POSTs an operation with an optional bearer token.

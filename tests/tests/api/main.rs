@@ -13,6 +13,7 @@ mod friends;
 mod health;
 mod http_protocol;
 mod limits;
+mod metrics;
 mod oauth;
 mod pages;
 mod photos;
