@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::{HeaderName, Request, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -20,51 +20,51 @@ use tower_http::cors::{Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::auth::jwt::JwtKeys;
-use crate::auth::oauth::{self, OAuth};
-use crate::auth::service::Tokens;
 use crate::config::Config;
 use crate::db::DbStats;
+use crate::deps::Deps;
+use crate::error::ErrorCode;
 use crate::graphql::http::plain_error;
 use crate::graphql::persisted::PersistedDocuments;
 use crate::graphql::{self, PhotonSchema, QueryLimits};
 use crate::jobs::sweeper;
-use crate::limits::{self, RateLimiters, RouteLimit, Rule};
+use crate::limits::{self, RouteLimit, Rule};
+use crate::metrics::Exporter;
 use crate::push;
-use crate::realtime::{self, Bus, presence::Presence};
+use crate::realtime;
+use crate::routes::oauth;
 use crate::server::{self, ConnectionCaps, PerIpExempt};
 use crate::service::invite_code;
-use crate::storage::ObjectStore;
-use crate::storage::local::LocalStore;
-use crate::storage::s3::S3Store;
 
-/// What every request handler shares. Cheap to clone.
+/// What every request handler shares: the [`Deps`] of the use cases, plus what only the
+/// transports need (the schema, connection caps, the stop signal). Cheap to clone. It derefs
+/// to its `Deps`, so a handler reads `state.db` like a resolver reads `deps.db`.
 #[derive(Clone)]
 pub struct AppState {
-    pub db: DatabaseConnection,
-    pub config: Arc<Config>,
-    pub tokens: Arc<Tokens>,
-    /// The sign-in providers' clients.
-    pub oauth: Arc<OAuth>,
+    pub deps: Deps,
     pub schema: PhotonSchema,
     pub db_stats: Arc<DbStats>,
-    /// Where photo bytes live.
-    pub store: Arc<dyn ObjectStore>,
-    /// The local-disk store when it is the one in use: its routes serve uploads and downloads.
-    pub local_store: Option<Arc<LocalStore>>,
-    /// Committed events, handed to this replica's subscriptions.
-    pub bus: Arc<Bus>,
-    /// Who has a live `photoAdded` subscription here.
-    pub presence: Arc<Presence>,
     /// Open TCP connections, capped in all and per peer address.
     pub connections: Arc<ConnectionCaps>,
-    /// This replica's rate limits and WebSocket caps.
-    pub rate_limiters: Arc<RateLimiters>,
     /// Trusted documents and this replica's automatic persisted query cache.
     pub persisted: Arc<PersistedDocuments>,
     /// Turns true when the server starts shutting down: long-lived connections close.
     pub stopping: watch::Receiver<bool>,
     stop: Arc<watch::Sender<bool>>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Deps;
+
+    fn deref(&self) -> &Deps {
+        &self.deps
+    }
+}
+
+impl FromRef<AppState> for Deps {
+    fn from_ref(state: &AppState) -> Deps {
+        state.deps.clone()
+    }
 }
 
 impl AppState {
@@ -74,68 +74,28 @@ impl AppState {
         db_stats: Arc<DbStats>,
         config: Config,
     ) -> anyhow::Result<Self> {
-        let (store, local_store): (Arc<dyn ObjectStore>, _) = match &config.s3 {
-            Some(s3) => (Arc::new(S3Store::new(s3)), None),
-            None => {
-                let local = Arc::new(LocalStore::new(
-                    config.data_dir.join("objects"),
-                    &config.public_url,
-                    &config.jwt_secret,
-                    db.clone(),
-                    config.upload_rules.limits.local_upload_timeout(),
-                )?);
-                (local.clone(), Some(local))
-            }
-        };
-        let tokens = Arc::new(Tokens {
-            jwt: JwtKeys::new(
-                &config.jwt_secret,
-                config.public_url.as_str(),
-                config.access_token_ttl,
-            ),
-            refresh_ttl: config.refresh_token_ttl,
-            refresh_reuse_grace: config.refresh.reuse_grace(),
-        });
-        let oauth = Arc::new(OAuth::new(
-            &config.oauth,
-            &config.public_url,
-            &config.app_redirect_uris,
-        )?);
+        let config = Arc::new(config);
+        let deps = Deps::new(db, config.clone())?;
         let limits = QueryLimits {
             depth: config.max_query_depth,
             complexity: config.max_query_complexity,
             directives: usize::try_from(config.cost.directives).unwrap_or(usize::MAX),
         };
-        let rate_limiters = Arc::new(RateLimiters::new(&config.rate_limits));
         // Every client behind a trusted proxy shares its address, so proxies are capped only
         // in all, not per address.
         let trusted = config.rate_limits.trusted_proxies.clone();
         let exempt: Option<PerIpExempt> = (!trusted.is_empty())
             .then(|| Arc::new(move |ip| limits::is_trusted_proxy(ip, &trusted)) as PerIpExempt);
-        let connections = ConnectionCaps::new(&config.connections, exempt);
-        let config = Arc::new(config);
         let (stop, stopping) = watch::channel(false);
-        let mut state = Self {
+        Ok(Self {
+            schema: graphql::build_schema(Some(deps.clone()), limits),
+            connections: ConnectionCaps::new(&config.connections, exempt),
             persisted: Arc::new(PersistedDocuments::new(&config.persisted)),
-            connections,
-            rate_limiters,
-            bus: Bus::new(),
-            presence: Presence::new(db.clone()),
+            deps,
+            db_stats,
             stopping,
             stop: Arc::new(stop),
-            db,
-            config,
-            tokens,
-            oauth,
-            schema: graphql::build_schema(None, limits),
-            db_stats,
-            store,
-            local_store,
-        };
-        // The schema carries the state for resolvers; the state carries the schema for the
-        // HTTP handlers. The schema's copy is built second, so it holds the final state.
-        state.schema = graphql::build_schema(Some(state.clone()), limits);
-        Ok(state)
+        })
     }
 }
 
@@ -161,6 +121,8 @@ pub fn router(state: AppState) -> Router {
             path = %request.uri().path(),
             request_id = %request_id,
             client_request_id = %client_request_id,
+            // Recorded by the GraphQL metrics extension once it has read the document.
+            operation_name = tracing::field::Empty,
         )
     });
     // Sign-in redirects and invite links are cheap to ask for and are what a scraper or a
@@ -183,6 +145,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(crate::pages::routes())
         .route(
             "/join/{code}",
             get(join).route_layer(per_ip(Rule::JoinLink)),
@@ -215,6 +178,8 @@ pub fn router(state: AppState) -> Router {
         .layer(trace)
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
         .layer(middleware::from_fn(set_aside_client_request_id))
+        // Outermost, so the status counted is the one sent and the time includes every layer.
+        .layer(middleware::from_fn(crate::metrics::http::track))
         .with_state(state)
 }
 
@@ -250,7 +215,7 @@ async fn time_limit(request: axum::extract::Request, next: Next) -> Response {
             );
             plain_error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "INTERNAL_SERVER_ERROR",
+                ErrorCode::InternalServerError,
                 "the request took too long",
             )
         }
@@ -262,7 +227,7 @@ fn panic_response(_payload: Box<dyn std::any::Any + Send + 'static>) -> Response
     tracing::error!("request handler panicked");
     plain_error(
         StatusCode::INTERNAL_SERVER_ERROR,
-        "INTERNAL_SERVER_ERROR",
+        ErrorCode::InternalServerError,
         "internal error",
     )
 }
@@ -303,6 +268,8 @@ async fn join(State(state): State<AppState>, Path(code): Path<String>) -> Respon
 /// A server bound to its port, ready to run.
 pub struct Application {
     listener: TcpListener,
+    /// The metrics listener, when `PHOTON_METRICS_BIND` is set.
+    metrics: Option<Exporter>,
     state: AppState,
 }
 
@@ -313,17 +280,24 @@ impl Application {
         crate::db::migrate_database(&config).await?;
         let db = crate::db::connect(&config, db_stats.clone()).await?;
         let listener = TcpListener::bind(config.bind).await?;
+        let metrics = Exporter::bind(&config.metrics).await?;
         if config.public_url_from_bind {
             config.public_url = url::Url::parse(&format!("http://{}", listener.local_addr()?))?;
         }
         Ok(Self {
             listener,
+            metrics,
             state: AppState::new(db, db_stats, config)?,
         })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Where `GET /metrics` is served, if metrics are on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|m| m.local_addr().ok())
     }
 
     pub fn state(&self) -> &AppState {
@@ -361,6 +335,14 @@ impl Application {
         if let Some(settings) = self.state.config.push.clone() {
             // Likewise between rounds; rows of a round cut short are claimed again later.
             push::dispatcher::spawn(self.state.db.clone(), settings, jobs_stopping)?;
+        }
+        if let Some(metrics) = self.metrics {
+            metrics.spawn(
+                self.state.db.clone(),
+                self.state.config.connections.clone(),
+                self.state.stopping.clone(),
+                grace,
+            );
         }
         let caps = self.state.connections.clone();
         tokio::spawn(async move {

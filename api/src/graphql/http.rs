@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 
 use async_graphql::ServerError;
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
@@ -15,18 +14,19 @@ use axum::http::header::{
     ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{And, DefaultPredicate, Predicate};
 
 use super::cost::{self, Budget};
-use super::errors::{REQUEST_ERROR_CODES, code_of};
+use super::errors::code_of;
 use super::persisted::{Pending, PersistedError};
 use super::{Loaders, selected_operations};
 use crate::app::AppState;
-use crate::auth::Viewer;
+use crate::error::ErrorCode;
 use crate::limits::{self, ClientIp, Key, Rule};
+use crate::service::Viewer;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const JSON: &str = "application/json";
@@ -98,17 +98,24 @@ fn wants_html(headers: &HeaderMap) -> bool {
 }
 
 /// A response carrying only errors, for requests refused before execution.
-fn error_response(status: StatusCode, media: MediaType, code: &str, message: &str) -> Response {
+fn error_response(
+    status: StatusCode,
+    media: MediaType,
+    code: ErrorCode,
+    message: &str,
+) -> Response {
     let body = serde_json::json!({
         "errors": [{ "message": message, "extensions": { "code": code } }]
     });
-    let status =
-        if media == MediaType::Json && status.is_client_error() && code == "UNAUTHENTICATED" {
-            // Legacy clients read errors from a 200; Apollo's error link then sees the code.
-            StatusCode::OK
-        } else {
-            status
-        };
+    let status = if media == MediaType::Json
+        && status.is_client_error()
+        && code == ErrorCode::Unauthenticated
+    {
+        // Legacy clients read errors from a 200; Apollo's error link then sees the code.
+        StatusCode::OK
+    } else {
+        status
+    };
     (status, [(CONTENT_TYPE, media.as_str())], body.to_string()).into_response()
 }
 
@@ -118,13 +125,13 @@ fn not_acceptable() -> Response {
     error_response(
         StatusCode::NOT_ACCEPTABLE,
         MediaType::Json,
-        "BAD_REQUEST",
+        ErrorCode::BadRequest,
         message,
     )
 }
 
 /// A JSON error response for failures outside GraphQL execution (panics, timeouts).
-pub fn plain_error(status: StatusCode, code: &str, message: &str) -> Response {
+pub fn plain_error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
     error_response(status, MediaType::Json, code, message)
 }
 
@@ -160,7 +167,7 @@ impl Answer {
                 !r.errors.is_empty()
                     && r.errors
                         .iter()
-                        .all(|e| code_of(e).is_some_and(|c| REQUEST_ERROR_CODES.contains(&c)))
+                        .all(|e| code_of(e).is_some_and(ErrorCode::is_request_error))
             }
             Self::Refused(_) => true,
         }
@@ -227,7 +234,7 @@ fn graphql_response(media: MediaType, answers: Vec<Answer>, batched: bool) -> Re
         tracing::error!("a GraphQL response could not be serialized");
         return plain_error(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL_SERVER_ERROR",
+            ErrorCode::InternalServerError,
             "internal error",
         );
     };
@@ -456,7 +463,7 @@ pub async fn post(
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             media,
-            "BAD_REQUEST",
+            ErrorCode::BadRequest,
             "send the request as application/json",
         );
     }
@@ -465,7 +472,7 @@ pub async fn post(
         error_response(
             StatusCode::PAYLOAD_TOO_LARGE,
             media,
-            "BAD_REQUEST",
+            ErrorCode::BadRequest,
             &message,
         )
     };
@@ -484,7 +491,12 @@ pub async fn post(
     let (requests, batched) = match parse_body(&body) {
         Ok(parsed) => parsed,
         Err(message) => {
-            return error_response(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", &message);
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                media,
+                ErrorCode::BadRequest,
+                &message,
+            );
         }
     };
     let viewer = match authorize(&state, client, &headers, media) {
@@ -506,15 +518,7 @@ pub async fn get(
 ) -> Response {
     let query = query.unwrap_or_default();
     if query.is_empty() && wants_html(&headers) {
-        return Html(
-            GraphiQLSource::build()
-                .endpoint("/graphql")
-                // GraphiQL passes the headers editor's values as `connection_init` params.
-                .subscription_endpoint("/graphql")
-                .title("Photon GraphiQL")
-                .finish(),
-        )
-        .into_response();
+        return crate::pages::graphiql::page(&state.config);
     }
     let Some(media) = negotiate(&headers) else {
         return not_acceptable();
@@ -524,10 +528,20 @@ pub async fn get(
         Ok(None) => {
             let message = "pass the operation as ?query=… (and optionally variables, \
                            operationName), or its hash in extensions.persistedQuery";
-            return error_response(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", message);
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                media,
+                ErrorCode::BadRequest,
+                message,
+            );
         }
         Err(message) => {
-            return error_response(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", &message);
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                media,
+                ErrorCode::BadRequest,
+                &message,
+            );
         }
     };
     let viewer = match authorize(&state, client, &headers, media) {
@@ -546,7 +560,7 @@ pub async fn get(
         let mut response = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             media,
-            "BAD_REQUEST",
+            ErrorCode::BadRequest,
             "only queries can be sent with GET; use POST",
         );
         response

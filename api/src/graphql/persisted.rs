@@ -29,11 +29,8 @@ use self::cache::{DocumentCache, Stored};
 use self::manifest::Manifest;
 use super::cost::{self, Budget, CostLimits};
 use crate::app::AppState;
+use crate::error::ErrorCode;
 
-/// A hash this replica does not know: the client should send the document with it.
-pub const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
-/// Only listed documents run here, and this is not one of them.
-pub const PERSISTED_QUERY_NOT_LISTED: &str = "PERSISTED_QUERY_NOT_LISTED";
 /// The message Apollo's persisted query link matches on, next to the code.
 const NOT_FOUND_MESSAGE: &str = "PersistedQueryNotFound";
 /// The request extension that carries the hash.
@@ -155,12 +152,12 @@ pub enum PersistedError {
 }
 
 impl PersistedError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::NotFound => PERSISTED_QUERY_NOT_FOUND,
-            Self::NotListed => PERSISTED_QUERY_NOT_LISTED,
-            Self::HashMismatch => "BAD_USER_INPUT",
-            Self::UnsupportedVersion | Self::Malformed(_) => "BAD_REQUEST",
+            Self::NotFound => ErrorCode::PersistedQueryNotFound,
+            Self::NotListed => ErrorCode::PersistedQueryNotListed,
+            Self::HashMismatch => ErrorCode::BadUserInput,
+            Self::UnsupportedVersion | Self::Malformed(_) => ErrorCode::BadRequest,
         }
     }
 
@@ -219,7 +216,7 @@ impl Outcome {
             Self::Registered => "registered",
             Self::Refused => "refused",
         };
-        metrics::counter!("photon_persisted_queries_total", "outcome" => outcome).increment(1);
+        metrics::counter!(crate::metrics::PERSISTED_QUERIES, "outcome" => outcome).increment(1);
     }
 }
 
@@ -244,7 +241,7 @@ impl PersistedDocuments {
                 "trusted documents loaded"
             );
         }
-        metrics::gauge!("photon_persisted_query_cache_entries").set(0.0);
+        metrics::gauge!(crate::metrics::PERSISTED_QUERY_CACHE).set(0.0);
         Self {
             manifest: config.manifest.clone(),
             only_listed: config.only_listed,
@@ -340,7 +337,7 @@ impl PersistedDocuments {
                 tracing::debug!(%id, "persisted query larger than the whole cache; not kept");
             }
         }
-        metrics::gauge!("photon_persisted_query_cache_entries").set(entries as f64);
+        metrics::gauge!(crate::metrics::PERSISTED_QUERY_CACHE).set(entries as f64);
     }
 
     /// Entries in the APQ cache (listed operations not included).
@@ -512,7 +509,7 @@ mod tests {
         assert_eq!(error.message, "PersistedQueryNotFound");
         assert_eq!(
             super::super::errors::code_of(&error),
-            Some(PERSISTED_QUERY_NOT_FOUND)
+            Some(ErrorCode::PersistedQueryNotFound.as_str())
         );
     }
 

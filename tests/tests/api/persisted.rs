@@ -580,7 +580,7 @@ async fn only_listed_mode_refuses_everything_else_over_http_and_websocket() {
 /// An access token for a fresh user, made without any GraphQL operation (only-listed mode
 /// refuses `devSignIn`), the way `photon token` does.
 async fn minted_token(app: &TestApp, email: &str) -> String {
-    photon::auth::service::mint_token(&app.state.db, &app.state.tokens, email)
+    photon::service::sign_in::mint_token(&app.state.db, &app.state.tokens, email)
         .await
         .map_err(|e| e.client_message())
         .unwrap()
@@ -636,4 +636,60 @@ async fn a_bad_manifest_stops_the_start_with_a_clear_message() {
 
     let (_dir3, path) = write_manifest(&[("Me", "query", LISTED_QUERY)]);
     assert!(resolve(&[&manifest_flag(&path), "--persisted-documents-only=true"]).is_ok());
+}
+
+/// `photon_persisted_queries_total{outcome}` as the metrics listener shows it.
+fn outcome_count(scrape: &str, outcome: &str) -> f64 {
+    let prefix = format!("photon_persisted_queries_total{{outcome=\"{outcome}\"}} ");
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn lookups_are_counted_by_outcome() {
+    let app = TestApp::spawn_with(&["--metrics-bind=127.0.0.1:0"]).await;
+    let before = app.scrape().await;
+    let document = "{ counted: __typename }";
+    assert_not_found(
+        &post(
+            &app,
+            None,
+            None,
+            &json!({ "extensions": by_hash(document) }),
+        )
+        .await,
+    );
+    post(
+        &app,
+        None,
+        None,
+        &json!({ "query": document, "extensions": by_hash(document) }),
+    )
+    .await
+    .ok();
+    post(
+        &app,
+        None,
+        None,
+        &json!({ "extensions": by_hash(document) }),
+    )
+    .await
+    .ok();
+    let mismatch = json!({ "query": "{ __typename }", "extensions": by_hash(document) });
+    post(&app, None, None, &mismatch)
+        .await
+        .assert_code("BAD_USER_INPUT");
+    let after = app.scrape().await;
+    // The recorder is the process's, shared with tests running alongside: at least ours.
+    for outcome in ["miss", "registered", "hit", "refused"] {
+        let grew = outcome_count(&after, outcome) - outcome_count(&before, outcome);
+        assert!(grew >= 1.0, "{outcome} grew by {grew}:\n{after}");
+    }
+    assert!(
+        after.contains("photon_persisted_query_cache_entries"),
+        "{after}"
+    );
 }
