@@ -115,6 +115,8 @@ pub struct TestApp {
     /// The server's own state (its statement counters, for instance).
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
+    /// The server's task: it ends once a shutdown has drained the server.
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// Shared with replicas of this server.
     data_dir: Arc<tempfile::TempDir>,
     pub database_url: String,
@@ -244,7 +246,7 @@ impl TestApp {
         let addr = app.local_addr().expect("bound");
         let state = app.state().clone();
         let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(app.run_until_stopped(async move {
+        let server = tokio::spawn(app.run_until_stopped(async move {
             let _ = rx.await;
         }));
         let db = Database::connect(&database_url)
@@ -263,6 +265,7 @@ impl TestApp {
             db,
             state,
             shutdown: Some(tx),
+            server: Some(server),
             data_dir,
             database_url,
         }
@@ -404,6 +407,30 @@ impl TestApp {
             counts.push(self.count(table, "").await);
         }
         counts
+    }
+}
+
+impl TestApp {
+    /// Starts shutting the server down, as SIGTERM does the binary.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Whether the server, once shutting down, has finished within `wait`.
+    pub async fn stopped_within(&mut self, wait: std::time::Duration) -> bool {
+        let Some(server) = self.server.as_mut() else {
+            return true;
+        };
+        match tokio::time::timeout(wait, server).await {
+            Ok(result) => {
+                self.server = None;
+                result.expect("the server task").expect("the server ran");
+                true
+            }
+            Err(_) => false,
+        }
     }
 }
 

@@ -50,6 +50,8 @@ pub struct WsClient {
     pub protocol: Protocol,
     /// Keep-alive messages seen (`ping` or `ka`).
     pub keepalives: usize,
+    /// The request id the server gave the upgrade (its logs of this socket carry it).
+    pub request_id: String,
 }
 
 impl WsClient {
@@ -69,10 +71,17 @@ impl WsClient {
                 .and_then(|v| v.to_str().ok()),
             Some(protocol.name())
         );
+        let request_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
         Self {
             socket,
             protocol,
             keepalives: 0,
+            request_id,
         }
     }
 
