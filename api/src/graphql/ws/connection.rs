@@ -32,14 +32,14 @@ use super::metering::{self, CountedSocket, CountedSubscription};
 use super::operation;
 use super::protocol::{ClientMessage, Close, CloseCode, Protocol, ServerMessage};
 use crate::app::{AppState, REQUEST_TIMEOUT};
-use crate::auth::Viewer;
-use crate::auth::viewer::bearer_claims;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::graphql::cost::{self, Budget};
 use crate::graphql::errors::{REQUEST_ERROR_CODES, code_of};
 use crate::graphql::{Loaders, selected_operations};
 use crate::limits::{ClientIp, Key, OpenSocket, Rule, SubscriptionBucket};
 use crate::realtime::feed::{self, HandedOut};
+use crate::service::Viewer;
+use crate::service::viewer::bearer_claims;
 
 /// How long a client has to send `connection_init`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -370,7 +370,9 @@ impl Connection {
                 Protocol::Transport => {
                     Reply::Close(Close::new(CloseCode::Unauthorized, "unauthorized"))
                 }
-                Protocol::Legacy => self.refuse(&id, "send connection_init first", "BAD_REQUEST"),
+                Protocol::Legacy => {
+                    self.refuse(&id, "send connection_init first", ErrorCode::BadRequest)
+                }
             });
         };
         if id.is_empty() || id.len() > MAX_ID_LEN {
@@ -385,7 +387,9 @@ impl Connection {
                     CloseCode::SubscriberExists,
                     format!("subscriber for {id} already exists"),
                 )),
-                Protocol::Legacy => self.refuse(&id, "this id is already in use", "BAD_USER_INPUT"),
+                Protocol::Legacy => {
+                    self.refuse(&id, "this id is already in use", ErrorCode::BadUserInput)
+                }
             });
         }
         if self.drain_deadline.is_some() {
@@ -397,7 +401,7 @@ impl Connection {
                 "at most {} subscriptions per connection",
                 self.state.config.ws_max_subscriptions
             );
-            return Err(self.refuse(&id, &message, "RATE_LIMITED"));
+            return Err(self.refuse(&id, &message, ErrorCode::RateLimited));
         }
         let limited = match &self.starts {
             Some(starts) => starts.check(),
@@ -499,12 +503,12 @@ impl Connection {
     }
 
     /// Refuses one operation, leaving the connection open.
-    fn refuse(&self, id: &str, message: &str, code: &str) -> Reply {
+    fn refuse(&self, id: &str, message: &str, code: ErrorCode) -> Reply {
         let mut error = ServerError::new(message, None);
         error
             .extensions
             .get_or_insert_with(Default::default)
-            .set("code", code);
+            .set("code", code.as_str());
         self.reply(
             ServerMessage::Error {
                 id,
@@ -518,7 +522,7 @@ impl Connection {
     fn refuse_with(&self, id: &str, err: &ApiError) -> Reply {
         let mut error = ServerError::new(err.client_message(), None);
         let extensions = error.extensions.get_or_insert_with(Default::default);
-        extensions.set("code", err.code());
+        extensions.set("code", err.code().as_str());
         if let ApiError::RateLimited {
             retry_after_secs, ..
         } = err
@@ -619,7 +623,7 @@ impl Run {
                         error
                             .extensions
                             .get_or_insert_with(Default::default)
-                            .set("code", "INTERNAL_SERVER_ERROR");
+                            .set("code", ErrorCode::InternalServerError.as_str());
                         let errors = vec![error];
                         let _ = outbox
                             .send(Outgoing::Error {

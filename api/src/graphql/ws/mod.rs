@@ -33,6 +33,7 @@ use self::connection::Connection;
 use self::drain::SocketTicket;
 use self::protocol::{Close, CloseCode, LEGACY_WS, Protocol, TRANSPORT_WS};
 use crate::app::AppState;
+use crate::error::ErrorCode;
 use crate::limits::{self, ClientIp, OpenSocket};
 
 /// Largest message a client may send; GraphQL documents are small, as over HTTP.
@@ -79,7 +80,7 @@ pub async fn get(State(state): State<AppState>, request: axum::extract::Request)
 fn shutting_down() -> HttpResponse {
     let mut response = super::http::plain_error(
         StatusCode::SERVICE_UNAVAILABLE,
-        "SERVICE_UNAVAILABLE",
+        ErrorCode::Unavailable,
         "the server is shutting down; reconnect",
     );
     response
