@@ -209,7 +209,7 @@ async fn time_limit(request: axum::extract::Request, next: Next) -> Response {
             );
             plain_error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::InternalServerError,
+                ErrorCode::ServiceUnavailable,
                 "the request took too long",
             )
         }

@@ -623,7 +623,7 @@ impl Run {
                         error
                             .extensions
                             .get_or_insert_with(Default::default)
-                            .set("code", ErrorCode::InternalServerError.as_str());
+                            .set("code", ErrorCode::ServiceUnavailable.as_str());
                         let errors = vec![error];
                         let _ = outbox
                             .send(Outgoing::Error {

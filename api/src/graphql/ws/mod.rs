@@ -80,7 +80,7 @@ pub async fn get(State(state): State<AppState>, request: axum::extract::Request)
 fn shutting_down() -> HttpResponse {
     let mut response = super::http::plain_error(
         StatusCode::SERVICE_UNAVAILABLE,
-        ErrorCode::Unavailable,
+        ErrorCode::ServiceUnavailable,
         "the server is shutting down; reconnect",
     );
     response
