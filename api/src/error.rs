@@ -39,8 +39,8 @@ pub enum ErrorCode {
     GraphqlValidationFailed,
     /// Our fault; the cause is logged, never sent.
     InternalServerError,
-    /// The server is shutting down or cannot serve the request now.
-    Unavailable,
+    /// The server is shutting down, or the request ran past its time limit: try again.
+    ServiceUnavailable,
     /// A persisted query hash this server does not know: send it again with the document.
     /// Apollo's persisted query link retries on it (with the message `PersistedQueryNotFound`).
     PersistedQueryNotFound,
@@ -63,7 +63,7 @@ impl ErrorCode {
             Self::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
             Self::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
             Self::InternalServerError => "INTERNAL_SERVER_ERROR",
-            Self::Unavailable => "UNAVAILABLE",
+            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             Self::PersistedQueryNotListed => "PERSISTED_QUERY_NOT_LISTED",
         }
