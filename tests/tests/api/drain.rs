@@ -131,7 +131,10 @@ async fn an_in_flight_mutation_finishes_before_the_socket_closes_with_1001() {
         let (status, retry_after, body) = finish_upgrade(late_upgrade, protocol).await;
         assert_eq!(status, 503, "{protocol:?}: {body}");
         assert!(retry_after.unwrap().parse::<u64>().unwrap() >= 1);
-        assert_eq!(body["errors"][0]["extensions"]["code"], "SERVICE_UNAVAILABLE");
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"],
+            "SERVICE_UNAVAILABLE"
+        );
         // The socket stays open while the mutation runs, and the subscription ended silently.
         client.expect_silence(Duration::from_millis(300)).await;
         // An operation sent during the drain is not started (the client sends it again on
