@@ -63,6 +63,10 @@ function makeLink() {
       wsUrl,
       {
         reconnect: false,
+        // The socket must be open within `minTimeout` (1 s by default) or the client drops
+        // it: too short on a loaded test machine, where loading the modules alone can take
+        // that long.
+        minTimeout: 10_000,
         connectionParams: bearer(token),
         connectionCallback: (error) => {
           if (error) fail(`connection refused: ${show(error)}`);
