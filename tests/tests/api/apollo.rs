@@ -21,8 +21,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// How long one script may run before it is killed. Each takes a second or two; the margin
-/// is for a loaded two-core CI machine.
+/// How long one script may run before it is killed. One takes about 2 s on a quiet machine
+/// (most of it loading Apollo's modules) and up to 10 s on a loaded two-core one.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(40);
 
 fn package_dir() -> PathBuf {
