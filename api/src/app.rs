@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::{HeaderName, Request, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -20,48 +20,47 @@ use tower_http::cors::{Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::auth::jwt::JwtKeys;
-use crate::auth::oauth::{self, OAuth};
-use crate::auth::service::Tokens;
 use crate::config::Config;
 use crate::db::DbStats;
+use crate::deps::Deps;
+use crate::error::ErrorCode;
 use crate::graphql::http::plain_error;
 use crate::graphql::{self, PhotonSchema, QueryLimits};
 use crate::jobs::sweeper;
-use crate::limits::{self, RateLimiters, RouteLimit, Rule};
+use crate::limits::{self, RouteLimit, Rule};
 use crate::push;
-use crate::realtime::{self, Bus, presence::Presence};
+use crate::realtime;
+use crate::routes::oauth;
 use crate::server::{self, ConnectionCaps, PerIpExempt};
 use crate::service::invite_code;
-use crate::storage::ObjectStore;
-use crate::storage::local::LocalStore;
-use crate::storage::s3::S3Store;
 
-/// What every request handler shares. Cheap to clone.
+/// What every request handler shares: the [`Deps`] of the use cases, plus what only the
+/// transports need (the schema, connection caps, the stop signal). Cheap to clone. It derefs
+/// to its `Deps`, so a handler reads `state.db` like a resolver reads `deps.db`.
 #[derive(Clone)]
 pub struct AppState {
-    pub db: DatabaseConnection,
-    pub config: Arc<Config>,
-    pub tokens: Arc<Tokens>,
-    /// The sign-in providers' clients.
-    pub oauth: Arc<OAuth>,
+    pub deps: Deps,
     pub schema: PhotonSchema,
     pub db_stats: Arc<DbStats>,
-    /// Where photo bytes live.
-    pub store: Arc<dyn ObjectStore>,
-    /// The local-disk store when it is the one in use: its routes serve uploads and downloads.
-    pub local_store: Option<Arc<LocalStore>>,
-    /// Committed events, handed to this replica's subscriptions.
-    pub bus: Arc<Bus>,
-    /// Who has a live `photoAdded` subscription here.
-    pub presence: Arc<Presence>,
     /// Open TCP connections, capped in all and per peer address.
     pub connections: Arc<ConnectionCaps>,
-    /// This replica's rate limits and WebSocket caps.
-    pub rate_limiters: Arc<RateLimiters>,
     /// Turns true when the server starts shutting down: long-lived connections close.
     pub stopping: watch::Receiver<bool>,
     stop: Arc<watch::Sender<bool>>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Deps;
+
+    fn deref(&self) -> &Deps {
+        &self.deps
+    }
+}
+
+impl FromRef<AppState> for Deps {
+    fn from_ref(state: &AppState) -> Deps {
+        state.deps.clone()
+    }
 }
 
 impl AppState {
@@ -71,67 +70,27 @@ impl AppState {
         db_stats: Arc<DbStats>,
         config: Config,
     ) -> anyhow::Result<Self> {
-        let (store, local_store): (Arc<dyn ObjectStore>, _) = match &config.s3 {
-            Some(s3) => (Arc::new(S3Store::new(s3)), None),
-            None => {
-                let local = Arc::new(LocalStore::new(
-                    config.data_dir.join("objects"),
-                    &config.public_url,
-                    &config.jwt_secret,
-                    db.clone(),
-                    config.upload_rules.limits.local_upload_timeout(),
-                )?);
-                (local.clone(), Some(local))
-            }
-        };
-        let tokens = Arc::new(Tokens {
-            jwt: JwtKeys::new(
-                &config.jwt_secret,
-                config.public_url.as_str(),
-                config.access_token_ttl,
-            ),
-            refresh_ttl: config.refresh_token_ttl,
-            refresh_reuse_grace: config.refresh.reuse_grace(),
-        });
-        let oauth = Arc::new(OAuth::new(
-            &config.oauth,
-            &config.public_url,
-            &config.app_redirect_uris,
-        )?);
+        let config = Arc::new(config);
+        let deps = Deps::new(db, config.clone())?;
         let limits = QueryLimits {
             depth: config.max_query_depth,
             complexity: config.max_query_complexity,
             directives: usize::try_from(config.cost.directives).unwrap_or(usize::MAX),
         };
-        let rate_limiters = Arc::new(RateLimiters::new(&config.rate_limits));
         // Every client behind a trusted proxy shares its address, so proxies are capped only
         // in all, not per address.
         let trusted = config.rate_limits.trusted_proxies.clone();
         let exempt: Option<PerIpExempt> = (!trusted.is_empty())
             .then(|| Arc::new(move |ip| limits::is_trusted_proxy(ip, &trusted)) as PerIpExempt);
-        let connections = ConnectionCaps::new(&config.connections, exempt);
-        let config = Arc::new(config);
         let (stop, stopping) = watch::channel(false);
-        let mut state = Self {
-            connections,
-            rate_limiters,
-            bus: Bus::new(),
-            presence: Presence::new(db.clone()),
+        Ok(Self {
+            schema: graphql::build_schema(Some(deps.clone()), limits),
+            connections: ConnectionCaps::new(&config.connections, exempt),
+            deps,
+            db_stats,
             stopping,
             stop: Arc::new(stop),
-            db,
-            config,
-            tokens,
-            oauth,
-            schema: graphql::build_schema(None, limits),
-            db_stats,
-            store,
-            local_store,
-        };
-        // The schema carries the state for resolvers; the state carries the schema for the
-        // HTTP handlers. The schema's copy is built second, so it holds the final state.
-        state.schema = graphql::build_schema(Some(state.clone()), limits);
-        Ok(state)
+        })
     }
 }
 
@@ -241,7 +200,7 @@ async fn time_limit(request: axum::extract::Request, next: Next) -> Response {
             );
             plain_error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "INTERNAL_SERVER_ERROR",
+                ErrorCode::InternalServerError,
                 "the request took too long",
             )
         }
@@ -253,7 +212,7 @@ fn panic_response(_payload: Box<dyn std::any::Any + Send + 'static>) -> Response
     tracing::error!("request handler panicked");
     plain_error(
         StatusCode::INTERNAL_SERVER_ERROR,
-        "INTERNAL_SERVER_ERROR",
+        ErrorCode::InternalServerError,
         "internal error",
     )
 }

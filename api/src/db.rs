@@ -147,3 +147,20 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Settings: the database and its connection pool.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseArgs {
+    /// Database to use: `postgres://…` in production. Defaults to
+    /// `sqlite://$PHOTON_DATA_DIR/photon.db?mode=rwc`.
+    #[arg(long, env = "DATABASE_URL", value_parser = crate::config::parse_secret, hide_env_values = true)]
+    pub database_url: Option<secrecy::SecretString>,
+
+    /// Most connections to keep open to the database (Postgres; SQLite uses one writer).
+    #[arg(long, env = "PHOTON_DATABASE_MAX_CONNECTIONS", default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_max_connections: u32,
+
+    #[command(flatten)]
+    pub database_timeouts: DatabaseTimeouts,
+}

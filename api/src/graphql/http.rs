@@ -13,11 +13,12 @@ use axum::response::{Html, IntoResponse, Response};
 use futures_util::StreamExt;
 
 use super::cost::{self, Budget, CostLimits};
-use super::errors::{REQUEST_ERROR_CODES, code_of};
+use super::errors::code_of;
 use super::{Loaders, selected_operations};
 use crate::app::AppState;
-use crate::auth::Viewer;
+use crate::error::ErrorCode;
 use crate::limits::{self, ClientIp, Key, Rule};
+use crate::service::Viewer;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const JSON: &str = "application/json";
@@ -89,17 +90,24 @@ fn wants_html(headers: &HeaderMap) -> bool {
 }
 
 /// A response carrying only errors, for requests refused before execution.
-fn error_response(status: StatusCode, media: MediaType, code: &str, message: &str) -> Response {
+fn error_response(
+    status: StatusCode,
+    media: MediaType,
+    code: ErrorCode,
+    message: &str,
+) -> Response {
     let body = serde_json::json!({
         "errors": [{ "message": message, "extensions": { "code": code } }]
     });
-    let status =
-        if media == MediaType::Json && status.is_client_error() && code == "UNAUTHENTICATED" {
-            // Legacy clients read errors from a 200; Apollo's error link then sees the code.
-            StatusCode::OK
-        } else {
-            status
-        };
+    let status = if media == MediaType::Json
+        && status.is_client_error()
+        && code == ErrorCode::Unauthenticated
+    {
+        // Legacy clients read errors from a 200; Apollo's error link then sees the code.
+        StatusCode::OK
+    } else {
+        status
+    };
     (status, [(CONTENT_TYPE, media.as_str())], body.to_string()).into_response()
 }
 
@@ -109,13 +117,13 @@ fn not_acceptable() -> Response {
     error_response(
         StatusCode::NOT_ACCEPTABLE,
         MediaType::Json,
-        "BAD_REQUEST",
+        ErrorCode::BadRequest,
         message,
     )
 }
 
 /// A JSON error response for failures outside GraphQL execution (panics, timeouts).
-pub fn plain_error(status: StatusCode, code: &str, message: &str) -> Response {
+pub fn plain_error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
     error_response(status, MediaType::Json, code, message)
 }
 
@@ -126,7 +134,7 @@ fn graphql_response(media: MediaType, response: BatchResponse) -> Response {
         !r.errors.is_empty()
             && r.errors
                 .iter()
-                .all(|e| code_of(e).is_some_and(|c| REQUEST_ERROR_CODES.contains(&c)))
+                .all(|e| code_of(e).is_some_and(ErrorCode::is_request_error))
     };
     let to_json = |r: async_graphql::Response| {
         let is_request_error = request_error(&r);
@@ -295,7 +303,7 @@ pub async fn post(
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             media,
-            "BAD_REQUEST",
+            ErrorCode::BadRequest,
             "send the request as application/json",
         );
     }
@@ -304,7 +312,7 @@ pub async fn post(
         error_response(
             StatusCode::PAYLOAD_TOO_LARGE,
             media,
-            "BAD_REQUEST",
+            ErrorCode::BadRequest,
             &message,
         )
     };
@@ -323,7 +331,12 @@ pub async fn post(
     let mut batch = match parse_body(&body) {
         Ok(batch) => batch,
         Err(message) => {
-            return error_response(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", &message);
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                media,
+                ErrorCode::BadRequest,
+                &message,
+            );
         }
     };
     let viewer = match authorize(&state, client, &headers, media) {
@@ -373,7 +386,7 @@ pub async fn get(
             return error_response(
                 StatusCode::BAD_REQUEST,
                 media,
-                "BAD_REQUEST",
+                ErrorCode::BadRequest,
                 "pass the operation as ?query=… (and optionally variables, operationName)",
             );
         }
@@ -393,7 +406,7 @@ pub async fn get(
         let mut response = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             media,
-            "BAD_REQUEST",
+            ErrorCode::BadRequest,
             "only queries can be sent with GET; use POST",
         );
         response

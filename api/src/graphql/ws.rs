@@ -32,10 +32,10 @@ use super::cost::{self, Budget};
 use super::errors::{REQUEST_ERROR_CODES, code_of};
 use super::{Loaders, selected_operations};
 use crate::app::{AppState, REQUEST_TIMEOUT};
-use crate::auth::Viewer;
-use crate::auth::viewer::bearer_claims;
 use crate::error::ApiError;
 use crate::limits::{self, ClientIp, Key, OpenSocket, Rule, SubscriptionBucket};
+use crate::service::Viewer;
+use crate::service::viewer::bearer_claims;
 
 const TRANSPORT_WS: &str = "graphql-transport-ws";
 const LEGACY_WS: &str = "graphql-ws";

@@ -21,11 +21,11 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::auth::oauth::flow as sign_in;
+use crate::clock;
 use crate::error::ApiResult;
 use crate::push::marks;
 use crate::realtime::{log, presence};
-use crate::service::clock;
+use crate::service::oauth_sign_in as sign_in;
 use crate::service::photos::{ABANDONED_SLOT_AGE, Removed, remove_if_due};
 use crate::storage::{ObjectStore, orphans};
 
@@ -201,4 +201,19 @@ pub fn spawn(
             }
         }
     })
+}
+
+/// Settings: the sweeper of expired photos, abandoned uploads and old events.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SweepArgs {
+    /// Seconds between sweeps for expired photos, abandoned uploads and old events; 0 turns
+    /// the sweeper off in this replica.
+    #[arg(long, env = "PHOTON_SWEEP_INTERVAL_SECS", default_value_t = 15 * 60,
+        value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub sweep_interval_secs: u64,
+
+    /// Hours that session events are kept for clients resuming from a cursor.
+    #[arg(long, env = "PHOTON_EVENT_RETENTION_HOURS", default_value_t = 24,
+        value_parser = clap::value_parser!(u32).range(1..=8_760))]
+    pub event_retention_hours: u32,
 }

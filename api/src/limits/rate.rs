@@ -26,8 +26,8 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::RateLimitSettings;
-use crate::auth::Viewer;
 use crate::error::{ApiError, ApiResult};
+use crate::service::Viewer;
 
 /// A rate limit. The name is what logs and `ApiError::RateLimited` call it; the settings of
 /// each are documented on [`RateLimitSettings`].

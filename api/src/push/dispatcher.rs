@@ -49,10 +49,10 @@ use uuid::Uuid;
 use super::PushSettings;
 use super::fcm::{FcmClient, Outcome};
 use super::message::{self, Notification};
+use crate::clock;
 use crate::error::ApiResult;
 use crate::graphql::ids::{self, Kind};
 use crate::realtime::presence;
-use crate::service::clock;
 use crate::service::invite_code;
 use crate::service::pagination::encode_cursor;
 

@@ -24,9 +24,9 @@ use uuid::Uuid;
 use super::bus::{Bus, BusMessage, FeedItem, Receiver};
 use super::log::{self, Replays};
 use super::presence::{Online, Presence};
-use crate::app::AppState;
-use crate::auth::Viewer;
+use crate::deps::Deps;
 use crate::error::ApiResult;
+use crate::service::Viewer;
 use crate::service::sessions;
 
 /// Where a feed starts.
@@ -175,20 +175,20 @@ pub enum Following {
 
 /// Opens a member's feed of a session: NOT_FOUND unless the viewer is a current member.
 pub async fn follow(
-    state: &AppState,
+    deps: &Deps,
     viewer: Viewer,
     session_id: Uuid,
     after: Option<i64>,
     following: Following,
 ) -> ApiResult<impl Stream<Item = ApiResult<Arc<FeedItem>>> + Send + use<>> {
     open(
-        state.db.clone(),
-        state.bus.clone(),
+        deps.db.clone(),
+        deps.bus.clone(),
         FeedStart {
             session_id,
             viewer_id: viewer.user_id()?,
             after,
-            presence: (following == Following::Photos).then(|| state.presence.clone()),
+            presence: (following == Following::Photos).then(|| deps.presence.clone()),
             since_join: following == Following::Events,
         },
     )

@@ -8,18 +8,12 @@
 use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use super::bus::Bus;
 use super::log;
 use crate::error::ApiResult;
-
-static WAKE: Notify = Notify::const_new();
-
-/// Called by writers after recording an event.
-pub fn wake() {
-    WAKE.notify_waiters();
-}
+use crate::events;
 
 pub fn spawn(db: DatabaseConnection, bus: Arc<Bus>, mut stop: watch::Receiver<bool>) {
     tokio::spawn(async move {
@@ -31,7 +25,7 @@ pub fn spawn(db: DatabaseConnection, bus: Arc<Bus>, mut stop: watch::Receiver<bo
             }
         };
         loop {
-            let woken = WAKE.notified();
+            let woken = events::recorded();
             tokio::pin!(woken);
             // Registered before reading, so a wake-up during the read is not lost.
             woken.as_mut().enable();

@@ -18,7 +18,7 @@ use super::bus::Bus;
 use super::log;
 
 /// The notification channel every replica listens on.
-pub const CHANNEL: &str = "photon_events";
+pub use crate::events::CHANNEL;
 /// Shown in `pg_stat_activity`, so operators (and tests) can find the listening connection.
 pub const APPLICATION_NAME: &str = "photon-listener";
 /// Notifications handled per read of the log.
