@@ -92,7 +92,7 @@ run(async () => {
     apollo.subscribe({ query: PHOTO_ADDED, variables: { sessionId } }),
     "photoAdded",
   );
-  const { data, errors } = await events.waitFor(() => true, 15);
+  const { data, errors } = await events.waitFor(() => true, 25);
   check(!errors, () => `the subscription delivered errors: ${show(errors)}`);
   const event = data?.photoAdded;
   check(

@@ -50,7 +50,7 @@ export function input(...required) {
  * Runs `body`, then exits 0 after its result line; any exception, or `seconds` passing,
  * fails the scenario. (The Rust side has a longer timeout of its own and kills the process.)
  */
-export async function run(body, seconds = 20) {
+export async function run(body, seconds = 30) {
   const watchdog = setTimeout(() => fail(`timed out after ${seconds} s`), seconds * 1000);
   try {
     const result = await body();

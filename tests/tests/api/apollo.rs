@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 /// How long one script may run before it is killed. One takes about 2 s on a quiet machine
 /// (most of it loading Apollo's modules) and up to 10 s on a loaded two-core one.
-const SCRIPT_TIMEOUT: Duration = Duration::from_secs(40);
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(45);
 
 fn package_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("apollo")
