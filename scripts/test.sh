@@ -6,9 +6,11 @@
 #   1. Finds a PostgreSQL server the tests can use (see "Postgres" below),
 #      starting a throwaway one if there is none.
 #   2. Drops leftover `photon_test_*` databases from earlier runs.
-#   3. Starts s3s-fs, an S3-compatible server that checks signatures and
-#      checksums, on a free port (installing it with cargo install if missing),
-#      and installs tests/apollo's npm packages (Apollo Client) when missing or stale.
+#   3. Installs Debian's chromium with apt-get if it is missing (the GraphiQL
+#      tests drive it headless), then starts s3s-fs, an S3-compatible server
+#      that checks signatures and checksums, on a free port (installing it with
+#      cargo install if missing), and installs tests/apollo's npm packages
+#      (Apollo Client) when missing or stale.
 #   4. Runs `cargo test --workspace` twice: once with PHOTON_TEST_BACKEND=postgres
 #      and once with PHOTON_TEST_BACKEND=sqlite; then the photo tests once more
 #      with PHOTON_TEST_STORAGE=s3. Stops at the first failure.
@@ -323,7 +325,20 @@ if [ "$SETUP_ONLY" = 1 ]; then
     exit 0
 fi
 
-# --- 3. An S3-compatible server that checks signatures and checksums -----------------
+# --- 3a. Chromium, for the GraphiQL tests in a real browser -------------------------
+# Debian's package, installed once when missing (a minute or two); the tests drive it over
+# its DevTools protocol, so nothing else is downloaded. Where it cannot be installed (no
+# apt-get, not root) the browser tests say they are skipped, and fail under CI=true.
+if [ -z "${PHOTON_TEST_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1 \
+    && ! command -v chromium-browser >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1; }; then
+        apt_install chromium
+    else
+        warn "chromium is missing and cannot be installed here: the browser tests will be skipped (under CI=true they fail)"
+    fi
+fi
+
+# --- 3b. An S3-compatible server that checks signatures and checksums ----------------
 # s3s-fs (from crates.io) serves a directory as S3 and verifies SigV4 signatures and
 # x-amz-checksum-sha256, so the photo tests exercise the real presigned-URL path. Newer
 # versions need a newer rustc than some machines have; 0.14.1 is pinned for that.

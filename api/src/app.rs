@@ -28,6 +28,7 @@ use crate::graphql::http::plain_error;
 use crate::graphql::{self, PhotonSchema, QueryLimits};
 use crate::jobs::sweeper;
 use crate::limits::{self, RouteLimit, Rule};
+use crate::metrics::Exporter;
 use crate::push;
 use crate::realtime;
 use crate::routes::oauth;
@@ -116,6 +117,8 @@ pub fn router(state: AppState) -> Router {
             path = %request.uri().path(),
             request_id = %request_id,
             client_request_id = %client_request_id,
+            // Recorded by the GraphQL metrics extension once it has read the document.
+            operation_name = tracing::field::Empty,
         )
     });
     // Sign-in redirects and invite links are cheap to ask for and are what a scraper or a
@@ -133,6 +136,7 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(graphql::ws::get).post(graphql::http::post))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(crate::pages::routes())
         .route(
             "/join/{code}",
             get(join).route_layer(per_ip(Rule::JoinLink)),
@@ -165,6 +169,8 @@ pub fn router(state: AppState) -> Router {
         .layer(trace)
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
         .layer(middleware::from_fn(set_aside_client_request_id))
+        // Outermost, so the status counted is the one sent and the time includes every layer.
+        .layer(middleware::from_fn(crate::metrics::http::track))
         .with_state(state)
 }
 
@@ -253,6 +259,8 @@ async fn join(State(state): State<AppState>, Path(code): Path<String>) -> Respon
 /// A server bound to its port, ready to run.
 pub struct Application {
     listener: TcpListener,
+    /// The metrics listener, when `PHOTON_METRICS_BIND` is set.
+    metrics: Option<Exporter>,
     state: AppState,
 }
 
@@ -263,17 +271,24 @@ impl Application {
         crate::db::migrate_database(&config).await?;
         let db = crate::db::connect(&config, db_stats.clone()).await?;
         let listener = TcpListener::bind(config.bind).await?;
+        let metrics = Exporter::bind(&config.metrics).await?;
         if config.public_url_from_bind {
             config.public_url = url::Url::parse(&format!("http://{}", listener.local_addr()?))?;
         }
         Ok(Self {
             listener,
+            metrics,
             state: AppState::new(db, db_stats, config)?,
         })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Where `GET /metrics` is served, if metrics are on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|m| m.local_addr().ok())
     }
 
     pub fn state(&self) -> &AppState {
@@ -311,6 +326,14 @@ impl Application {
         if let Some(settings) = self.state.config.push.clone() {
             // Likewise between rounds; rows of a round cut short are claimed again later.
             push::dispatcher::spawn(self.state.db.clone(), settings, jobs_stopping)?;
+        }
+        if let Some(metrics) = self.metrics {
+            metrics.spawn(
+                self.state.db.clone(),
+                self.state.config.connections.clone(),
+                self.state.stopping.clone(),
+                grace,
+            );
         }
         let caps = self.state.connections.clone();
         tokio::spawn(async move {

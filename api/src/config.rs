@@ -20,6 +20,7 @@ use crate::db::{DatabaseArgs, DatabaseTimeouts};
 use crate::graphql::cost::{CostLimits, CostSettings};
 use crate::jobs::sweeper::{SweepArgs, SweepSettings};
 use crate::limits::RateLimitSettings;
+use crate::metrics::MetricsSettings;
 use crate::push::fcm::{FcmSettings, ServiceAccount};
 use crate::push::{PushArgs, PushSettings};
 use crate::server::ConnectionSettings;
@@ -85,6 +86,9 @@ pub struct Settings {
 
     #[command(flatten, next_help_heading = "Rate limits")]
     pub rate_limits: RateLimitSettings,
+
+    #[command(flatten, next_help_heading = "Metrics")]
+    pub metrics: MetricsSettings,
 }
 
 /// Parses settings from command-line style arguments (plus the environment), as the binary
@@ -145,6 +149,7 @@ pub struct Config {
     /// `None`: this replica sends no pushes.
     pub push: Option<PushSettings>,
     pub rate_limits: RateLimitSettings,
+    pub metrics: MetricsSettings,
 }
 
 /// The shortest HS256 secret accepted: the hash's own output size.
@@ -154,6 +159,7 @@ impl Settings {
     /// Resolves defaults. On the embedded default this may create the data directory and the
     /// generated JWT secret, which is blocking file I/O: call it before serving.
     pub fn resolve(self) -> anyhow::Result<Config> {
+        self.metrics.check(self.bind)?;
         let public_url_from_bind = self.public_url.is_none();
         let public_url = match self.public_url {
             Some(url) => url,
@@ -327,6 +333,7 @@ impl Settings {
                 fcm,
             }),
             rate_limits: self.rate_limits,
+            metrics: self.metrics,
         })
     }
 }

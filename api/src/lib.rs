@@ -15,6 +15,8 @@ pub mod events;
 pub mod graphql;
 pub mod jobs;
 pub mod limits;
+pub mod metrics;
+pub mod pages;
 pub mod push;
 pub mod realtime;
 pub mod routes;

@@ -141,7 +141,10 @@ fn serve_starts_with_no_configuration_and_stops_gracefully_on_sigterm() {
             addr = rest.split_whitespace().next().map(str::to_owned);
             assert!(line.contains("dev_sign_in=true"), "{line}");
             assert!(line.contains("graphiql=http://127.0.0.1:"), "{line}");
-            assert!(!line.contains("127.0.0.1:0/"), "the real port, not 0: {line}");
+            assert!(
+                !line.contains("127.0.0.1:0/"),
+                "the real port, not 0: {line}"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "the server did not start");
@@ -169,7 +172,13 @@ fn serve_starts_with_no_configuration_and_stops_gracefully_on_sigterm() {
 fn settings_go_after_the_subcommand_and_help_groups_them() {
     let dir = tempfile::tempdir().unwrap();
     let output = photon(dir.path())
-        .args(["token", "--email", "ana@example.com", "--data-dir", "elsewhere"])
+        .args([
+            "token",
+            "--email",
+            "ana@example.com",
+            "--data-dir",
+            "elsewhere",
+        ])
         .output()
         .unwrap();
     assert!(
@@ -202,7 +211,13 @@ fn settings_go_after_the_subcommand_and_help_groups_them() {
 
     // Before the subcommand, settings would be silently ignored: refused instead.
     let output = photon(dir.path())
-        .args(["--data-dir", "elsewhere", "token", "--email", "ana@example.com"])
+        .args([
+            "--data-dir",
+            "elsewhere",
+            "token",
+            "--email",
+            "ana@example.com",
+        ])
         .output()
         .unwrap();
     assert!(!output.status.success());

@@ -2,14 +2,13 @@
 //! operation, GET for queries only, GraphiQL for browsers, and the status codes the spec gives
 //! for each media type. A request with a bad `Authorization` header is refused as a whole.
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse};
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::header::{ACCEPT, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
 use super::cost::{self, Budget, CostLimits};
@@ -367,15 +366,7 @@ pub async fn get(
 ) -> Response {
     let query = query.unwrap_or_default();
     if query.is_empty() && wants_html(&headers) {
-        return Html(
-            GraphiQLSource::build()
-                .endpoint("/graphql")
-                // GraphiQL passes the headers editor's values as `connection_init` params.
-                .subscription_endpoint("/graphql")
-                .title("Photon GraphiQL")
-                .finish(),
-        )
-        .into_response();
+        return crate::pages::graphiql::page(&state.config);
     }
     let Some(media) = negotiate(&headers) else {
         return not_acceptable();

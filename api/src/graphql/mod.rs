@@ -68,6 +68,9 @@ pub fn build_schema(deps: Option<Deps>, limits: QueryLimits) -> PhotonSchema {
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity)
         .limit_directives(limits.directives)
+        // First, so it sees responses with every error's code and the transport's span.
+        .extension(crate::metrics::graphql::OperationMetricsFactory)
+        .extension(crate::telemetry::GraphqlSpans)
         .extension(errors::ErrorCodes)
         .extension(crate::limits::graphql::MutationLimit);
     if let Some(deps) = deps {

@@ -39,6 +39,7 @@ pub fn spawn(db: DatabaseConnection, bus: Arc<Bus>, mut stop: watch::Receiver<bo
                 Err(err) => {
                     tracing::warn!(error = ?err, "could not read the event log");
                     bus.resync();
+                    crate::metrics::bus_resynced();
                 }
             }
             tokio::select! {
@@ -54,6 +55,7 @@ async fn tail(db: &DatabaseConnection, bus: &Bus, last: i64) -> ApiResult<(i64, 
     let items = log::page(db, None, last).await?;
     let full = items.len() as u64 == log::PAGE;
     let next = items.last().map_or(last, |item| item.event.id);
+    crate::metrics::bus_notified(items.len());
     for item in items {
         bus.publish(item);
     }

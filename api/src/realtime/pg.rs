@@ -72,6 +72,7 @@ async fn listen(url: &SecretString, db: &DatabaseConnection, bus: &Bus) -> anyho
     tracing::debug!("listening for events");
     // Anything committed while we were not listening reaches subscribers this way.
     bus.resync();
+    crate::metrics::bus_resynced();
     loop {
         let Some(first) = listener.try_recv().await? else {
             return Ok(());
@@ -83,12 +84,14 @@ async fn listen(url: &SecretString, db: &DatabaseConnection, bus: &Bus) -> anyho
                 None => break,
             }
         }
+        crate::metrics::bus_notified(ids.len());
         match log::by_ids(db, &ids).await {
             Ok(items) => items.into_iter().for_each(|item| bus.publish(item)),
             Err(err) => {
                 // The events are in the log; subscribers fetch them from there.
                 tracing::warn!(error = ?err, "could not read notified events");
                 bus.resync();
+                crate::metrics::bus_resynced();
             }
         }
     }
