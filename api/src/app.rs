@@ -47,6 +47,8 @@ pub struct AppState {
     pub connections: Arc<ConnectionCaps>,
     /// Turns true when the server starts shutting down: long-lived connections close.
     pub stopping: watch::Receiver<bool>,
+    /// Open WebSockets, which shutdown waits for once they are no longer HTTP connections.
+    pub websockets: Arc<graphql::ws::Sockets>,
     stop: Arc<watch::Sender<bool>>,
 }
 
@@ -90,6 +92,7 @@ impl AppState {
             deps,
             db_stats,
             stopping,
+            websockets: graphql::ws::Sockets::new(),
             stop: Arc::new(stop),
         })
     }
@@ -206,7 +209,7 @@ async fn time_limit(request: axum::extract::Request, next: Next) -> Response {
             );
             plain_error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::InternalServerError,
+                ErrorCode::ServiceUnavailable,
                 "the request took too long",
             )
         }
@@ -344,15 +347,31 @@ impl Application {
         });
         let settings = self.state.config.connections.clone();
         let stopping = self.state.stopping.clone();
-        server::serve(
-            self.listener,
-            router(self.state),
-            &settings,
-            caps,
-            stopping,
-            grace,
-        )
-        .await;
+        // Upgraded sockets have left the HTTP server, which does not wait for them: they
+        // drain on their own (finishing their queries and mutations, then closing with 1001)
+        // within the same grace period.
+        let websockets = self.state.websockets.clone();
+        let mut sockets_stopping = stopping.clone();
+        let sockets_drained = async move {
+            let _ = sockets_stopping.wait_for(|stopping| *stopping).await;
+            if tokio::time::timeout(grace, websockets.drained())
+                .await
+                .is_err()
+            {
+                tracing::warn!("websockets still open at the end of the grace period");
+            }
+        };
+        tokio::join!(
+            server::serve(
+                self.listener,
+                router(self.state),
+                &settings,
+                caps,
+                stopping,
+                grace,
+            ),
+            sockets_drained,
+        );
         Ok(())
     }
 }

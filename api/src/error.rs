@@ -39,8 +39,8 @@ pub enum ErrorCode {
     GraphqlValidationFailed,
     /// Our fault; the cause is logged, never sent.
     InternalServerError,
-    /// The server is shutting down or cannot serve the request now.
-    Unavailable,
+    /// The server is shutting down, or the request ran past its time limit: try again.
+    ServiceUnavailable,
 }
 
 impl ErrorCode {
@@ -58,7 +58,7 @@ impl ErrorCode {
             Self::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
             Self::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
             Self::InternalServerError => "INTERNAL_SERVER_ERROR",
-            Self::Unavailable => "UNAVAILABLE",
+            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
         }
     }
 

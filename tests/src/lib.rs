@@ -123,6 +123,8 @@ pub struct TestApp {
     /// Where `/metrics` is served, when the test asked for `--metrics-bind`.
     pub metrics_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
+    /// The server's task: it ends once a shutdown has drained the server.
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// Shared with replicas of this server.
     data_dir: Arc<tempfile::TempDir>,
     pub database_url: String,
@@ -253,7 +255,7 @@ impl TestApp {
         let metrics_addr = app.metrics_addr();
         let state = app.state().clone();
         let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(app.run_until_stopped(async move {
+        let server = tokio::spawn(app.run_until_stopped(async move {
             let _ = rx.await;
         }));
         let db = Database::connect(&database_url)
@@ -276,6 +278,7 @@ impl TestApp {
             state,
             metrics_addr,
             shutdown: Some(tx),
+            server: Some(server),
             data_dir,
             database_url,
         }
@@ -399,6 +402,30 @@ impl TestApp {
 impl AsRef<Client> for TestApp {
     fn as_ref(&self) -> &Client {
         &self.api
+    }
+}
+
+impl TestApp {
+    /// Starts shutting the server down, as SIGTERM does the binary.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Whether the server, once shutting down, has finished within `wait`.
+    pub async fn stopped_within(&mut self, wait: std::time::Duration) -> bool {
+        let Some(server) = self.server.as_mut() else {
+            return true;
+        };
+        match tokio::time::timeout(wait, server).await {
+            Ok(result) => {
+                self.server = None;
+                result.expect("the server task").expect("the server ran");
+                true
+            }
+            Err(_) => false,
+        }
     }
 }
 

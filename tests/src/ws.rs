@@ -53,6 +53,8 @@ pub struct WsClient {
     pub keepalives: usize,
     /// When the last message's frame arrived, before it was parsed.
     arrived: Instant,
+    /// The request id the server gave the upgrade (its logs of this socket carry it).
+    pub request_id: String,
 }
 
 impl WsClient {
@@ -86,11 +88,18 @@ impl WsClient {
                 .and_then(|v| v.to_str().ok()),
             Some(protocol.name())
         );
+        let request_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
         Self {
             socket,
             protocol,
             keepalives: 0,
             arrived: Instant::now(),
+            request_id,
         }
     }
 
