@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod abuse;
+mod apollo;
 mod authorization;
 mod concurrency;
 mod connections;
