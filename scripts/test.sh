@@ -6,8 +6,11 @@
 #   1. Finds a PostgreSQL server the tests can use (see "Postgres" below),
 #      starting a throwaway one if there is none.
 #   2. Drops leftover `photon_test_*` databases from earlier runs.
-#   3. Starts s3s-fs, an S3-compatible server that checks signatures and
-#      checksums, on a free port (installing it with cargo install if missing).
+#   3. Installs Debian's chromium with apt-get if it is missing (the GraphiQL
+#      tests drive it headless), then starts s3s-fs, an S3-compatible server
+#      that checks signatures and checksums, on a free port (installing it with
+#      cargo install if missing), and installs tests/apollo's npm packages
+#      (Apollo Client) when missing or stale.
 #   4. Runs `cargo test --workspace` twice: once with PHOTON_TEST_BACKEND=postgres
 #      and once with PHOTON_TEST_BACKEND=sqlite; then the photo tests once more
 #      with PHOTON_TEST_STORAGE=s3. Stops at the first failure.
@@ -322,7 +325,20 @@ if [ "$SETUP_ONLY" = 1 ]; then
     exit 0
 fi
 
-# --- 3. An S3-compatible server that checks signatures and checksums -----------------
+# --- 3a. Chromium, for the GraphiQL tests in a real browser -------------------------
+# Debian's package, installed once when missing (a minute or two); the tests drive it over
+# its DevTools protocol, so nothing else is downloaded. Where it cannot be installed (no
+# apt-get, not root) the browser tests say they are skipped, and fail under CI=true.
+if [ -z "${PHOTON_TEST_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1 \
+    && ! command -v chromium-browser >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1; }; then
+        apt_install chromium
+    else
+        warn "chromium is missing and cannot be installed here: the browser tests will be skipped (under CI=true they fail)"
+    fi
+fi
+
+# --- 3b. An S3-compatible server that checks signatures and checksums ----------------
 # s3s-fs (from crates.io) serves a directory as S3 and verifies SigV4 signatures and
 # x-amz-checksum-sha256, so the photo tests exercise the real presigned-URL path. Newer
 # versions need a newer rustc than some machines have; 0.14.1 is pinned for that.
@@ -353,6 +369,21 @@ for _ in $(seq 1 50); do
 done
 port_in_use "$s3_port" || { cat "$S3_ROOT.log" >&2; die "s3s-fs did not start"; }
 log "s3s-fs $S3S_VERSION serving $S3_ROOT on $PHOTON_TEST_S3_ENDPOINT"
+
+# --- Apollo Client for the tests that run it (tests/apollo, pinned by its lock file) ------
+# npm ci only when the packages are missing or the lock file changed since they were
+# installed (npm writes node_modules/.package-lock.json last), so a warm run costs nothing.
+APOLLO_DIR=tests/apollo
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    command -v apt-get >/dev/null 2>&1 \
+        || die "Node.js is not installed and apt-get is not available; install Node.js 20 and npm"
+    apt_install nodejs npm
+fi
+if [ ! -f "$APOLLO_DIR/node_modules/.package-lock.json" ] \
+    || [ "$APOLLO_DIR/package-lock.json" -nt "$APOLLO_DIR/node_modules/.package-lock.json" ]; then
+    log "installing Apollo Client and its links for the tests (npm ci in $APOLLO_DIR)"
+    (cd "$APOLLO_DIR" && npm ci --no-audit --no-fund) || die "npm ci in $APOLLO_DIR failed"
+fi
 
 # --- 4. The tests: the suite once per database backend, the photo tests once more on S3 --
 command -v cargo >/dev/null 2>&1 || die "cargo not found (install Rust with rustup)"

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::{HeaderName, Request, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -21,53 +21,58 @@ use tower_http::cors::{Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::auth::jwt::JwtKeys;
-use crate::auth::oauth::{self, OAuth};
-use crate::auth::service::Tokens;
 use crate::config::Config;
 use crate::db::DbStats;
+use crate::deps::Deps;
+use crate::error::ErrorCode;
 use crate::graphql::http::plain_error;
+use crate::graphql::persisted::PersistedDocuments;
 use crate::graphql::{self, PhotonSchema, QueryLimits};
 use crate::jobs::shutdown::ShutdownPlan;
 use crate::jobs::supervisor::{Backoff, Supervisor};
 use crate::jobs::sweeper;
-use crate::limits::{self, RateLimiters, RouteLimit, Rule};
+use crate::limits::{self, RouteLimit, Rule};
+use crate::metrics::Exporter;
 use crate::push;
-use crate::realtime::{self, Bus, presence::Presence};
+use crate::realtime;
+use crate::routes::oauth;
 use crate::server::{self, ConnectionCaps, PerIpExempt};
 use crate::service::invite_code;
-use crate::storage::ObjectStore;
-use crate::storage::local::LocalStore;
-use crate::storage::s3::S3Store;
 
-/// What every request handler shares. Cheap to clone.
+/// What every request handler shares: the [`Deps`] of the use cases, plus what only the
+/// transports need (the schema, connection caps, the stop signal). Cheap to clone. It derefs
+/// to its `Deps`, so a handler reads `state.db` like a resolver reads `deps.db`.
 #[derive(Clone)]
 pub struct AppState {
-    pub db: DatabaseConnection,
-    pub config: Arc<Config>,
-    pub tokens: Arc<Tokens>,
-    /// The sign-in providers' clients.
-    pub oauth: Arc<OAuth>,
+    pub deps: Deps,
     pub schema: PhotonSchema,
     pub db_stats: Arc<DbStats>,
-    /// Where photo bytes live.
-    pub store: Arc<dyn ObjectStore>,
-    /// The local-disk store when it is the one in use: its routes serve uploads and downloads.
-    pub local_store: Option<Arc<LocalStore>>,
-    /// Committed events, handed to this replica's subscriptions.
-    pub bus: Arc<Bus>,
-    /// Who has a live `photoAdded` subscription here.
-    pub presence: Arc<Presence>,
     /// Open TCP connections, capped in all and per peer address.
     pub connections: Arc<ConnectionCaps>,
-    /// This replica's rate limits and WebSocket caps.
-    pub rate_limiters: Arc<RateLimiters>,
+    /// Trusted documents and this replica's automatic persisted query cache.
+    pub persisted: Arc<PersistedDocuments>,
     /// Turns true when the server starts shutting down: long-lived connections close.
     pub stopping: watch::Receiver<bool>,
+    /// Open WebSockets, which shutdown waits for once they are no longer HTTP connections.
+    pub websockets: Arc<graphql::ws::Sockets>,
     stop: Arc<watch::Sender<bool>>,
     /// This replica's background tasks: restarted when they fail, listed by `/readyz` while
     /// down, stopped at shutdown.
     pub tasks: Arc<Supervisor>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Deps;
+
+    fn deref(&self) -> &Deps {
+        &self.deps
+    }
+}
+
+impl FromRef<AppState> for Deps {
+    fn from_ref(state: &AppState) -> Deps {
+        state.deps.clone()
+    }
 }
 
 impl AppState {
@@ -77,68 +82,30 @@ impl AppState {
         db_stats: Arc<DbStats>,
         config: Config,
     ) -> anyhow::Result<Self> {
-        let (store, local_store): (Arc<dyn ObjectStore>, _) = match &config.s3 {
-            Some(s3) => (Arc::new(S3Store::new(s3)), None),
-            None => {
-                let local = Arc::new(LocalStore::new(
-                    config.data_dir.join("objects"),
-                    &config.public_url,
-                    &config.jwt_secret,
-                    db.clone(),
-                    config.upload_rules.limits.local_upload_timeout(),
-                )?);
-                (local.clone(), Some(local))
-            }
-        };
-        let tokens = Arc::new(Tokens {
-            jwt: JwtKeys::new(
-                &config.jwt_secret,
-                config.public_url.as_str(),
-                config.access_token_ttl,
-            ),
-            refresh_ttl: config.refresh_token_ttl,
-            refresh_reuse_grace: config.refresh.reuse_grace(),
-        });
-        let oauth = Arc::new(OAuth::new(
-            &config.oauth,
-            &config.public_url,
-            &config.app_redirect_uris,
-        )?);
+        let config = Arc::new(config);
+        let deps = Deps::new(db, config.clone())?;
         let limits = QueryLimits {
             depth: config.max_query_depth,
             complexity: config.max_query_complexity,
             directives: usize::try_from(config.cost.directives).unwrap_or(usize::MAX),
         };
-        let rate_limiters = Arc::new(RateLimiters::new(&config.rate_limits));
         // Every client behind a trusted proxy shares its address, so proxies are capped only
         // in all, not per address.
         let trusted = config.rate_limits.trusted_proxies.clone();
         let exempt: Option<PerIpExempt> = (!trusted.is_empty())
             .then(|| Arc::new(move |ip| limits::is_trusted_proxy(ip, &trusted)) as PerIpExempt);
-        let connections = ConnectionCaps::new(&config.connections, exempt);
-        let config = Arc::new(config);
         let (stop, stopping) = watch::channel(false);
-        let mut state = Self {
-            connections,
-            rate_limiters,
-            bus: Bus::new(),
-            presence: Presence::new(db.clone()),
+        Ok(Self {
+            schema: graphql::build_schema(Some(deps.clone()), limits),
+            connections: ConnectionCaps::new(&config.connections, exempt),
+            persisted: Arc::new(PersistedDocuments::new(&config.persisted)),
+            deps,
+            db_stats,
             stopping,
+            websockets: graphql::ws::Sockets::new(),
             stop: Arc::new(stop),
             tasks: Supervisor::new(Backoff::default()),
-            db,
-            config,
-            tokens,
-            oauth,
-            schema: graphql::build_schema(None, limits),
-            db_stats,
-            store,
-            local_store,
-        };
-        // The schema carries the state for resolvers; the state carries the schema for the
-        // HTTP handlers. The schema's copy is built second, so it holds the final state.
-        state.schema = graphql::build_schema(Some(state.clone()), limits);
-        Ok(state)
+        })
     }
 }
 
@@ -164,6 +131,8 @@ pub fn router(state: AppState) -> Router {
             path = %request.uri().path(),
             request_id = %request_id,
             client_request_id = %client_request_id,
+            // Recorded by the GraphQL metrics extension once it has read the document.
+            operation_name = tracing::field::Empty,
         )
     });
     // Sign-in redirects and invite links are cheap to ask for and are what a scraper or a
@@ -178,9 +147,15 @@ pub fn router(state: AppState) -> Router {
         )
     };
     let mut routes = Router::new()
-        .route("/graphql", get(graphql::ws::get).post(graphql::http::post))
+        .route(
+            "/graphql",
+            get(graphql::ws::get)
+                .post(graphql::http::post)
+                .layer(graphql::http::compression()),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(crate::pages::routes())
         .route(
             "/join/{code}",
             get(join).route_layer(per_ip(Rule::JoinLink)),
@@ -213,6 +188,8 @@ pub fn router(state: AppState) -> Router {
         .layer(trace)
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
         .layer(middleware::from_fn(set_aside_client_request_id))
+        // Outermost, so the status counted is the one sent and the time includes every layer.
+        .layer(middleware::from_fn(crate::metrics::http::track))
         .with_state(state)
 }
 
@@ -248,7 +225,7 @@ async fn time_limit(request: axum::extract::Request, next: Next) -> Response {
             );
             plain_error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "INTERNAL_SERVER_ERROR",
+                ErrorCode::ServiceUnavailable,
                 "the request took too long",
             )
         }
@@ -260,7 +237,7 @@ fn panic_response(_payload: Box<dyn std::any::Any + Send + 'static>) -> Response
     tracing::error!("request handler panicked");
     plain_error(
         StatusCode::INTERNAL_SERVER_ERROR,
-        "INTERNAL_SERVER_ERROR",
+        ErrorCode::InternalServerError,
         "internal error",
     )
 }
@@ -322,6 +299,8 @@ async fn join(State(state): State<AppState>, Path(code): Path<String>) -> Respon
 /// A server bound to its port, ready to run.
 pub struct Application {
     listener: TcpListener,
+    /// The metrics listener, when `PHOTON_METRICS_BIND` is set.
+    metrics: Option<Exporter>,
     state: AppState,
 }
 
@@ -332,11 +311,13 @@ impl Application {
         crate::db::migrate_database(&config).await?;
         let db = crate::db::connect(&config, db_stats.clone()).await?;
         let listener = TcpListener::bind(config.bind).await?;
+        let metrics = Exporter::bind(&config.metrics).await?;
         if config.public_url_from_bind {
             config.public_url = url::Url::parse(&format!("http://{}", listener.local_addr()?))?;
         }
         Ok(Self {
             listener,
+            metrics,
             state: AppState::new(db, db_stats, config)?,
         })
     }
@@ -345,14 +326,20 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// Where `GET /metrics` is served, if metrics are on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|m| m.local_addr().ok())
+    }
+
     pub fn state(&self) -> &AppState {
         &self.state
     }
 
     /// Serves until `shutdown` completes, then stops within the grace period, in the order
-    /// [`crate::jobs::shutdown`] describes: readiness fails and background tasks are told to
-    /// stop at once; after the drain delay the listener closes and requests in flight finish;
-    /// then this replica's presence rows are cleared and its push leases released.
+    /// [`crate::jobs::shutdown`] describes: readiness fails, WebSockets drain and background
+    /// tasks are told to stop at once; after the drain delay the listener closes and requests
+    /// in flight finish; then this replica's presence rows are cleared and its push leases
+    /// released.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -360,9 +347,17 @@ impl Application {
         let state = self.state;
         let plan = ShutdownPlan::new(state.config.shutdown_grace, &state.config.shutdown);
         let dispatcher = start_background_tasks(&state)?;
-        // The listener closes only after the drain delay: until then, requests are served
+        // The listeners close only after the drain delay: until then, requests are served
         // (and `/readyz` says the replica is stopping).
         let (close, closing) = watch::channel(false);
+        if let Some(metrics) = self.metrics {
+            metrics.spawn(
+                state.db.clone(),
+                state.config.connections.clone(),
+                closing.clone(),
+                plan.requests(),
+            );
+        }
         let (began_tx, began) = tokio::sync::oneshot::channel();
         let stop = state.stop.clone();
         let tasks = state.tasks.clone();
@@ -380,16 +375,33 @@ impl Application {
             tokio::time::sleep_until(began + plan.drain).await;
             let _ = close.send(true);
         });
+        // Upgraded sockets have left the HTTP server, which does not wait for them: they
+        // drain on their own (finishing their queries and mutations, then closing with 1001)
+        // within the same grace period.
+        let websockets = state.websockets.clone();
+        let mut sockets_stopping = state.stopping.clone();
+        let work = plan.work;
+        let sockets_drained = async move {
+            let _ = sockets_stopping.wait_for(|stopping| *stopping).await;
+            if tokio::time::timeout(work, websockets.drained())
+                .await
+                .is_err()
+            {
+                tracing::warn!("websockets still open at the end of the grace period");
+            }
+        };
         let settings = state.config.connections.clone();
-        server::serve(
-            self.listener,
-            router(state.clone()),
-            &settings,
-            state.connections.clone(),
-            closing,
-            plan.requests(),
-        )
-        .await;
+        tokio::join!(
+            server::serve(
+                self.listener,
+                router(state.clone()),
+                &settings,
+                state.connections.clone(),
+                closing,
+                plan.requests(),
+            ),
+            sockets_drained,
+        );
         // The listener only closes after the signal, so its time is known by now.
         let began = began.await.unwrap_or_else(|_| Instant::now());
         for task in state.tasks.shutdown(began + plan.work).await {

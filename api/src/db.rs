@@ -16,8 +16,8 @@ use crate::config::Config;
 /// Statements longer than this are logged as slow.
 const SLOW_STATEMENT: Duration = Duration::from_millis(500);
 
-/// Counters over every statement the pool runs (for metrics, and for tests that check a
-/// request costs the queries it should).
+/// Counters over every statement the pool runs, for tests that check a request costs the
+/// queries it should; each statement also counts in `photon_db_statements_total`.
 #[derive(Debug, Default)]
 pub struct DbStats {
     statements: AtomicU64,
@@ -87,6 +87,14 @@ async fn open(
         // Statements are traced at debug level by our own spans; sqlx's per-statement info
         // logs would repeat every query's text.
         .sqlx_logging(false);
+    // sqlx times every acquire and reports it at this level, which the pool-wait metric
+    // counts (`crate::metrics::db`); TRACE keeps it out of the logs unless asked for.
+    if is_sqlite {
+        options.map_sqlx_sqlite_pool_opts(|pool| pool.acquire_time_level(log::LevelFilter::Trace));
+    } else {
+        options
+            .map_sqlx_postgres_pool_opts(|pool| pool.acquire_time_level(log::LevelFilter::Trace));
+    }
     if is_sqlite {
         options.map_sqlx_sqlite_opts(|opts| {
             opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
@@ -112,6 +120,7 @@ async fn open(
         .context("cannot connect to the database (check DATABASE_URL)")?;
     db.set_metric_callback(move |info| {
         stats.statements.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::db::statement();
         if info.failed {
             stats.failures.fetch_add(1, Ordering::Relaxed);
         }
@@ -146,4 +155,21 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
         txn.commit().await?;
     }
     Ok(())
+}
+
+/// Settings: the database and its connection pool.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseArgs {
+    /// Database to use: `postgres://…` in production. Defaults to
+    /// `sqlite://$PHOTON_DATA_DIR/photon.db?mode=rwc`.
+    #[arg(long, env = "DATABASE_URL", value_parser = crate::config::parse_secret, hide_env_values = true)]
+    pub database_url: Option<secrecy::SecretString>,
+
+    /// Most connections to keep open to the database (Postgres; SQLite uses one writer).
+    #[arg(long, env = "PHOTON_DATABASE_MAX_CONNECTIONS", default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_max_connections: u32,
+
+    #[command(flatten)]
+    pub database_timeouts: DatabaseTimeouts,
 }

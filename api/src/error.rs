@@ -1,13 +1,98 @@
-//! `ApiError`: the one error type of the service layer, and its stable `extensions.code`.
+//! `ApiError`: the one error type of the service layer, and [`ErrorCode`], the one place the
+//! stable `extensions.code` strings clients match on are spelled.
 //!
 //! `ApiError` deliberately does not implement `Display`: async-graphql converts any `Display`
 //! type into an error *without* a code, so leaving it out makes `?` in a resolver go through
 //! [`From<ApiError> for async_graphql::Error`](#impl-From<ApiError>-for-Error), which always
 //! attaches the code and masks internal errors.
 
+use std::fmt;
 use std::sync::Arc;
 
 use async_graphql::ErrorExtensions;
+
+/// Every `extensions.code` Photon sends, over HTTP, WebSocket and plain JSON routes.
+/// Clients switch on these strings, so a code is never renamed; new ones are added here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// No valid credentials for an operation that needs them.
+    Unauthenticated,
+    /// The viewer can see the thing but may not do this to it.
+    Forbidden,
+    /// No such thing, or one the viewer may not know exists.
+    NotFound,
+    /// An argument or variable is malformed or out of range.
+    BadUserInput,
+    /// The request itself is malformed (not JSON, wrong method, missing `query`…).
+    BadRequest,
+    /// Well-formed, but clashes with the current state.
+    Conflict,
+    /// Too many requests of this kind; `extensions.retryAfter` says when to try again.
+    RateLimited,
+    /// A per-user or per-session allowance is used up.
+    QuotaExceeded,
+    /// The cursor points before the retained event log.
+    CursorExpired,
+    /// The document is not GraphQL.
+    GraphqlParseFailed,
+    /// The document does not validate against the schema or is over a cost limit.
+    GraphqlValidationFailed,
+    /// Our fault; the cause is logged, never sent.
+    InternalServerError,
+    /// The server is shutting down, or the request ran past its time limit: try again.
+    ServiceUnavailable,
+    /// A persisted query hash this server does not know: send it again with the document.
+    /// Apollo's persisted query link retries on it (with the message `PersistedQueryNotFound`).
+    PersistedQueryNotFound,
+    /// Only the trusted documents run here, and this is not one of them.
+    PersistedQueryNotListed,
+}
+
+impl ErrorCode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::NotFound => "NOT_FOUND",
+            Self::BadUserInput => "BAD_USER_INPUT",
+            Self::BadRequest => "BAD_REQUEST",
+            Self::Conflict => "CONFLICT",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::QuotaExceeded => "QUOTA_EXCEEDED",
+            Self::CursorExpired => "CURSOR_EXPIRED",
+            Self::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
+            Self::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
+            Self::InternalServerError => "INTERNAL_SERVER_ERROR",
+            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            Self::PersistedQueryNotListed => "PERSISTED_QUERY_NOT_LISTED",
+        }
+    }
+
+    /// Codes of errors that stop a request before execution: the document itself is wrong,
+    /// so a `graphql-response+json` answer has no `data` and a 400.
+    pub fn is_request_error(code: &str) -> bool {
+        code == Self::GraphqlParseFailed.as_str() || code == Self::GraphqlValidationFailed.as_str()
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl From<ErrorCode> for async_graphql::Value {
+    fn from(code: ErrorCode) -> Self {
+        async_graphql::Value::from(code.as_str())
+    }
+}
 
 /// What went wrong, in terms a client can act on. Each variant documents its code.
 #[derive(Debug, Clone)]
@@ -52,17 +137,26 @@ impl ApiError {
     }
 
     /// The stable code clients match on.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Unauthenticated(_) => "UNAUTHENTICATED",
-            Self::Forbidden(_) => "FORBIDDEN",
-            Self::NotFound(_) => "NOT_FOUND",
-            Self::BadInput { .. } => "BAD_USER_INPUT",
-            Self::Conflict(_) => "CONFLICT",
-            Self::RateLimited { .. } => "RATE_LIMITED",
-            Self::QuotaExceeded(_) => "QUOTA_EXCEEDED",
-            Self::CursorExpired => "CURSOR_EXPIRED",
-            Self::Internal(_) => "INTERNAL_SERVER_ERROR",
+            Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::BadInput { .. } => ErrorCode::BadUserInput,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
+            Self::CursorExpired => ErrorCode::CursorExpired,
+            Self::Internal(_) => ErrorCode::InternalServerError,
+        }
+    }
+
+    /// What an operator sees: the cause of an internal error, the client's message otherwise.
+    /// For logs and the command line, never for a client.
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Internal(cause) => format!("{cause:#}"),
+            other => other.client_message(),
         }
     }
 

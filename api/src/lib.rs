@@ -5,15 +5,21 @@
 
 pub mod app;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod db;
+pub mod deps;
 pub mod digest;
 pub mod error;
+pub mod events;
 pub mod graphql;
 pub mod jobs;
 pub mod limits;
+pub mod metrics;
+pub mod pages;
 pub mod push;
 pub mod realtime;
+pub mod routes;
 pub mod server;
 pub mod service;
 pub mod storage;

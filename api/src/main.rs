@@ -1,18 +1,22 @@
 //! `photon`: serve the API (default), migrate the database, export the schema, or mint a
 //! token for local use. Every setting is a flag or an environment variable: `photon --help`.
+//! Settings go before a subcommand's name when there is none (`photon --bind …`) and after it
+//! otherwise (`photon serve --bind …`, `photon token --email … --data-dir …`).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use photon::app::{AppState, Application};
+use photon::app::Application;
 use photon::config::Settings;
+use photon::deps::Deps;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "photon",
     version,
-    about = "Photon: a live shared photo album, as a GraphQL API"
+    about = "Photon: a live shared photo album, as a GraphQL API",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     #[command(subcommand)]
@@ -25,9 +29,15 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the API (the default).
-    Serve,
+    Serve {
+        #[command(flatten)]
+        settings: Box<Settings>,
+    },
     /// Bring the database schema up to date, then exit.
-    Migrate,
+    Migrate {
+        #[command(flatten)]
+        settings: Box<Settings>,
+    },
     /// Write the GraphQL schema (SDL) to a file, or `-` for standard output.
     ExportSchema {
         #[arg(long, default_value = "schema.graphql")]
@@ -38,17 +48,32 @@ enum Command {
     Token {
         #[arg(long)]
         email: String,
+        #[command(flatten)]
+        settings: Box<Settings>,
     },
 }
+
+/// Where a serving replica notes the issuer its tokens are checked against, so `photon token`
+/// run on the same data directory can tell when it would mint tokens that server refuses.
+const ISSUER_FILE: &str = "issuer";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    photon::telemetry::init(&cli.settings.log_format);
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(cli.settings).await,
-        Command::Migrate => {
-            let config = cli.settings.resolve()?;
+    let command = cli.command.unwrap_or(Command::Serve {
+        settings: Box::new(cli.settings),
+    });
+    let log_format = match &command {
+        Command::Serve { settings }
+        | Command::Migrate { settings }
+        | Command::Token { settings, .. } => settings.log_format.clone(),
+        Command::ExportSchema { .. } => "text".to_owned(),
+    };
+    photon::telemetry::init(&log_format);
+    match command {
+        Command::Serve { settings } => serve(*settings).await,
+        Command::Migrate { settings } => {
+            let config = settings.resolve()?;
             photon::db::migrate_database(&config).await?;
             tracing::info!("database is up to date");
             Ok(())
@@ -64,29 +89,57 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Token { email } => {
-            let config = cli.settings.resolve()?;
-            let stats = std::sync::Arc::default();
-            let db = photon::db::connect(&config, std::sync::Arc::clone(&stats)).await?;
-            photon::db::migrate(&db).await?;
-            let state = AppState::new(db, stats, config)?;
-            let token = photon::auth::service::mint_token(&state.db, &state.tokens, &email)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot mint a token: {}", e.client_message()))?;
-            println!("{token}");
-            Ok(())
-        }
+        Command::Token { email, settings } => token(&email, *settings).await,
     }
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let config = settings.resolve()?;
     let dev_sign_in = config.dev_sign_in;
-    let public_url = config.public_url.clone();
     let app = Application::build(config).await?;
     let addr = app.local_addr()?;
+    // Read after the build: with port 0 the public URL follows the port actually bound.
+    let config = &app.state().config;
+    let public_url = config.public_url.clone();
+    note_issuer(&config.data_dir, public_url.as_str()).await;
     tracing::info!(%addr, graphiql = %format!("{public_url}graphql"), dev_sign_in, "photon is listening");
     app.run_until_stopped(shutdown_signal()).await
+}
+
+/// Mints an access token for `email` (creating the user), as the server in the same
+/// configuration would, and warns when a server serving from this data directory checks
+/// tokens against another issuer (it would refuse this one).
+async fn token(email: &str, settings: Settings) -> anyhow::Result<()> {
+    let config = settings.resolve()?;
+    let issuer = config.public_url.to_string();
+    match tokio::fs::read_to_string(config.data_dir.join(ISSUER_FILE)).await {
+        Ok(served) if served.trim() != issuer => tracing::warn!(
+            token_issuer = %issuer,
+            server_issuer = %served.trim(),
+            "the server using this data directory checks tokens against another issuer and \
+             will refuse this one: give `photon token` the server's --bind or --public-url"
+        ),
+        _ => {}
+    }
+    let stats = std::sync::Arc::default();
+    let db = photon::db::connect(&config, stats).await?;
+    photon::db::migrate(&db).await?;
+    let deps = Deps::new(db, std::sync::Arc::new(config))?;
+    let token = photon::service::sign_in::mint_token(&deps.db, &deps.tokens, email)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot mint a token: {}", e.detail()))?;
+    println!("{token}");
+    Ok(())
+}
+
+/// Best effort: a data directory that cannot be written to only loses the warning above.
+async fn note_issuer(data_dir: &std::path::Path, issuer: &str) {
+    if !tokio::fs::try_exists(data_dir).await.unwrap_or(false) {
+        return;
+    }
+    if let Err(err) = tokio::fs::write(data_dir.join(ISSUER_FILE), issuer).await {
+        tracing::debug!(error = %err, "cannot note the token issuer in the data directory");
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM (what container runtimes send).

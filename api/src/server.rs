@@ -71,6 +71,17 @@ pub struct ConnectionSettings {
     #[arg(long, env = "PHOTON_WS_ANONYMOUS_IDLE_MS", default_value_t = 30_000,
         value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     pub ws_anonymous_idle_ms: u64,
+
+    /// Seconds between keep-alive messages on a WebSocket; a socket silent for three of
+    /// these is closed.
+    #[arg(long, env = "PHOTON_WS_KEEPALIVE_SECS", default_value_t = 15,
+        value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub ws_keepalive_secs: u64,
+
+    /// Most subscriptions one WebSocket may run at once.
+    #[arg(long, env = "PHOTON_WS_MAX_SUBSCRIPTIONS", default_value_t = 32,
+        value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub ws_max_subscriptions: u64,
 }
 
 impl ConnectionSettings {

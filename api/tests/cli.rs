@@ -140,13 +140,20 @@ fn serve_starts_with_no_configuration_and_stops_gracefully_on_sigterm() {
         if let Some(rest) = line.split("addr=").nth(1) {
             addr = rest.split_whitespace().next().map(str::to_owned);
             assert!(line.contains("dev_sign_in=true"), "{line}");
-            assert!(line.contains("graphiql="), "{line}");
+            assert!(line.contains("graphiql=http://127.0.0.1:"), "{line}");
+            assert!(
+                !line.contains("127.0.0.1:0/"),
+                "the real port, not 0: {line}"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "the server did not start");
     }
     let addr = addr.expect("the server logs its address");
     assert!(http_get(&addr, "/readyz").contains("\"ready\""));
+    // The issuer noted for `photon token` is the URL actually served, port included.
+    let issuer = std::fs::read_to_string(dir.path().join("data/issuer")).unwrap();
+    assert_eq!(issuer, format!("http://{addr}/"));
 
     let pid = child.id().to_string();
     assert!(
@@ -159,4 +166,82 @@ fn serve_starts_with_no_configuration_and_stops_gracefully_on_sigterm() {
     let status = child.wait().unwrap();
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
     assert!(dir.path().join("data/photon.db").exists());
+}
+
+#[test]
+fn settings_go_after_the_subcommand_and_help_groups_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = photon(dir.path())
+        .args([
+            "token",
+            "--email",
+            "ana@example.com",
+            "--data-dir",
+            "elsewhere",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(dir.path().join("elsewhere/photon.db").exists());
+    assert!(!dir.path().join("data").exists());
+
+    let help = photon(dir.path())
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    for heading in [
+        "Database:",
+        "Tokens and sign-in:",
+        "Sign-in providers:",
+        "Photos:",
+        "S3 storage:",
+        "Push notifications:",
+        "Query cost:",
+        "Connections:",
+        "Rate limits:",
+    ] {
+        assert!(help.contains(heading), "no {heading} heading in:\n{help}");
+    }
+    assert!(help.contains("PHOTON_BIND"), "{help}");
+
+    // Before the subcommand, settings would be silently ignored: refused instead.
+    let output = photon(dir.path())
+        .args([
+            "--data-dir",
+            "elsewhere",
+            "token",
+            "--email",
+            "ana@example.com",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+}
+
+#[test]
+fn token_warns_when_the_server_checks_another_issuer() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/issuer"), "http://127.0.0.1:9999/").unwrap();
+    let output = photon(dir.path())
+        .args(["token", "--email", "ana@example.com"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("another issuer"), "{stderr}");
+    assert!(stderr.contains("http://127.0.0.1:9999/"), "{stderr}");
+
+    std::fs::write(dir.path().join("data/issuer"), "http://127.0.0.1:8080/").unwrap();
+    let output = photon(dir.path())
+        .args(["token", "--email", "ana@example.com"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("another issuer"), "{stderr}");
 }

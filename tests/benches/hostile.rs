@@ -15,48 +15,15 @@
 
 use std::time::{Duration, Instant};
 
-use photon_tests::{TestApp, fragment_bomb};
-use serde_json::{Value, json};
+use photon_tests::bench::{env_usize, report};
+use photon_tests::{Client, TestApp, fragment_bomb};
+use serde_json::json;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
-fn report(label: &str, mut times: Vec<Duration>) {
-    times.sort();
-    println!(
-        "{label:<28} n={:<5} p50={:>8.3} ms  p99={:>8.3} ms  max={:>8.3} ms",
-        times.len(),
-        percentile(&times, 0.5).as_secs_f64() * 1e3,
-        percentile(&times, 0.99).as_secs_f64() * 1e3,
-        times.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
-    );
-}
-
-async fn refuse(client: &reqwest::Client, url: &str, query: &str) -> Duration {
+async fn refuse(api: &Client, query: &str) -> Duration {
     let started = Instant::now();
-    let body: Value = client
-        .post(url)
-        .json(&json!({ "query": query }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let response = api.gql(query, json!({})).await;
     let elapsed = started.elapsed();
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
-        "{body}"
-    );
+    response.assert_code("GRAPHQL_VALIDATION_FAILED");
     elapsed
 }
 
@@ -64,15 +31,13 @@ async fn refuse(client: &reqwest::Client, url: &str, query: &str) -> Duration {
 async fn main() {
     let n = env_usize("PHOTON_BENCH_N", 300);
     let app;
-    let base = match std::env::var("PHOTON_BENCH_URL") {
-        Ok(url) => url.trim_end_matches('/').to_owned(),
+    let api = match std::env::var("PHOTON_BENCH_URL") {
+        Ok(url) => Client::new(&url),
         Err(_) => {
             app = TestApp::spawn().await;
-            app.base_url.clone()
+            app.api.clone()
         }
     };
-    let url = format!("{base}/graphql");
-    let client = reqwest::Client::new();
     let aliases: String = (0..2500)
         .map(|i| format!("u{i}: findUserByEmail(email: \"u{i}@example.com\") {{ id }} "))
         .collect();
@@ -93,7 +58,7 @@ async fn main() {
     for (label, document) in &documents {
         let mut times = Vec::with_capacity(n);
         for _ in 0..n {
-            times.push(refuse(&client, &url, document).await);
+            times.push(refuse(&api, document).await);
         }
         report(label, times);
     }
@@ -103,11 +68,11 @@ async fn main() {
     let until = Instant::now() + Duration::from_secs(3);
     let senders: Vec<_> = (0..4)
         .map(|_| {
-            let (client, url, bomb) = (client.clone(), url.clone(), bomb.clone());
+            let (api, bomb) = (api.clone(), bomb.clone());
             tokio::spawn(async move {
                 let mut sent = 0usize;
                 while Instant::now() < until {
-                    refuse(&client, &url, &bomb).await;
+                    refuse(&api, &bomb).await;
                     sent += 1;
                 }
                 sent
@@ -117,8 +82,9 @@ async fn main() {
     let (mut health, mut query) = (Vec::new(), Vec::new());
     while Instant::now() < until {
         let started = Instant::now();
-        let status = client
-            .get(format!("{base}/healthz"))
+        let status = api
+            .http()
+            .get(api.url("/healthz"))
             .send()
             .await
             .unwrap()
@@ -126,16 +92,8 @@ async fn main() {
         assert!(status.is_success());
         health.push(started.elapsed());
         let started = Instant::now();
-        let body: Value = client
-            .post(&url)
-            .json(&json!({ "query": "{ __typename }" }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(body["data"]["__typename"], "Query");
+        let response = api.gql("{ __typename }", json!({})).await;
+        assert_eq!(response.ok()["__typename"], "Query");
         query.push(started.elapsed());
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -58,18 +58,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt, stream};
+use futures_util::{StreamExt, stream};
 use photon::app::Application;
 use photon::config::settings_from_args;
+use photon_tests::bench::{Figures, env_usize};
+use photon_tests::photos::{FLOW_COMPLETE, nth_photo_bytes, stage};
+use photon_tests::ws::{Protocol, Received, WsClient, auth_payload};
+use photon_tests::{Backend, Client, create_session, join};
 use sea_orm::{ConnectionTrait, Database, DbBackend, DbConn, Statement};
-use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
-use tokio::net::TcpStream;
+use serde_json::json;
 use tokio::sync::mpsc;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// Set in the child process that runs the server.
@@ -92,13 +90,6 @@ fn main() {
     } else {
         bench(nofile);
     }
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 /// Raises the soft open-files limit to the hard one, and the hard one to [`WANTED_NOFILE`] if
@@ -147,6 +138,11 @@ fn serve(nofile: u64) {
             // Slots are made well before the steps that complete them.
             "--upload-url-ttl-secs=3000".to_owned(),
             "--shutdown-grace-secs=1".to_owned(),
+            // Every user signs in and every socket connects from 127.0.0.1: the per-address
+            // rate limits and caps, made for the internet, would refuse most of them.
+            "--rate-limits=false".to_owned(),
+            "--max-connections=1000000".to_owned(),
+            "--max-connections-per-ip=1000000".to_owned(),
         ];
         let config = settings_from_args(args).unwrap().resolve().unwrap();
         let app = Application::build(config).await.unwrap();
@@ -249,61 +245,38 @@ impl Drop for Server {
 
 // ---- the database -----------------------------------------------------------------------------
 
-enum TestDatabase {
-    Postgres {
-        admin: String,
-        name: String,
-        url: String,
-    },
-    Sqlite {
-        url: String,
-    },
+struct TestDatabase {
+    backend: Backend,
+    url: String,
 }
 
 impl TestDatabase {
+    /// A database made the way the tests make theirs (so scripts/test.sh sweeps up a crashed
+    /// run's), on the backend `PHOTON_TEST_BACKEND` names.
     async fn create(data_dir: &std::path::Path) -> Self {
-        match std::env::var("PHOTON_TEST_BACKEND").as_deref() {
-            Ok("sqlite") => Self::Sqlite {
-                url: format!("sqlite://{}/photon.db?mode=rwc", data_dir.display()),
-            },
-            Ok("postgres") | Err(_) => {
-                let admin = std::env::var("TEST_DATABASE_URL")
-                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-                // Named like the tests' databases, so scripts/test.sh sweeps up a crashed run's.
-                let name = format!("photon_test_bench_{}", uuid::Uuid::new_v4().simple());
-                let conn = Database::connect(&admin).await.unwrap();
-                conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                    .await
-                    .unwrap();
-                conn.close().await.ok();
-                let mut url = url::Url::parse(&admin).unwrap();
-                url.set_path(&name);
-                Self::Postgres {
-                    admin,
-                    name,
-                    url: url.to_string(),
-                }
-            }
-            Ok(other) => panic!("PHOTON_TEST_BACKEND must be postgres or sqlite, not {other}"),
-        }
+        let backend = Backend::from_env();
+        let url = match backend {
+            Backend::Postgres => photon_tests::create_postgres_database().await,
+            Backend::Sqlite => format!("sqlite://{}/photon.db?mode=rwc", data_dir.display()),
+        };
+        Self { backend, url }
     }
 
     fn url(&self) -> &str {
-        match self {
-            Self::Postgres { url, .. } | Self::Sqlite { url } => url,
-        }
+        &self.url
     }
 
     fn backend(&self) -> DbBackend {
-        match self {
-            Self::Postgres { .. } => DbBackend::Postgres,
-            Self::Sqlite { .. } => DbBackend::Sqlite,
+        match self.backend {
+            Backend::Postgres => DbBackend::Postgres,
+            Backend::Sqlite => DbBackend::Sqlite,
         }
     }
 
     async fn drop_it(&self) {
-        if let Self::Postgres { admin, name, .. } = self {
-            let conn = Database::connect(admin).await.unwrap();
+        if self.backend == Backend::Postgres {
+            let name = url::Url::parse(&self.url).unwrap().path()[1..].to_owned();
+            let conn = Database::connect(&photon_tests::admin_url()).await.unwrap();
             let dropped = conn
                 .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
                 .await;
@@ -365,28 +338,6 @@ fn bench(nofile: u64) {
     }
 }
 
-/// GraphQL over HTTP.
-#[derive(Clone)]
-struct Api {
-    http: reqwest::Client,
-    graphql: String,
-}
-
-impl Api {
-    async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
-        let mut request = self
-            .http
-            .post(&self.graphql)
-            .json(&json!({ "query": query, "variables": variables }));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response: Value = request.send().await.unwrap().json().await.unwrap();
-        assert!(response.get("errors").is_none(), "{response}");
-        response["data"].clone()
-    }
-}
-
 /// A photo waiting for `completePhotoUpload`.
 struct Slot {
     photo_id: String,
@@ -399,9 +350,9 @@ type Receipt = (Box<str>, Instant);
 
 async fn run(knobs: &Knobs, server: &Server, database: &TestDatabase, nofile: u64) {
     let users = knobs.sessions * knobs.members;
-    let backend = match database {
-        TestDatabase::Postgres { .. } => "postgres",
-        TestDatabase::Sqlite { .. } => "sqlite",
+    let backend = match database.backend {
+        Backend::Postgres => "postgres",
+        Backend::Sqlite => "sqlite",
     };
     println!(
         "realtime: {} sessions x {} members = {users} WebSockets on one server ({backend}, local store)",
@@ -423,13 +374,13 @@ async fn run(knobs: &Knobs, server: &Server, database: &TestDatabase, nofile: u6
         nofile >= needed && server.nofile >= needed,
         "{users} sockets need an open-files limit of about {needed} in both processes; raise the hard limit (ulimit -Hn) or use fewer sessions"
     );
-    let api = Api {
-        http: reqwest::Client::builder()
+    let api = Client::with_http(
+        reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
             .unwrap(),
-        graphql: format!("http://{}/graphql", server.addr),
-    };
+        &format!("http://{}", server.addr),
+    );
     let concurrency = knobs.concurrency;
 
     // ---- setup: users, sessions, memberships ----
@@ -437,19 +388,7 @@ async fn run(knobs: &Knobs, server: &Server, database: &TestDatabase, nofile: u6
     let tokens: Vec<String> = stream::iter(0..users)
         .map(|i| {
             let api = api.clone();
-            async move {
-                let data = api
-                    .gql(
-                        None,
-                        "mutation($e: String!) { devSignIn(email: $e) { accessToken } }",
-                        json!({ "e": format!("member{i}@bench.example") }),
-                    )
-                    .await;
-                data["devSignIn"]["accessToken"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            }
+            async move { api.sign_in(&format!("member{i}@bench.example")).await.token }
         })
         .buffered(concurrency)
         .collect()
@@ -460,20 +399,7 @@ async fn run(knobs: &Knobs, server: &Server, database: &TestDatabase, nofile: u6
         .map(|s| {
             let (api, tokens) = (api.clone(), tokens.clone());
             let owner = s * knobs.members;
-            async move {
-                let data = api
-                    .gql(
-                        Some(&tokens[owner]),
-                        "mutation($t: String!) { createSession(input: { title: $t }) { id inviteCode } }",
-                        json!({ "t": format!("bench {s}") }),
-                    )
-                    .await;
-                let session = &data["createSession"];
-                (
-                    session["id"].as_str().unwrap().to_owned(),
-                    session["inviteCode"].as_str().unwrap().to_owned(),
-                )
-            }
+            async move { create_session(&api, &tokens[owner], &format!("bench {s}")).await }
         })
         .buffered(concurrency)
         .collect()
@@ -485,12 +411,7 @@ async fn run(knobs: &Knobs, server: &Server, database: &TestDatabase, nofile: u6
             let (api, tokens, sessions) = (api.clone(), tokens.clone(), sessions.clone());
             let code = sessions[i / knobs.members].1.clone();
             async move {
-                api.gql(
-                    Some(&tokens[i]),
-                    "mutation($c: String!) { joinSession(inviteCode: $c) { id } }",
-                    json!({ "c": code }),
-                )
-                .await;
+                join(&api, &tokens[i], &code).await.ok();
             }
         })
         .buffer_unordered(concurrency)
@@ -509,11 +430,10 @@ async fn run(knobs: &Knobs, server: &Server, database: &TestDatabase, nofile: u6
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_setup = server.rss_kib();
     let started = Instant::now();
-    let sockets: Vec<(usize, Socket)> = stream::iter(0..users)
+    let sockets: Vec<(usize, WsClient)> = stream::iter(0..users)
         .map(|i| {
-            let tokens = tokens.clone();
-            let addr = server.addr;
-            async move { (i, connect(addr, &tokens[i]).await) }
+            let (api, tokens) = (api.clone(), tokens.clone());
+            async move { (i, connect(&api, &tokens[i]).await) }
         })
         .buffer_unordered(concurrency)
         .collect()
@@ -609,7 +529,10 @@ async fn run(knobs: &Knobs, server: &Server, database: &TestDatabase, nofile: u6
                 let session = k % knobs.sessions;
                 let uploader = session * knobs.members + (k / knobs.sessions) % knobs.members;
                 async move {
-                    let photo_id = upload(&api, &tokens[uploader], &sessions[session].0, k).await;
+                    // Distinct bytes per photo: the same bytes would be the same photo.
+                    let bytes = nth_photo_bytes(k, PHOTO_BYTES);
+                    let photo_id =
+                        stage(&api, &tokens[uploader], &sessions[session].0, bytes).await;
                     Slot { photo_id, uploader }
                 }
             })
@@ -631,29 +554,12 @@ async fn run(knobs: &Knobs, server: &Server, database: &TestDatabase, nofile: u6
             server.pid(),
         )
         .await;
-        let mut latencies = outcome.latencies;
-        latencies.sort();
-        let mut took = outcome.completion_times;
-        took.sort();
-        let (p50, p99, max) = if latencies.is_empty() {
-            (f64::NAN, f64::NAN, f64::NAN)
-        } else {
-            (
-                ms(percentile(&latencies, 0.50)),
-                ms(percentile(&latencies, 0.99)),
-                ms(*latencies.last().unwrap()),
-            )
-        };
+        let Figures { n, p50, p99, max } = Figures::of(outcome.latencies);
         println!(
-            "  {rate:>7} {:>7} {:>10} {p50:>9.1} {p99:>9.1} {max:>9.1} {:>8} {:>15.1} {:>10.0}% {:>10.0}%{}",
+            "  {rate:>7} {:>7} {n:>10} {p50:>9.1} {p99:>9.1} {max:>9.1} {:>8} {:>15.1} {:>10.0}% {:>10.0}%{}",
             slots.len(),
-            latencies.len(),
             outcome.missing,
-            if took.is_empty() {
-                f64::NAN
-            } else {
-                ms(percentile(&took, 0.99))
-            },
+            Figures::of(outcome.completion_times).p99,
             outcome.cpu.0,
             outcome.cpu.1,
             outcome.note,
@@ -707,7 +613,7 @@ struct StepOutcome {
 
 /// Completes `slots` at `rate` per second, then collects every subscriber's receipt.
 async fn step(
-    api: &Api,
+    api: &Client,
     tokens: &Arc<Vec<String>>,
     rate: usize,
     slots: &[Slot],
@@ -722,19 +628,15 @@ async fn step(
     let started = Instant::now();
     for slot in slots {
         ticks.tick().await;
-        let api = api.clone();
-        let token = tokens[slot.uploader].clone();
+        let api = api.as_user(&tokens[slot.uploader]);
         let photo_id = slot.photo_id.clone();
         completions.push(tokio::spawn(async move {
+            // Sent by hand rather than with `photos::complete`: the instant the response
+            // arrives is the one deliveries are measured from, and a failure is counted, not
+            // fatal.
             let sent = Instant::now();
             let data = api
-                .http
-                .post(&api.graphql)
-                .bearer_auth(&token)
-                .json(&json!({
-                    "query": "mutation($id: ID!) { completePhotoUpload(photoId: $id) { status } }",
-                    "variables": { "id": photo_id },
-                }))
+                .request(FLOW_COMPLETE, json!({ "id": photo_id }))
                 .send()
                 .await;
             let body = match data {
@@ -825,11 +727,6 @@ async fn step(
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
 async fn count(db: &DbConn, backend: DbBackend, table: &str) -> i64 {
     let row = db
         .query_one_raw(Statement::from_string(
@@ -842,147 +739,62 @@ async fn count(db: &DbConn, backend: DbBackend, table: &str) -> i64 {
     row.try_get::<i64>("", "n").unwrap()
 }
 
-/// Requests a slot for photo `k` and PUTs its bytes; returns the photo's id.
-async fn upload(api: &Api, token: &str, session_id: &str, k: usize) -> String {
-    // Distinct bytes per photo: the same bytes would be the same photo.
-    let mut bytes = vec![0u8; PHOTO_BYTES];
-    for (j, byte) in bytes.iter_mut().enumerate() {
-        *byte = (j as u8).wrapping_mul(31) ^ ((k >> (8 * (j % 8))) as u8);
-    }
-    let sha: String = Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let data = api
-        .gql(
-            Some(token),
-            "mutation($input: RequestPhotoUploadInput!) { requestPhotoUpload(input: $input) { photo { id } uploadUrl uploadHeaders { name value } } }",
-            json!({ "input": { "sessionId": session_id, "sha256": sha, "contentType": "image/jpeg", "byteSize": bytes.len() } }),
-        )
-        .await;
-    let slot = &data["requestPhotoUpload"];
-    let mut put = api
-        .http
-        .put(slot["uploadUrl"].as_str().unwrap())
-        .body(bytes);
-    for header in slot["uploadHeaders"].as_array().unwrap() {
-        put = put.header(
-            header["name"].as_str().unwrap(),
-            header["value"].as_str().unwrap(),
-        );
-    }
-    let status = put.send().await.unwrap().status();
-    assert!(status.is_success(), "upload refused: {status}");
-    slot["photo"]["id"].as_str().unwrap().to_owned()
-}
-
-// ---- a lean WebSocket subscriber -------------------------------------------------------------
-
-type Socket = WebSocketStream<TcpStream>;
+// ---- the subscribers ------------------------------------------------------------------------
 
 /// Opens a socket and initialises it as `token`'s user.
-async fn connect(addr: SocketAddr, token: &str) -> Socket {
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.set_nodelay(true).unwrap();
-    let mut request = format!("ws://{addr}/graphql")
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static("graphql-transport-ws"),
-    );
+async fn connect(api: &Client, token: &str) -> WsClient {
     // Small buffers: there are thousands of these in this process.
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0);
-    let (mut socket, _) = tokio_tungstenite::client_async_with_config(request, tcp, Some(config))
-        .await
-        .unwrap();
-    send(
-        &mut socket,
-        json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } }),
-    )
-    .await;
-    loop {
-        match socket.next().await {
-            Some(Ok(Message::Text(text))) if text.contains(r#""type":"connection_ack""#) => {
-                return socket;
-            }
-            Some(Ok(Message::Text(text))) => panic!("expected connection_ack, got {text}"),
-            Some(Ok(Message::Close(frame))) => panic!("closed before connection_ack: {frame:?}"),
-            Some(Ok(_)) => {}
-            Some(Err(err)) => panic!("socket failed before connection_ack: {err}"),
-            None => panic!("socket dropped before connection_ack"),
-        }
-    }
+    let mut socket = WsClient::open_with(api, Protocol::Transport, config).await;
+    socket.init_acknowledged(auth_payload(token)).await;
+    socket
 }
 
 /// Subscribes to the session's photos; a task then reads the socket for the rest of the run,
 /// reporting every photo that arrives.
 async fn subscribe(
-    mut socket: Socket,
+    mut socket: WsClient,
     session_id: &str,
     receipts: mpsc::UnboundedSender<Receipt>,
     closed: Arc<AtomicUsize>,
 ) {
-    send(
-        &mut socket,
-        json!({ "type": "subscribe", "id": "1", "payload": { "query": SUBSCRIBE, "variables": { "s": session_id } } }),
-    )
-    .await;
+    socket
+        .subscribe("1", SUBSCRIBE, json!({ "s": session_id }))
+        .await;
     tokio::spawn(read(socket, receipts, closed));
 }
 
-async fn send(socket: &mut Socket, message: Value) {
-    socket
-        .send(Message::Text(message.to_string().into()))
-        .await
-        .unwrap();
-}
-
-/// Reads a socket until it closes. WebSocket pings are answered by the library; protocol
-/// pings here.
+/// Reads a socket until it closes. Pings are answered by the client.
 async fn read(
-    mut socket: Socket,
+    mut socket: WsClient,
     receipts: mpsc::UnboundedSender<Receipt>,
     closed: Arc<AtomicUsize>,
 ) {
     static REPORTED: AtomicBool = AtomicBool::new(false);
-    while let Some(frame) = socket.next().await {
-        let at = Instant::now();
-        match frame {
-            Ok(Message::Text(text)) => {
-                if let Some(photo_id) = photo_id(&text) {
-                    let _ = receipts.send((photo_id.into(), at));
-                } else if text.contains(r#""type":"ping""#) {
-                    if socket
-                        .send(Message::Text(r#"{"type":"pong"}"#.into()))
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
+    loop {
+        match socket.recv_whenever().await {
+            Received::Message(message) => {
+                let photo_id = message["payload"]["data"]["photoAdded"]["photo"]["id"]
+                    .as_str()
+                    .filter(|_| message["type"] == "next");
+                if let Some(photo_id) = photo_id {
+                    let _ = receipts.send((photo_id.into(), socket.arrived_at()));
                 } else if !REPORTED.swap(true, Ordering::Relaxed) {
-                    eprintln!("unexpected message (only the first is shown): {text}");
+                    eprintln!("unexpected message (only the first is shown): {message}");
                 }
             }
-            Ok(Message::Close(frame)) => {
-                if !REPORTED.swap(true, Ordering::Relaxed) {
-                    eprintln!("the server closed a socket (only the first is shown): {frame:?}");
+            // 1006: the connection failed rather than being closed.
+            Received::Closed(code, reason) => {
+                if code != 1006 && !REPORTED.swap(true, Ordering::Relaxed) {
+                    eprintln!(
+                        "the server closed a socket (only the first is shown): {code} {reason}"
+                    );
                 }
                 break;
             }
-            Ok(_) => {}
-            Err(_) => break,
         }
     }
     closed.fetch_add(1, Ordering::Relaxed);
-}
-
-/// The photo id in a `next` message, found without parsing the whole message.
-fn photo_id(text: &str) -> Option<&str> {
-    const MARKER: &str = r#""photo":{"id":""#;
-    let start = text.find(MARKER)? + MARKER.len();
-    let len = text[start..].find('"')?;
-    Some(&text[start..start + len])
 }

@@ -3,10 +3,14 @@
 //! databases are created through the admin URL in `TEST_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); `scripts/test.sh` sets both up.
 
+pub mod bench;
+pub mod client;
 pub mod fake_fcm;
 pub mod fake_oauth;
 pub mod photos;
 pub mod ws;
+
+pub use client::{Bearer, Client};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,7 +42,7 @@ impl Backend {
     }
 }
 
-fn admin_url() -> String {
+pub fn admin_url() -> String {
     std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
@@ -109,13 +113,17 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub base_url: String,
     pub client: reqwest::Client,
+    /// GraphQL over `client`, anonymous.
+    pub api: Client,
     pub backend: Backend,
     /// A connection of the test's own, to check what was (not) written.
     pub db: DatabaseConnection,
     /// The server's own state (its statement counters, for instance).
     pub state: AppState,
+    /// Where `/metrics` is served, when the test asked for `--metrics-bind`.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
-    /// The server's run, which ends once it has shut down.
+    /// The server's task: it ends once a shutdown has drained the server.
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// Shared with replicas of this server.
     data_dir: Arc<tempfile::TempDir>,
@@ -244,6 +252,7 @@ impl TestApp {
         let config = settings.resolve().expect("resolvable test settings");
         let app = Application::build(config).await.expect("server starts");
         let addr = app.local_addr().expect("bound");
+        let metrics_addr = app.metrics_addr();
         let state = app.state().clone();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async move {
@@ -252,18 +261,22 @@ impl TestApp {
         let db = Database::connect(&database_url)
             .await
             .expect("test's own connection");
+        let base_url = format!("http://{addr}");
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            // A hung request fails its test instead of stalling the suite.
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .expect("http client");
         Self {
             addr,
-            base_url: format!("http://{addr}"),
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                // A hung request fails its test instead of stalling the suite.
-                .timeout(std::time::Duration::from_secs(30))
-                .build()
-                .expect("http client"),
+            api: Client::with_http(client.clone(), &base_url),
+            base_url,
+            client,
             backend,
             db,
             state,
+            metrics_addr,
             shutdown: Some(tx),
             server: Some(server),
             data_dir,
@@ -275,16 +288,22 @@ impl TestApp {
         format!("{}{path}", self.base_url)
     }
 
+    /// The Prometheus text of `GET /metrics` on the metrics listener.
+    pub async fn scrape(&self) -> String {
+        let addr = self.metrics_addr.expect("started with --metrics-bind");
+        let response = self
+            .client
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .expect("scrape sent");
+        assert_eq!(response.status(), StatusCode::OK, "scrape status");
+        response.text().await.expect("scrape body")
+    }
+
     /// POSTs an operation with an optional bearer token.
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> GqlResponse {
-        let mut request = self
-            .client
-            .post(self.url("/graphql"))
-            .json(&json!({ "query": query, "variables": variables }));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        Self::read(request.send().await.expect("request sent")).await
+        self.api.with_token(token).gql(query, variables).await
     }
 
     pub async fn gql_as(&self, user: &TestUser, query: &str, variables: Value) -> GqlResponse {
@@ -296,42 +315,12 @@ impl TestApp {
     }
 
     pub async fn read(response: reqwest::Response) -> GqlResponse {
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.expect("response body");
-        let body = serde_json::from_str(&text)
-            .unwrap_or_else(|_| panic!("response is not JSON ({status}): {text}"));
-        GqlResponse {
-            status,
-            headers,
-            body,
-        }
+        GqlResponse::read(response).await
     }
 
     /// Signs in through `devSignIn`.
     pub async fn sign_in(&self, email: &str) -> TestUser {
-        let name = email.split('@').next().unwrap_or(email);
-        let response = self
-            .gql_anon(
-                "mutation($email: String!, $name: String) {
-                    devSignIn(email: $email, name: $name) { accessToken refreshToken user { id email } }
-                }",
-                json!({ "email": email, "name": name }),
-            )
-            .await;
-        let payload = &response.ok()["devSignIn"];
-        TestUser {
-            id: payload["user"]["id"].as_str().expect("user id").to_owned(),
-            email: payload["user"]["email"].as_str().expect("email").to_owned(),
-            token: payload["accessToken"]
-                .as_str()
-                .expect("access token")
-                .to_owned(),
-            refresh_token: payload["refreshToken"]
-                .as_str()
-                .expect("refresh token")
-                .to_owned(),
-        }
+        self.api.sign_in(email).await
     }
 
     /// Statements the server ran so far.
@@ -410,23 +399,32 @@ impl TestApp {
     }
 }
 
+impl AsRef<Client> for TestApp {
+    fn as_ref(&self) -> &Client {
+        &self.api
+    }
+}
+
 impl TestApp {
-    /// Sends the server its shutdown signal (what SIGTERM does to the binary), without
-    /// waiting.
-    pub fn begin_stop(&mut self) {
+    /// Starts shutting the server down, as SIGTERM does the binary.
+    pub fn begin_shutdown(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
     }
 
-    /// Shuts the server down and waits until it has stopped.
-    pub async fn stop(&mut self) {
-        self.begin_stop();
-        if let Some(server) = self.server.take() {
-            server
-                .await
-                .expect("the server's task")
-                .expect("the server stopped cleanly");
+    /// Whether the server, once shutting down, has finished within `wait`.
+    pub async fn stopped_within(&mut self, wait: std::time::Duration) -> bool {
+        let Some(server) = self.server.as_mut() else {
+            return true;
+        };
+        match tokio::time::timeout(wait, server).await {
+            Ok(result) => {
+                self.server = None;
+                result.expect("the server task").expect("the server ran");
+                true
+            }
+            Err(_) => false,
         }
     }
 }
@@ -440,10 +438,15 @@ impl Drop for TestApp {
 }
 
 /// A session created by `owner`; returns its id and invite code.
-pub async fn create_session(app: &TestApp, owner: &TestUser, title: &str) -> (String, String) {
-    let response = app
-        .gql_as(
-            owner,
+pub async fn create_session(
+    api: &impl AsRef<Client>,
+    owner: &(impl Bearer + ?Sized),
+    title: &str,
+) -> (String, String) {
+    let response = api
+        .as_ref()
+        .as_user(owner)
+        .gql(
             "mutation($title: String!) { createSession(input: { title: $title }) { id inviteCode } }",
             json!({ "title": title }),
         )
@@ -482,13 +485,18 @@ impl TestApp {
 }
 
 /// `user` joins with `code`.
-pub async fn join(app: &TestApp, user: &TestUser, code: &str) -> GqlResponse {
-    app.gql_as(
-        user,
-        "mutation($code: String!) { joinSession(inviteCode: $code) { id viewerRole } }",
-        json!({ "code": code }),
-    )
-    .await
+pub async fn join(
+    api: &impl AsRef<Client>,
+    user: &(impl Bearer + ?Sized),
+    code: &str,
+) -> GqlResponse {
+    api.as_ref()
+        .as_user(user)
+        .gql(
+            "mutation($code: String!) { joinSession(inviteCode: $code) { id viewerRole } }",
+            json!({ "code": code }),
+        )
+        .await
 }
 
 /// Makes `a` and `b` friends.

@@ -1,10 +1,10 @@
-//! A GraphQL-over-WebSocket client for tests, speaking either sub-protocol the way Apollo's
-//! links do, over a real socket.
+//! A GraphQL-over-WebSocket client for tests and benches, speaking either sub-protocol the way
+//! Apollo's links do, over a real socket.
 
 // Test support: a failed unwrap fails the test that called it, which is what it should do.
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -12,9 +12,10 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::TestApp;
+use crate::Client;
 
 /// How long a test waits for any one message before failing.
 pub const WAIT: Duration = Duration::from_secs(15);
@@ -50,18 +51,36 @@ pub struct WsClient {
     pub protocol: Protocol,
     /// Keep-alive messages seen (`ping` or `ka`).
     pub keepalives: usize,
+    /// When the last message's frame arrived, before it was parsed.
+    arrived: Instant,
+    /// The request id the server gave the upgrade (its logs of this socket carry it).
+    pub request_id: String,
 }
 
 impl WsClient {
     /// Opens a socket asking for `protocol`, without initialising it.
-    pub async fn open(app: &TestApp, protocol: Protocol) -> Self {
-        let url = format!("ws://{}/graphql", app.addr);
+    pub async fn open(api: &impl AsRef<Client>, protocol: Protocol) -> Self {
+        Self::open_with(api, protocol, WebSocketConfig::default()).await
+    }
+
+    /// Like [`open`](Self::open), with the library's buffers set by `config` (a process that
+    /// holds thousands of sockets wants them small).
+    pub async fn open_with(
+        api: &impl AsRef<Client>,
+        protocol: Protocol,
+        config: WebSocketConfig,
+    ) -> Self {
+        let url = api.as_ref().url("/graphql").replacen("http", "ws", 1);
         let mut request = url.into_client_request().unwrap();
         request.headers_mut().insert(
             "Sec-WebSocket-Protocol",
             HeaderValue::from_static(protocol.name()),
         );
-        let (socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        // Without Nagle's algorithm: a small message goes out at once, as timing needs.
+        let (socket, response) =
+            tokio_tungstenite::connect_async_with_config(request, Some(config), true)
+                .await
+                .unwrap();
         assert_eq!(
             response
                 .headers()
@@ -69,31 +88,40 @@ impl WsClient {
                 .and_then(|v| v.to_str().ok()),
             Some(protocol.name())
         );
+        let request_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
         Self {
             socket,
             protocol,
             keepalives: 0,
+            arrived: Instant::now(),
+            request_id,
         }
     }
 
     /// Opens and initialises a socket with `payload`, expecting the server's ack.
-    pub async fn connect(app: &TestApp, protocol: Protocol, payload: Value) -> Self {
-        let mut client = Self::open(app, protocol).await;
-        client.init(payload).await;
-        match client.recv().await {
-            Received::Message(m) if m["type"] == "connection_ack" => client,
-            other => panic!("expected connection_ack, got {other:?}"),
-        }
+    pub async fn connect(api: &impl AsRef<Client>, protocol: Protocol, payload: Value) -> Self {
+        let mut client = Self::open(api, protocol).await;
+        client.init_acknowledged(payload).await;
+        client
     }
 
     /// Connects as `token`'s user, the way Apollo apps pass it.
-    pub async fn connect_as(app: &TestApp, protocol: Protocol, token: &str) -> Self {
-        Self::connect(
-            app,
-            protocol,
-            json!({ "authorization": format!("Bearer {token}") }),
-        )
-        .await
+    pub async fn connect_as(api: &impl AsRef<Client>, protocol: Protocol, token: &str) -> Self {
+        Self::connect(api, protocol, auth_payload(token)).await
+    }
+
+    /// Initialises the socket with `payload` and waits for the server's ack.
+    pub async fn init_acknowledged(&mut self, payload: Value) {
+        self.init(payload).await;
+        match self.recv().await {
+            Received::Message(m) if m["type"] == "connection_ack" => {}
+            other => panic!("expected connection_ack, got {other:?}"),
+        }
     }
 
     pub async fn init(&mut self, payload: Value) {
@@ -140,11 +168,34 @@ impl WsClient {
 
     /// Like [`recv`](Self::recv), but `None` when nothing arrives within `wait`.
     pub async fn recv_within(&mut self, wait: Duration) -> Option<Received> {
-        let deadline = tokio::time::Instant::now() + wait;
+        self.read(Some(tokio::time::Instant::now() + wait)).await
+    }
+
+    /// Like [`recv`](Self::recv), however long it takes: for a reader that follows a socket
+    /// until it closes.
+    pub async fn recv_whenever(&mut self) -> Received {
+        // Without a deadline, reading only ends with a message or a close.
+        self.read(None)
+            .await
+            .unwrap_or_else(|| Received::Closed(1006, "connection dropped".into()))
+    }
+
+    /// When the frame of the message [`recv`](Self::recv) returned last arrived: the instant
+    /// a latency measurement wants, before any parsing.
+    pub fn arrived_at(&self) -> Instant {
+        self.arrived
+    }
+
+    async fn read(&mut self, deadline: Option<tokio::time::Instant>) -> Option<Received> {
         loop {
-            let frame = tokio::time::timeout_at(deadline, self.socket.next())
-                .await
-                .ok()?;
+            // Only the read is under the deadline, never a pong half sent.
+            let frame = match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, self.socket.next())
+                    .await
+                    .ok()?,
+                None => self.socket.next().await,
+            };
+            self.arrived = Instant::now();
             match frame {
                 None => return Some(Received::Closed(1006, "connection dropped".into())),
                 Some(Err(err)) => return Some(Received::Closed(1006, err.to_string())),
@@ -153,7 +204,9 @@ impl WsClient {
                     match message["type"].as_str() {
                         Some("ping") => {
                             self.keepalives += 1;
-                            self.send(json!({ "type": "pong" })).await;
+                            // A socket closing meanwhile shows as its close on the next read.
+                            let pong = json!({ "type": "pong" }).to_string();
+                            let _ = self.socket.send(Message::Text(pong.into())).await;
                         }
                         Some("ka") => self.keepalives += 1,
                         _ => return Some(Received::Message(message)),
@@ -212,4 +265,9 @@ impl WsClient {
     pub async fn close(mut self) {
         let _ = self.socket.close(None).await;
     }
+}
+
+/// The `connection_init` payload of `token`'s user, the way Apollo apps pass it.
+pub fn auth_payload(token: &str) -> Value {
+    json!({ "authorization": format!("Bearer {token}") })
 }

@@ -1,10 +1,6 @@
-//! Authentication: access tokens (JWT), refresh tokens, the request's viewer, and the sign-in
-//! flows that issue them.
+//! Credentials: access tokens (JWT), refresh tokens, and the sign-in providers' OAuth clients.
+//! The use cases that issue them (sign-in, refresh, the viewer of a request) are services.
 
 pub mod jwt;
 pub mod oauth;
 pub mod refresh;
-pub mod service;
-pub mod viewer;
-
-pub use viewer::Viewer;

@@ -23,9 +23,9 @@ use sea_orm::{
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::clock;
 use crate::digest::hex;
 use crate::error::{ApiError, ApiResult};
-use crate::service::clock;
 
 /// How refresh-token reuse is told from an honest retry.
 #[derive(Debug, Clone, clap::Args)]

@@ -5,10 +5,10 @@ use chrono::{DateTime, Utc};
 
 use super::ContextExt;
 use super::users::User;
-use crate::auth::oauth::flow;
-use crate::auth::service::{self, TokenPair};
 use crate::limits::Rule;
 use crate::limits::graphql::RateLimitExt;
+use crate::service::oauth_sign_in;
+use crate::service::sign_in::{self, TokenPair};
 
 pub struct AuthPayload(TokenPair);
 
@@ -58,7 +58,7 @@ impl AuthQuery {
     /// The sign-in providers this server has enabled, for the login screen. Empty until
     /// GitHub or Discord credentials are configured.
     async fn auth_providers(&self, ctx: &Context<'_>) -> Result<Vec<AuthProvider>> {
-        let oauth = &ctx.state()?.oauth;
+        let oauth = &ctx.deps()?.oauth;
         Ok(oauth
             .enabled()
             .map(|provider| AuthProvider {
@@ -84,10 +84,10 @@ impl AuthMutation {
         name: Option<String>,
     ) -> Result<AuthPayload> {
         ctx.rate_limit(Rule::SignIn)?;
-        let state = ctx.state()?;
-        let enabled = state.config.dev_sign_in;
-        let pair = service::dev_sign_in(&state.db, &state.tokens, enabled, &email, name.as_deref())
-            .await?;
+        let deps = ctx.deps()?;
+        let enabled = deps.config.dev_sign_in;
+        let pair =
+            sign_in::dev_sign_in(&deps.db, &deps.tokens, enabled, &email, name.as_deref()).await?;
         Ok(AuthPayload(pair))
     }
 
@@ -105,9 +105,10 @@ impl AuthMutation {
         code_verifier: String,
     ) -> Result<AuthPayload> {
         ctx.rate_limit(Rule::SignIn)?;
-        let state = ctx.state()?;
+        let deps = ctx.deps()?;
         let pair =
-            flow::exchange_login_code(&state.db, &state.tokens, &code, &code_verifier).await?;
+            oauth_sign_in::exchange_login_code(&deps.db, &deps.tokens, &code, &code_verifier)
+                .await?;
         Ok(AuthPayload(pair))
     }
 
@@ -118,9 +119,9 @@ impl AuthMutation {
         #[graphql(desc = "The refresh token from the last AuthPayload.")] refresh_token: String,
     ) -> Result<AuthPayload> {
         ctx.rate_limit(Rule::Refresh)?;
-        let state = ctx.state()?;
+        let deps = ctx.deps()?;
         Ok(AuthPayload(
-            service::refresh(&state.db, &state.tokens, &refresh_token).await?,
+            sign_in::refresh(&deps.db, &deps.tokens, &refresh_token).await?,
         ))
     }
 
@@ -131,6 +132,6 @@ impl AuthMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The refresh token from the last AuthPayload.")] refresh_token: String,
     ) -> Result<bool> {
-        Ok(service::logout(&ctx.state()?.db, &refresh_token).await?)
+        Ok(sign_in::logout(&ctx.deps()?.db, &refresh_token).await?)
     }
 }

@@ -23,11 +23,22 @@ use std::collections::HashMap;
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{ErrorExtensions, Name, Positioned, Request, ServerError};
 
-use super::errors::VALIDATION_FAILED;
+use crate::error::ErrorCode;
 
 /// The limits, as the operator set them (see `photon --help` and the README's "Limits").
 #[derive(Debug, Clone, clap::Args)]
 pub struct CostSettings {
+    /// Deepest query accepted (introspection included).
+    #[arg(long, env = "PHOTON_MAX_QUERY_DEPTH", default_value_t = 16,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
+    pub max_query_depth: usize,
+
+    /// Highest query complexity accepted: each field counts one, list fields count their page
+    /// size times their selection.
+    #[arg(long, env = "PHOTON_MAX_QUERY_COMPLEXITY", default_value_t = 5000,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub max_query_complexity: usize,
+
     /// Longest GraphQL document accepted, in bytes.
     #[arg(long, env = "PHOTON_MAX_DOCUMENT_BYTES", default_value_t = 64 * 1024,
         value_parser = clap::value_parser!(u64).range(1024..=256 * 1024))]
@@ -171,7 +182,7 @@ impl Refusal {
     /// The error a client receives.
     pub fn to_server_error(self) -> ServerError {
         let error = async_graphql::Error::new(self.message()).extend_with(|_, ext| {
-            ext.set("code", VALIDATION_FAILED);
+            ext.set("code", ErrorCode::GraphqlValidationFailed);
             ext.set("limit", self.limit.name());
             ext.set("max", self.max);
         });

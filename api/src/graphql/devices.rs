@@ -79,7 +79,7 @@ impl DeviceMutation {
     ) -> Result<Device> {
         ctx.rate_limit(Rule::RegisterDevice)?;
         let device =
-            service::register_device(&ctx.state()?.db, ctx.viewer(), &token, platform.into())
+            service::register_device(&ctx.deps()?.db, ctx.viewer(), &token, platform.into())
                 .await?;
         Ok(Device(device))
     }
@@ -91,6 +91,6 @@ impl DeviceMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The FCM registration token to forget.")] token: String,
     ) -> Result<bool> {
-        Ok(service::unregister_device(&ctx.state()?.db, ctx.viewer(), &token).await?)
+        Ok(service::unregister_device(&ctx.deps()?.db, ctx.viewer(), &token).await?)
     }
 }

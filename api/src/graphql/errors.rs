@@ -10,10 +10,13 @@ use async_graphql::extensions::{
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Variables};
 
-pub const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
-pub const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+use crate::error::ErrorCode;
+
 /// Codes of errors that stop a request before execution (the document itself is wrong).
-pub const REQUEST_ERROR_CODES: [&str; 2] = [PARSE_FAILED, VALIDATION_FAILED];
+pub const REQUEST_ERROR_CODES: [&str; 2] = [
+    ErrorCode::GraphqlParseFailed.as_str(),
+    ErrorCode::GraphqlValidationFailed.as_str(),
+];
 
 pub struct ErrorCodes;
 
@@ -30,7 +33,7 @@ pub fn code_of(error: &ServerError) -> Option<&str> {
     }
 }
 
-fn with_code(mut error: ServerError, code: &str) -> ServerError {
+fn with_code(mut error: ServerError, code: ErrorCode) -> ServerError {
     if code_of(&error).is_none() {
         error
             .extensions
@@ -48,7 +51,7 @@ impl Extension for ErrorCodes {
         // async-graphql's own input coercion: an argument or variable of the wrong shape.
         response.errors = std::mem::take(&mut response.errors)
             .into_iter()
-            .map(|e| with_code(e, "BAD_USER_INPUT"))
+            .map(|e| with_code(e, ErrorCode::BadUserInput))
             .collect();
         response
     }
@@ -62,7 +65,7 @@ impl Extension for ErrorCodes {
     ) -> ServerResult<ExecutableDocument> {
         next.run(ctx, query, variables)
             .await
-            .map_err(|e| with_code(e, PARSE_FAILED))
+            .map_err(|e| with_code(e, ErrorCode::GraphqlParseFailed))
     }
 
     async fn validation(
@@ -73,7 +76,7 @@ impl Extension for ErrorCodes {
         next.run(ctx).await.map_err(|errors| {
             errors
                 .into_iter()
-                .map(|e| with_code(e, VALIDATION_FAILED))
+                .map(|e| with_code(e, ErrorCode::GraphqlValidationFailed))
                 .collect()
         })
     }

@@ -8,9 +8,9 @@ use super::ContextExt;
 use super::connection::{self, Conn};
 use super::ids::{self, Kind};
 use super::users::User;
-use crate::auth::Viewer;
 use crate::limits::Rule;
 use crate::limits::graphql::RateLimitExt;
+use crate::service::Viewer;
 use crate::service::friends::{self as service, Direction};
 use crate::service::pagination::PageRequest;
 
@@ -103,7 +103,7 @@ async fn list_friends(
     after: Option<String>,
 ) -> Result<Conn<User>> {
     let page = PageRequest::parse(first, after.as_deref())?;
-    let page = service::list_friends(&ctx.state()?.db, ctx.viewer(), page).await?;
+    let page = service::list_friends(&ctx.deps()?.db, ctx.viewer(), page).await?;
     Ok(connection::from_page(page, User::new))
 }
 
@@ -138,7 +138,7 @@ impl FriendQuery {
             FriendRequestDirection::Incoming => Direction::Incoming,
             FriendRequestDirection::Outgoing => Direction::Outgoing,
         };
-        let page = service::list_requests(&ctx.state()?.db, ctx.viewer(), direction, page).await?;
+        let page = service::list_requests(&ctx.deps()?.db, ctx.viewer(), direction, page).await?;
         Ok(connection::from_page(page, FriendRequest))
     }
 }
@@ -157,7 +157,7 @@ impl FriendMutation {
     ) -> Result<FriendRequest> {
         ctx.rate_limit(Rule::FriendRequest)?;
         let target = ids::expect(Kind::User, &user_id, "userId")?;
-        let row = service::send_request(&ctx.state()?.db, ctx.viewer(), target).await?;
+        let row = service::send_request(&ctx.deps()?.db, ctx.viewer(), target).await?;
         Ok(FriendRequest(row))
     }
 
@@ -169,7 +169,7 @@ impl FriendMutation {
     ) -> Result<FriendRequest> {
         let id = ids::expect(Kind::FriendRequest, &request_id, "requestId")?;
         Ok(FriendRequest(
-            service::accept_request(&ctx.state()?.db, ctx.viewer(), id).await?,
+            service::accept_request(&ctx.deps()?.db, ctx.viewer(), id).await?,
         ))
     }
 
@@ -182,7 +182,7 @@ impl FriendMutation {
     ) -> Result<FriendRequest> {
         let id = ids::expect(Kind::FriendRequest, &request_id, "requestId")?;
         Ok(FriendRequest(
-            service::decline_request(&ctx.state()?.db, ctx.viewer(), id).await?,
+            service::decline_request(&ctx.deps()?.db, ctx.viewer(), id).await?,
         ))
     }
 
@@ -194,7 +194,7 @@ impl FriendMutation {
     ) -> Result<FriendRequest> {
         let id = ids::expect(Kind::FriendRequest, &request_id, "requestId")?;
         Ok(FriendRequest(
-            service::cancel_request(&ctx.state()?.db, ctx.viewer(), id).await?,
+            service::cancel_request(&ctx.deps()?.db, ctx.viewer(), id).await?,
         ))
     }
 
@@ -205,6 +205,6 @@ impl FriendMutation {
         #[graphql(desc = "The friend to remove.")] user_id: ID,
     ) -> Result<bool> {
         let other = ids::expect(Kind::User, &user_id, "userId")?;
-        Ok(service::remove_friend(&ctx.state()?.db, ctx.viewer(), other).await?)
+        Ok(service::remove_friend(&ctx.deps()?.db, ctx.viewer(), other).await?)
     }
 }

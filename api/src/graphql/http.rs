@@ -1,23 +1,32 @@
 //! GraphQL over HTTP (<https://graphql.github.io/graphql-over-http/draft/>): POST for any
 //! operation, GET for queries only, GraphiQL for browsers, and the status codes the spec gives
 //! for each media type. A request with a bad `Authorization` header is refused as a whole.
+//! Operations may name their document by a persisted query hash (see `persisted`), and
+//! responses are compressed for clients that accept it.
 
-use async_graphql::http::GraphiQLSource;
+use std::collections::BTreeMap;
+
+use async_graphql::ServerError;
 use async_graphql::parser::types::OperationType;
-use async_graphql::{BatchRequest, BatchResponse};
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
-use axum::http::header::{ACCEPT, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::header::{
+    ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE,
+};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{And, DefaultPredicate, Predicate};
 
-use super::cost::{self, Budget, CostLimits};
-use super::errors::{REQUEST_ERROR_CODES, code_of};
+use super::cost::{self, Budget};
+use super::errors::code_of;
+use super::persisted::{Pending, PersistedError};
 use super::{Loaders, selected_operations};
 use crate::app::AppState;
-use crate::auth::Viewer;
+use crate::error::ErrorCode;
 use crate::limits::{self, ClientIp, Key, Rule};
+use crate::service::Viewer;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const JSON: &str = "application/json";
@@ -89,17 +98,24 @@ fn wants_html(headers: &HeaderMap) -> bool {
 }
 
 /// A response carrying only errors, for requests refused before execution.
-fn error_response(status: StatusCode, media: MediaType, code: &str, message: &str) -> Response {
+fn error_response(
+    status: StatusCode,
+    media: MediaType,
+    code: ErrorCode,
+    message: &str,
+) -> Response {
     let body = serde_json::json!({
         "errors": [{ "message": message, "extensions": { "code": code } }]
     });
-    let status =
-        if media == MediaType::Json && status.is_client_error() && code == "UNAUTHENTICATED" {
-            // Legacy clients read errors from a 200; Apollo's error link then sees the code.
-            StatusCode::OK
-        } else {
-            status
-        };
+    let status = if media == MediaType::Json
+        && status.is_client_error()
+        && code == ErrorCode::Unauthenticated
+    {
+        // Legacy clients read errors from a 200; Apollo's error link then sees the code.
+        StatusCode::OK
+    } else {
+        status
+    };
     (status, [(CONTENT_TYPE, media.as_str())], body.to_string()).into_response()
 }
 
@@ -109,74 +125,182 @@ fn not_acceptable() -> Response {
     error_response(
         StatusCode::NOT_ACCEPTABLE,
         MediaType::Json,
-        "BAD_REQUEST",
+        ErrorCode::BadRequest,
         message,
     )
 }
 
 /// A JSON error response for failures outside GraphQL execution (panics, timeouts).
-pub fn plain_error(status: StatusCode, code: &str, message: &str) -> Response {
+pub fn plain_error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
     error_response(status, MediaType::Json, code, message)
 }
 
-/// Serializes an executed response. With `application/graphql-response+json`, a request
-/// that failed to parse or validate has no `data` and a 400 status.
-fn graphql_response(media: MediaType, response: BatchResponse) -> Response {
-    let request_error = |r: &async_graphql::Response| {
-        !r.errors.is_empty()
-            && r.errors
-                .iter()
-                .all(|e| code_of(e).is_some_and(|c| REQUEST_ERROR_CODES.contains(&c)))
-    };
-    let to_json = |r: async_graphql::Response| {
-        let is_request_error = request_error(&r);
-        let mut value = serde_json::to_value(&r).unwrap_or_default();
-        if is_request_error && let Some(object) = value.as_object_mut() {
-            object.remove("data");
-        }
-        value
-    };
-    let (status, body) = match response {
-        BatchResponse::Single(r) => {
-            let status = if media == MediaType::GraphqlResponse && request_error(&r) {
-                StatusCode::BAD_REQUEST
-            } else {
-                StatusCode::OK
-            };
-            (status, to_json(r))
-        }
-        BatchResponse::Batch(rs) => (
-            StatusCode::OK,
-            serde_json::Value::Array(rs.into_iter().map(to_json).collect()),
-        ),
-    };
-    (status, [(CONTENT_TYPE, media.as_str())], body.to_string()).into_response()
+/// What one operation of a request came to.
+enum Answer {
+    /// It was handed to the schema, which may still have refused it (parse or validation).
+    Ran(async_graphql::Response),
+    /// It was refused before the schema saw it: by its cost, or by the persisted query rules.
+    Refused(Refusal),
 }
 
-/// Measures every operation of a request against the cost limits before anything runs. A
-/// batch shares one budget and is refused whole: either all of it may run or none of it.
-fn admit<'a>(
-    requests: impl IntoIterator<Item = &'a mut async_graphql::Request>,
-    limits: &CostLimits,
-) -> Result<(), cost::Refusal> {
-    let mut budget = Budget::default();
-    for request in requests {
-        if let Err(refusal) = cost::admit(request, limits, &mut budget) {
-            tracing::info!(limit = refusal.limit.name(), "document refused by its cost");
-            return Err(refusal);
+/// An operation refused before execution.
+enum Refusal {
+    Cost(cost::Refusal),
+    Persisted(PersistedError),
+}
+
+impl Refusal {
+    fn to_server_error(&self) -> ServerError {
+        match self {
+            Self::Cost(refusal) => refusal.to_server_error(),
+            Self::Persisted(error) => error.to_server_error(),
         }
     }
-    Ok(())
 }
 
-/// The answer to a request refused by [`admit`]: the refusal, once per operation.
-fn refused(media: MediaType, operations: Option<usize>, refusal: cost::Refusal) -> Response {
-    let one = || async_graphql::Response::from_errors(vec![refusal.to_server_error()]);
-    let response = match operations {
-        None => BatchResponse::Single(one()),
-        Some(n) => BatchResponse::Batch((0..n).map(|_| one()).collect()),
+impl Answer {
+    /// Whether the operation failed as a whole, before any field ran: such an answer has no
+    /// `data`, and, alone under `application/graphql-response+json`, a 400 status.
+    fn is_request_error(&self) -> bool {
+        match self {
+            Self::Ran(r) => {
+                !r.errors.is_empty()
+                    && r.errors
+                        .iter()
+                        .all(|e| code_of(e).is_some_and(ErrorCode::is_request_error))
+            }
+            Self::Refused(_) => true,
+        }
+    }
+
+    /// `PERSISTED_QUERY_NOT_FOUND`: the client is expected to send the document next, so it
+    /// is a 200 (as Apollo Server answers it, for every media type) that no cache may keep.
+    fn asks_for_the_document(&self) -> bool {
+        matches!(self, Self::Refused(Refusal::Persisted(e)) if e.is_not_found())
+    }
+}
+
+/// The JSON of one answer, serialized straight from async-graphql's values so that every
+/// object keeps the order of the selection set (the spec's serialization rule).
+#[derive(serde::Serialize)]
+struct AnswerJson<'a> {
+    #[serde(skip_serializing_if = "no_errors")]
+    errors: &'a [ServerError],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a async_graphql::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extensions: Option<&'a BTreeMap<String, async_graphql::Value>>,
+}
+
+fn no_errors(errors: &&[ServerError]) -> bool {
+    errors.is_empty()
+}
+
+/// Serializes the answers: one object for a single operation, an array for a batch. With
+/// `application/graphql-response+json`, a single operation refused as a whole has a 400.
+fn graphql_response(media: MediaType, answers: Vec<Answer>, batched: bool) -> Response {
+    let errors: Vec<Vec<ServerError>> = answers
+        .iter()
+        .map(|answer| match answer {
+            Answer::Ran(_) => Vec::new(),
+            Answer::Refused(refusal) => vec![refusal.to_server_error()],
+        })
+        .collect();
+    let bodies: Vec<AnswerJson<'_>> = answers
+        .iter()
+        .zip(&errors)
+        .map(|(answer, refusal)| match answer {
+            Answer::Ran(r) => AnswerJson {
+                errors: &r.errors,
+                data: (!answer.is_request_error()).then_some(&r.data),
+                extensions: (!r.extensions.is_empty()).then_some(&r.extensions),
+            },
+            Answer::Refused(_) => AnswerJson {
+                errors: refusal,
+                data: None,
+                extensions: None,
+            },
+        })
+        .collect();
+    let json = if batched {
+        serde_json::to_vec(&bodies)
+    } else {
+        match bodies.first() {
+            Some(body) => serde_json::to_vec(body),
+            None => serde_json::to_vec(&bodies),
+        }
     };
-    graphql_response(media, response)
+    let Ok(json) = json else {
+        tracing::error!("a GraphQL response could not be serialized");
+        return plain_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::InternalServerError,
+            "internal error",
+        );
+    };
+    let single = (!batched).then(|| answers.first()).flatten();
+    let status = match single {
+        Some(answer)
+            if media == MediaType::GraphqlResponse
+                && answer.is_request_error()
+                && !answer.asks_for_the_document() =>
+        {
+            StatusCode::BAD_REQUEST
+        }
+        _ => StatusCode::OK,
+    };
+    let mut response = (status, [(CONTENT_TYPE, media.as_str())], json).into_response();
+    if answers.iter().any(Answer::asks_for_the_document) {
+        response.headers_mut().insert(
+            CACHE_CONTROL,
+            HeaderValue::from_static("private, no-cache, must-revalidate"),
+        );
+    }
+    response
+}
+
+/// One operation of a request on its way to execution.
+enum Operation {
+    /// Its document is known; `Pending` registers it once it is admitted.
+    Run(Box<async_graphql::Request>, Pending),
+    Refused(Refusal),
+}
+
+/// Finds each operation's document (its own, or the one its persisted query hash names),
+/// measures all of them against the cost limits, and registers newly sent persisted
+/// documents that were admitted. A batch shares one budget and is refused whole by its
+/// cost: either all of it may run or none of it. Persisted query refusals are per operation,
+/// so each of a batch's operations can be retried with its document on its own.
+fn prepare(state: &AppState, requests: Vec<async_graphql::Request>) -> Vec<Operation> {
+    let mut operations: Vec<Operation> = requests
+        .into_iter()
+        .map(|mut request| match state.persisted.resolve(&mut request) {
+            Ok(pending) => Operation::Run(Box::new(request), pending),
+            Err(error) => Operation::Refused(Refusal::Persisted(error)),
+        })
+        .collect();
+    let mut budget = Budget::default();
+    for operation in &mut operations {
+        let Operation::Run(request, _) = operation else {
+            continue;
+        };
+        if let Err(refusal) = cost::admit(request, &state.config.cost, &mut budget) {
+            tracing::info!(limit = refusal.limit.name(), "document refused by its cost");
+            return operations
+                .into_iter()
+                .map(|operation| match operation {
+                    Operation::Run(..) => Operation::Refused(Refusal::Cost(refusal)),
+                    refused => refused,
+                })
+                .collect();
+        }
+    }
+    for operation in &mut operations {
+        if let Operation::Run(request, pending) = operation {
+            state.persisted.register(*pending, request);
+        }
+    }
+    operations
 }
 
 /// Who is asking: the viewer from `Authorization` (a bad token refuses the whole request),
@@ -215,45 +339,63 @@ fn authorize(
     Ok(viewer)
 }
 
-/// Attaches per-request data and runs an admitted batch: its operations in order, a few at a
-/// time.
+/// Attaches per-request data and runs the prepared operations: in order, a few at a time,
+/// the refused ones answered with their refusal.
 async fn execute(
     state: &AppState,
     viewer: Viewer,
     client: ClientIp,
     media: MediaType,
-    batch: BatchRequest,
+    operations: Vec<Operation>,
+    batched: bool,
 ) -> Response {
-    let batch = batch
-        .data(viewer)
-        .data(client)
-        .data(Loaders::new(&state.db, viewer));
-    let response = match batch {
-        BatchRequest::Single(request) => BatchResponse::Single(state.schema.execute(request).await),
-        BatchRequest::Batch(requests) => BatchResponse::Batch(
-            futures_util::stream::iter(requests)
-                .map(|request| state.schema.execute(request))
-                .buffered(state.config.cost.batch_concurrency)
-                .collect()
-                .await,
-        ),
-    };
-    graphql_response(media, response)
+    // One set of loaders for the whole batch, so its operations share what they load.
+    let loaders = Loaders::new(&state.db, viewer);
+    let answers: Vec<Answer> = futures_util::stream::iter(operations)
+        .map(|operation| {
+            let loaders = loaders.clone();
+            async move {
+                match operation {
+                    Operation::Run(request, _) => {
+                        let request = (*request).data(viewer).data(client).data(loaders);
+                        Answer::Ran(state.schema.execute(request).await)
+                    }
+                    Operation::Refused(refusal) => Answer::Refused(refusal),
+                }
+            }
+        })
+        .buffered(state.config.cost.batch_concurrency)
+        .collect()
+        .await;
+    graphql_response(media, answers, batched)
+}
+
+/// Whether a request names its document by a persisted query hash (and may leave `query`
+/// out).
+fn is_persisted(request: &async_graphql::Request) -> bool {
+    request
+        .extensions
+        .get("persistedQuery")
+        .is_some_and(|value| *value != async_graphql::Value::Null)
 }
 
 /// Reads a POST body: one request object, or an array of 1 to `MAX_BATCH` of them, each
-/// with a non-empty `query`. (Going through `Value` first keeps serde from reading a bare
-/// array as a struct, which would turn `[]` into an empty request.)
-fn parse_body(body: &[u8]) -> Result<BatchRequest, String> {
-    let not_a_request =
-        || "the body is not a GraphQL request: expected JSON with a `query` string".to_owned();
+/// with a non-empty `query` or a persisted query hash. (Going through `Value` first keeps
+/// serde from reading a bare array as a struct, which would turn `[]` into an empty
+/// request.) The flag says whether it was a batch.
+fn parse_body(body: &[u8]) -> Result<(Vec<async_graphql::Request>, bool), String> {
+    let not_a_request = || {
+        "the body is not a GraphQL request: expected JSON with a `query` string or a \
+         persistedQuery extension"
+            .to_owned()
+    };
     let one = |value: serde_json::Value| -> Result<async_graphql::Request, String> {
         if !value.is_object() {
             return Err(not_a_request());
         }
         let request: async_graphql::Request =
             serde_json::from_value(value).map_err(|_| not_a_request())?;
-        if request.query.trim().is_empty() {
+        if request.query.trim().is_empty() && !is_persisted(&request) {
             return Err(not_a_request());
         }
         Ok(request)
@@ -263,12 +405,38 @@ fn parse_body(body: &[u8]) -> Result<BatchRequest, String> {
             if items.is_empty() || items.len() > MAX_BATCH {
                 return Err(format!("a batch must hold 1 to {MAX_BATCH} operations"));
             }
-            Ok(BatchRequest::Batch(
-                items.into_iter().map(one).collect::<Result<_, _>>()?,
-            ))
+            let requests = items.into_iter().map(one).collect::<Result<_, _>>()?;
+            Ok((requests, true))
         }
-        value => Ok(BatchRequest::Single(one(value)?)),
+        value => Ok((vec![one(value)?], false)),
     }
+}
+
+/// Reads `?query=…&operationName=…&variables=…&extensions=…` (variables and extensions as
+/// JSON), as Apollo's links send a GET. `None` when the URL names no operation at all.
+fn parse_query_string(query: &str) -> Result<Option<async_graphql::Request>, String> {
+    let mut request = async_graphql::Request::new("");
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "query" => request.query = value.into_owned(),
+            "operationName" if !value.is_empty() => {
+                request.operation_name = Some(value.into_owned());
+            }
+            "variables" if !value.is_empty() => {
+                request.variables = serde_json::from_str(&value)
+                    .map_err(|_| "`variables` must be a JSON object".to_owned())?;
+            }
+            "extensions" if !value.is_empty() => {
+                request.extensions = serde_json::from_str(&value)
+                    .map_err(|_| "`extensions` must be a JSON object".to_owned())?;
+            }
+            _ => {}
+        }
+    }
+    if request.query.is_empty() && !is_persisted(&request) {
+        return Ok(None);
+    }
+    Ok(Some(request))
 }
 
 /// `POST /graphql` with an `application/json` body: one operation or a batch.
@@ -295,7 +463,7 @@ pub async fn post(
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             media,
-            "BAD_REQUEST",
+            ErrorCode::BadRequest,
             "send the request as application/json",
         );
     }
@@ -304,7 +472,7 @@ pub async fn post(
         error_response(
             StatusCode::PAYLOAD_TOO_LARGE,
             media,
-            "BAD_REQUEST",
+            ErrorCode::BadRequest,
             &message,
         )
     };
@@ -320,32 +488,28 @@ pub async fn post(
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
         return too_large();
     };
-    let mut batch = match parse_body(&body) {
-        Ok(batch) => batch,
+    let (requests, batched) = match parse_body(&body) {
+        Ok(parsed) => parsed,
         Err(message) => {
-            return error_response(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", &message);
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                media,
+                ErrorCode::BadRequest,
+                &message,
+            );
         }
     };
     let viewer = match authorize(&state, client, &headers, media) {
         Ok(viewer) => viewer,
         Err(response) => return *response,
     };
-    let admitted = match &mut batch {
-        BatchRequest::Single(request) => admit([request], &state.config.cost),
-        BatchRequest::Batch(requests) => admit(requests.iter_mut(), &state.config.cost),
-    };
-    if let Err(refusal) = admitted {
-        let operations = match &batch {
-            BatchRequest::Single(_) => None,
-            BatchRequest::Batch(requests) => Some(requests.len()),
-        };
-        return refused(media, operations, refusal);
-    }
-    execute(&state, viewer, client, media, batch).await
+    let operations = prepare(&state, requests);
+    execute(&state, viewer, client, media, operations, batched).await
 }
 
-/// `GET /graphql`: GraphiQL for a browser, otherwise a query from the URL. Mutations over
-/// GET are refused (405), so a link or an image tag can never change anything.
+/// `GET /graphql`: GraphiQL for a browser, otherwise a query from the URL, by its text or by
+/// its persisted query hash (Apollo's `useGETForHashedQueries`). Mutations over GET are
+/// refused (405), so a link or an image tag can never change anything.
 pub async fn get(
     State(state): State<AppState>,
     client: ClientIp,
@@ -354,27 +518,29 @@ pub async fn get(
 ) -> Response {
     let query = query.unwrap_or_default();
     if query.is_empty() && wants_html(&headers) {
-        return Html(
-            GraphiQLSource::build()
-                .endpoint("/graphql")
-                // GraphiQL passes the headers editor's values as `connection_init` params.
-                .subscription_endpoint("/graphql")
-                .title("Photon GraphiQL")
-                .finish(),
-        )
-        .into_response();
+        return crate::pages::graphiql::page(&state.config);
     }
     let Some(media) = negotiate(&headers) else {
         return not_acceptable();
     };
-    let mut request = match async_graphql::http::parse_query_string(&query) {
-        Ok(request) if !request.query.is_empty() => request,
-        _ => {
+    let request = match parse_query_string(&query) {
+        Ok(Some(request)) => request,
+        Ok(None) => {
+            let message = "pass the operation as ?query=… (and optionally variables, \
+                           operationName), or its hash in extensions.persistedQuery";
             return error_response(
                 StatusCode::BAD_REQUEST,
                 media,
-                "BAD_REQUEST",
-                "pass the operation as ?query=… (and optionally variables, operationName)",
+                ErrorCode::BadRequest,
+                message,
+            );
+        }
+        Err(message) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                media,
+                ErrorCode::BadRequest,
+                &message,
             );
         }
     };
@@ -382,18 +548,19 @@ pub async fn get(
         Ok(viewer) => viewer,
         Err(response) => return *response,
     };
-    if let Err(refusal) = admit([&mut request], &state.config.cost) {
-        return refused(media, None, refusal);
-    }
+    let mut operations = prepare(&state, vec![request]);
     // A document that does not parse is left to the schema, which reports it with its code.
-    let is_mutation = selected_operations(&mut request)
-        .iter()
-        .any(|ty| *ty != OperationType::Query);
+    let is_mutation = operations.iter_mut().any(|operation| match operation {
+        Operation::Run(request, _) => selected_operations(request)
+            .iter()
+            .any(|ty| *ty != OperationType::Query),
+        Operation::Refused(_) => false,
+    });
     if is_mutation {
         let mut response = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             media,
-            "BAD_REQUEST",
+            ErrorCode::BadRequest,
             "only queries can be sent with GET; use POST",
         );
         response
@@ -401,5 +568,64 @@ pub async fn get(
             .insert(ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    execute(&state, viewer, client, media, BatchRequest::Single(request)).await
+    execute(&state, viewer, client, media, operations, false).await
+}
+
+/// Gzip or Brotli for GraphQL responses when the client accepts either (`Accept-Encoding`).
+/// Only the bodies of `/graphql` are compressed: never a WebSocket upgrade, and never the
+/// photo bytes of `/storage`, which are compressed already.
+pub fn compression() -> CompressionLayer<And<DefaultPredicate, GraphqlBodies>> {
+    CompressionLayer::new()
+        .gzip(true)
+        .br(true)
+        .compress_when(DefaultPredicate::new().and(GraphqlBodies))
+}
+
+/// Responses whose body is GraphQL JSON or GraphiQL's page.
+#[derive(Debug, Clone, Copy)]
+pub struct GraphqlBodies;
+
+impl Predicate for GraphqlBodies {
+    fn should_compress<B>(&self, response: &axum::http::Response<B>) -> bool
+    where
+        B: axum::body::HttpBody,
+    {
+        let Some(content_type) = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return false;
+        };
+        let essence = content_type.split(';').next().unwrap_or("").trim();
+        [GRAPHQL_RESPONSE_JSON, JSON, "text/html"]
+            .iter()
+            .any(|t| essence.eq_ignore_ascii_case(t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_get_reads_apollos_parameters() {
+        let hash = "a".repeat(64);
+        let extensions = format!(r#"{{"persistedQuery":{{"version":1,"sha256Hash":"{hash}"}}}}"#);
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("operationName", "Me")
+            .append_pair("variables", r#"{"first":2}"#)
+            .append_pair("extensions", &extensions)
+            .finish();
+        let request = parse_query_string(&query).unwrap().unwrap();
+        assert_eq!(request.query, "");
+        assert_eq!(request.operation_name.as_deref(), Some("Me"));
+        assert!(is_persisted(&request));
+        assert_eq!(
+            request.variables.get("first"),
+            Some(&async_graphql::Value::from(2))
+        );
+        assert!(parse_query_string("variables=%7B%7D").unwrap().is_none());
+        assert!(parse_query_string("query=%7Ba%7D&variables=nope").is_err());
+    }
 }

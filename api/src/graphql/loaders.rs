@@ -9,8 +9,8 @@ use entity::{friendship, photo, session_member, user};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-use crate::auth::Viewer;
 use crate::error::ApiError;
+use crate::service::Viewer;
 use crate::service::pagination::{Page, PageRequest};
 use crate::service::photos::{self, PhotoKey};
 use crate::service::sessions::{self, MemberKey, SessionView};

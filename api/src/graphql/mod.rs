@@ -7,11 +7,13 @@ mod connection;
 pub mod cost;
 mod devices;
 mod errors;
+mod field_order;
 mod friends;
 pub mod http;
 pub(crate) mod ids;
 mod loaders;
 mod node;
+pub mod persisted;
 mod photos;
 mod sessions;
 mod subscriptions;
@@ -21,9 +23,9 @@ pub mod ws;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{Context, MergedObject, Schema};
 
-use crate::app::AppState;
-use crate::auth::Viewer;
+use crate::deps::Deps;
 use crate::error::ApiError;
+use crate::service::Viewer;
 
 pub use errors::REQUEST_ERROR_CODES;
 pub use loaders::Loaders;
@@ -61,17 +63,21 @@ pub struct QueryLimits {
     pub directives: usize,
 }
 
-/// The schema, with its limits and error-code extension. `state` is shared by every request;
+/// The schema, with its limits and error-code extension. `deps` are shared by every request;
 /// each request adds its own [`Viewer`] and [`Loaders`].
-pub fn build_schema(state: Option<AppState>, limits: QueryLimits) -> PhotonSchema {
+pub fn build_schema(deps: Option<Deps>, limits: QueryLimits) -> PhotonSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription)
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity)
         .limit_directives(limits.directives)
+        // First, so it sees responses with every error's code and the transport's span.
+        .extension(crate::metrics::graphql::OperationMetricsFactory)
+        .extension(crate::telemetry::GraphqlSpans)
         .extension(errors::ErrorCodes)
+        .extension(field_order::SelectionOrder)
         .extension(crate::limits::graphql::MutationLimit);
-    if let Some(state) = state {
-        builder = builder.data(state);
+    if let Some(deps) = deps {
+        builder = builder.data(deps);
     }
     builder.finish()
 }
@@ -108,15 +114,15 @@ pub(crate) fn selected_operations(request: &mut async_graphql::Request) -> Vec<O
 
 /// Typed access to what every resolver needs from the context.
 pub(crate) trait ContextExt {
-    fn state(&self) -> Result<&AppState, ApiError>;
+    fn deps(&self) -> Result<&Deps, ApiError>;
     fn viewer(&self) -> Viewer;
     fn loaders(&self) -> Result<&Loaders, ApiError>;
 }
 
 impl ContextExt for Context<'_> {
-    fn state(&self) -> Result<&AppState, ApiError> {
-        self.data::<AppState>()
-            .map_err(|_| ApiError::internal(anyhow::anyhow!("schema built without AppState")))
+    fn deps(&self) -> Result<&Deps, ApiError> {
+        self.data::<Deps>()
+            .map_err(|_| ApiError::internal(anyhow::anyhow!("schema built without its Deps")))
     }
 
     /// A request without a viewer is anonymous: the safe side to fail on.

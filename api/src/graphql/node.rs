@@ -40,7 +40,7 @@ impl NodeQuery {
     ) -> Result<Option<Node>> {
         let (kind, uuid) =
             ids::decode(&id).ok_or_else(|| ApiError::bad_input("id", "id is not a valid id"))?;
-        let db = &ctx.state()?.db;
+        let db = &ctx.deps()?.db;
         let viewer = ctx.viewer();
         Ok(match kind {
             Kind::User => users::find_user(db, viewer, uuid)

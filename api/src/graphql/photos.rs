@@ -73,10 +73,10 @@ impl Photo {
 
     /// A short-lived download URL (15 minutes by default): fetch it again after that.
     async fn url(&self, ctx: &Context<'_>) -> Result<String> {
-        let state = ctx.state()?;
+        let deps = ctx.deps()?;
         let key = photo_key(self.0.session_id, &self.0.sha256);
-        let ttl = state.config.download_url_ttl;
-        Ok(state
+        let ttl = deps.config.download_url_ttl;
+        Ok(deps
             .store
             .presign_download(&key, &self.0.content_type, ttl)
             .await
@@ -165,7 +165,7 @@ impl PhotoQuery {
         #[graphql(desc = "A Photo id.")] id: ID,
     ) -> Result<Option<Photo>> {
         let id = ids::expect(Kind::Photo, &id, "id")?;
-        let photo = service::find_photo(&ctx.state()?.db, ctx.viewer(), id).await?;
+        let photo = service::find_photo(&ctx.deps()?.db, ctx.viewer(), id).await?;
         Ok(photo.map(Photo))
     }
 }
@@ -183,22 +183,17 @@ impl PhotoMutation {
         #[graphql(desc = "What is about to be uploaded.")] input: RequestPhotoUploadInput,
     ) -> Result<PhotoUpload> {
         ctx.rate_limit(Rule::PhotoUpload)?;
-        let state = ctx.state()?;
+        let deps = ctx.deps()?;
         let request = UploadRequest {
             session_id: ids::expect(Kind::Session, &input.session_id, "sessionId")?,
             sha256: input.sha256,
             content_type: input.content_type,
             byte_size: input.byte_size,
         };
-        let rules = &state.config.upload_rules;
-        let slot = service::request_upload(
-            &state.db,
-            state.store.as_ref(),
-            rules,
-            ctx.viewer(),
-            request,
-        )
-        .await?;
+        let rules = &deps.config.upload_rules;
+        let slot =
+            service::request_upload(&deps.db, deps.store.as_ref(), rules, ctx.viewer(), request)
+                .await?;
         Ok(PhotoUpload(slot))
     }
 
@@ -209,10 +204,10 @@ impl PhotoMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The photo from requestPhotoUpload.")] photo_id: ID,
     ) -> Result<Photo> {
-        let state = ctx.state()?;
+        let deps = ctx.deps()?;
         let id = ids::expect(Kind::Photo, &photo_id, "photoId")?;
         let photo =
-            service::complete_upload(&state.db, state.store.as_ref(), ctx.viewer(), id).await?;
+            service::complete_upload(&deps.db, deps.store.as_ref(), ctx.viewer(), id).await?;
         Ok(Photo(photo))
     }
 
@@ -223,12 +218,12 @@ impl PhotoMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "A Photo id.")] photo_id: ID,
     ) -> Result<bool> {
-        let state = ctx.state()?;
+        let deps = ctx.deps()?;
         let id = ids::expect(Kind::Photo, &photo_id, "photoId")?;
         Ok(service::delete_photo(
-            &state.db,
-            state.store.as_ref(),
-            &state.config.upload_rules,
+            &deps.db,
+            deps.store.as_ref(),
+            &deps.config.upload_rules,
             ctx.viewer(),
             id,
         )

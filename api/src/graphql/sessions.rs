@@ -70,7 +70,7 @@ impl Session {
     /// An https link that opens the app's join screen (also good for a QR code).
     async fn invite_url(&self, ctx: &Context<'_>) -> Result<String> {
         let code = invite_code::display(&self.0.session.invite_code);
-        Ok(ctx.state()?.config.public_link(&format!("join/{code}")))
+        Ok(ctx.deps()?.config.public_link(&format!("join/{code}")))
     }
 
     /// How long photos stay after they are uploaded.
@@ -218,7 +218,7 @@ impl SessionQuery {
         #[graphql(desc = "Cursor of the last edge already seen.")] after: Option<String>,
     ) -> Result<Conn<Session>> {
         let page = PageRequest::parse(first, after.as_deref())?;
-        let page = service::list_sessions(&ctx.state()?.db, ctx.viewer(), active, page).await?;
+        let page = service::list_sessions(&ctx.deps()?.db, ctx.viewer(), active, page).await?;
         Ok(connection::from_page(page, Session))
     }
 
@@ -229,7 +229,7 @@ impl SessionQuery {
         #[graphql(desc = "A Session id.")] id: ID,
     ) -> Result<Option<Session>> {
         let id = ids::expect(Kind::Session, &id, "id")?;
-        let view = service::find_session(&ctx.state()?.db, ctx.viewer(), id).await?;
+        let view = service::find_session(&ctx.deps()?.db, ctx.viewer(), id).await?;
         Ok(view.map(Session))
     }
 
@@ -239,7 +239,7 @@ impl SessionQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "An invite code, as shown or typed.")] code: String,
     ) -> Result<Option<SessionInvite>> {
-        let preview = service::preview_invite(&ctx.state()?.db, ctx.viewer(), &code).await?;
+        let preview = service::preview_invite(&ctx.deps()?.db, ctx.viewer(), &code).await?;
         Ok(preview.map(SessionInvite))
     }
 }
@@ -260,7 +260,7 @@ impl SessionMutation {
             photo_lifetime_hours: input.photo_lifetime_hours,
         };
         Ok(Session(
-            service::create_session(&ctx.state()?.db, ctx.viewer(), new).await?,
+            service::create_session(&ctx.deps()?.db, ctx.viewer(), new).await?,
         ))
     }
 
@@ -273,7 +273,7 @@ impl SessionMutation {
     ) -> Result<Session> {
         ctx.rate_limit(Rule::JoinLeave)?;
         Ok(Session(
-            service::join_session(&ctx.state()?.db, ctx.viewer(), &invite_code).await?,
+            service::join_session(&ctx.deps()?.db, ctx.viewer(), &invite_code).await?,
         ))
     }
 
@@ -290,8 +290,8 @@ impl SessionMutation {
             .iter()
             .map(|id| ids::expect(Kind::User, id, "userIds"))
             .collect::<Result<Vec<_>, _>>()?;
-        let view = service::invite_to_session(&ctx.state()?.db, ctx.viewer(), session_id, user_ids)
-            .await?;
+        let view =
+            service::invite_to_session(&ctx.deps()?.db, ctx.viewer(), session_id, user_ids).await?;
         Ok(Session(view))
     }
 
@@ -303,7 +303,7 @@ impl SessionMutation {
     ) -> Result<bool> {
         ctx.rate_limit(Rule::JoinLeave)?;
         let id = ids::expect(Kind::Session, &session_id, "sessionId")?;
-        Ok(service::leave_session(&ctx.state()?.db, ctx.viewer(), id).await?)
+        Ok(service::leave_session(&ctx.deps()?.db, ctx.viewer(), id).await?)
     }
 
     /// Ends a session for everyone (owner only). Nobody can join it afterwards.
@@ -314,7 +314,7 @@ impl SessionMutation {
     ) -> Result<Session> {
         let id = ids::expect(Kind::Session, &session_id, "sessionId")?;
         Ok(Session(
-            service::end_session(&ctx.state()?.db, ctx.viewer(), id).await?,
+            service::end_session(&ctx.deps()?.db, ctx.viewer(), id).await?,
         ))
     }
 
@@ -326,7 +326,7 @@ impl SessionMutation {
     ) -> Result<Session> {
         let id = ids::expect(Kind::Session, &session_id, "sessionId")?;
         Ok(Session(
-            service::rotate_invite_code(&ctx.state()?.db, ctx.viewer(), id).await?,
+            service::rotate_invite_code(&ctx.deps()?.db, ctx.viewer(), id).await?,
         ))
     }
 }

@@ -14,11 +14,12 @@ use super::ContextExt;
 use super::ids::{self, Kind};
 use super::photos::Photo;
 use super::users::User;
+use crate::clock;
 use crate::error::ApiError;
+use crate::events::EventPayload;
 use crate::realtime::FeedItem;
 use crate::realtime::feed::{self, Following};
 use crate::realtime::log;
-use crate::service::clock;
 use crate::service::pagination::{decode_cursor, encode_cursor};
 
 #[derive(Default)]
@@ -47,8 +48,8 @@ impl Subscription {
     ) -> Result<impl Stream<Item = Result<PhotoAddedEvent>> + use<>> {
         let session_id = ids::expect(Kind::Session, &session_id, "sessionId")?;
         let after = parse_after(after.as_deref())?;
-        let state = ctx.state()?;
-        let items = feed::follow(state, ctx.viewer(), session_id, after, Following::Photos).await?;
+        let deps = ctx.deps()?;
+        let items = feed::follow(deps, ctx.viewer(), session_id, after, Following::Photos).await?;
         Ok(items.filter_map(|item| async move {
             match item {
                 Ok(item) => photo_added(&item).map(Ok),
@@ -70,8 +71,8 @@ impl Subscription {
     ) -> Result<impl Stream<Item = Result<SessionEvent>> + use<>> {
         let session_id = ids::expect(Kind::Session, &session_id, "sessionId")?;
         let after = parse_after(after.as_deref())?;
-        let state = ctx.state()?;
-        let items = feed::follow(state, ctx.viewer(), session_id, after, Following::Events).await?;
+        let deps = ctx.deps()?;
+        let items = feed::follow(deps, ctx.viewer(), session_id, after, Following::Events).await?;
         Ok(items.filter_map(|item| async move {
             match item {
                 Ok(item) => session_event(&item).map(Ok),
@@ -101,32 +102,24 @@ fn photo_added(item: &Arc<FeedItem>) -> Option<PhotoAddedEvent> {
 }
 
 fn session_event(item: &Arc<FeedItem>) -> Option<SessionEvent> {
-    let event = &item.event;
     let cursor = cursor(item);
-    Some(match event.kind {
-        EventKind::MemberJoined => SessionEvent::MemberJoined(MemberJoined {
-            cursor,
-            user_id: log::user_id(event)?,
-        }),
-        EventKind::MemberLeft => SessionEvent::MemberLeft(MemberLeft {
-            cursor,
-            user_id: log::user_id(event)?,
-        }),
-        EventKind::PhotoDeleted => SessionEvent::PhotoDeleted(PhotoDeleted {
-            cursor,
-            photo_id: ids::encode(Kind::Photo, log::photo_id(event)?),
-        }),
-        EventKind::SessionEnded => SessionEvent::SessionEnded(SessionEnded {
-            cursor,
-            ended_at: event
-                .payload
-                .get("endedAt")
-                .and_then(|v| serde_json::from_value(v.clone()).ok())
-                .unwrap_or(event.created_at),
-        }),
-        EventKind::PhotoAdded | EventKind::MemberInvited | EventKind::FriendRequested => {
-            return None;
+    Some(match log::payload(&item.event)? {
+        EventPayload::MemberJoined { user_id } => {
+            SessionEvent::MemberJoined(MemberJoined { cursor, user_id })
         }
+        EventPayload::MemberLeft { user_id } => {
+            SessionEvent::MemberLeft(MemberLeft { cursor, user_id })
+        }
+        EventPayload::PhotoDeleted { photo_id, .. } => SessionEvent::PhotoDeleted(PhotoDeleted {
+            cursor,
+            photo_id: ids::encode(Kind::Photo, photo_id),
+        }),
+        EventPayload::SessionEnded { ended_at } => {
+            SessionEvent::SessionEnded(SessionEnded { cursor, ended_at })
+        }
+        EventPayload::PhotoAdded { .. }
+        | EventPayload::MemberInvited { .. }
+        | EventPayload::FriendRequested { .. } => return None,
     })
 }
 

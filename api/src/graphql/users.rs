@@ -5,9 +5,9 @@ use entity::user;
 
 use super::ContextExt;
 use super::ids::{self, Kind};
-use crate::auth::Viewer;
 use crate::limits::Rule;
 use crate::limits::graphql::RateLimitExt;
+use crate::service::Viewer;
 use crate::service::friends::Standing;
 use crate::service::users::{self as service, ProfileChange};
 
@@ -131,7 +131,7 @@ pub struct UserQuery;
 impl UserQuery {
     /// The signed-in user.
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
-        let user = service::get_me(&ctx.state()?.db, ctx.viewer()).await?;
+        let user = service::get_me(&ctx.deps()?.db, ctx.viewer()).await?;
         Ok(User::viewer(user))
     }
 
@@ -142,7 +142,7 @@ impl UserQuery {
         #[graphql(desc = "A User id.")] id: ID,
     ) -> Result<Option<User>> {
         let id = ids::expect(Kind::User, &id, "id")?;
-        let user = service::find_user(&ctx.state()?.db, ctx.viewer(), id).await?;
+        let user = service::find_user(&ctx.deps()?.db, ctx.viewer(), id).await?;
         Ok(user.map(User::new))
     }
 
@@ -154,7 +154,7 @@ impl UserQuery {
         email: String,
     ) -> Result<Option<User>> {
         ctx.rate_limit(Rule::FindUserByEmail)?;
-        let user = service::find_user_by_email(&ctx.state()?.db, ctx.viewer(), &email).await?;
+        let user = service::find_user_by_email(&ctx.deps()?.db, ctx.viewer(), &email).await?;
         Ok(user.map(User::new))
     }
 }
@@ -178,7 +178,7 @@ impl UserMutation {
                 MaybeUndefined::Value(url) => Some(Some(url)),
             },
         };
-        let user = service::update_profile(&ctx.state()?.db, ctx.viewer(), change).await?;
+        let user = service::update_profile(&ctx.deps()?.db, ctx.viewer(), change).await?;
         Ok(User::viewer(user))
     }
 }

@@ -69,7 +69,11 @@ impl Status {
     fn set_up(&self, up: bool) -> bool {
         let was = self.up.swap(up, Ordering::SeqCst);
         if was != up {
-            metrics::gauge!("photon_task_up", "task" => self.name).set(if up { 1.0 } else { 0.0 });
+            metrics::gauge!(crate::metrics::TASK_UP, "task" => self.name).set(if up {
+                1.0
+            } else {
+                0.0
+            });
         }
         was
     }
@@ -151,7 +155,7 @@ impl Supervisor {
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
         let status = Arc::new(Status::new(name));
-        metrics::gauge!("photon_task_up", "task" => name).set(1.0);
+        metrics::gauge!(crate::metrics::TASK_UP, "task" => name).set(1.0);
         self.lock().push(status.clone());
         let mut ctx = TaskCtx {
             stop: self.stop.clone(),
@@ -188,7 +192,7 @@ impl Supervisor {
                     delay = backoff.first;
                 }
                 ctx.status.restarts.fetch_add(1, Ordering::SeqCst);
-                metrics::counter!("photon_task_restarts_total", "task" => name).increment(1);
+                metrics::counter!(crate::metrics::TASK_RESTARTS, "task" => name).increment(1);
                 tracing::error!(
                     task = name,
                     error = cause,

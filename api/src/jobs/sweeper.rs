@@ -22,10 +22,10 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{Every, JobResult, Pace, Supervisor};
-use crate::auth::oauth::flow as sign_in;
+use crate::clock;
 use crate::push::marks;
 use crate::realtime::{log, presence};
-use crate::service::clock;
+use crate::service::oauth_sign_in as sign_in;
 use crate::service::photos::{ABANDONED_SLOT_AGE, Removed, remove_if_due};
 use crate::storage::{ObjectStore, orphans};
 
@@ -187,7 +187,7 @@ pub fn spawn(
                 .run(&ctx, || async move {
                     let started = std::time::Instant::now();
                     let report = sweep_once(db, store, settings, clock::now()).await?;
-                    metrics::histogram!("photon_sweeper_duration_seconds")
+                    metrics::histogram!(crate::metrics::SWEEPER_DURATION)
                         .record(started.elapsed().as_secs_f64());
                     report.count();
                     report.log();
@@ -214,7 +214,7 @@ impl SweepReport {
             ("orphaned_objects", self.orphaned_objects),
             ("push_marks", self.push_marks),
         ] {
-            metrics::counter!("photon_sweeper_removed_total", "kind" => kind).increment(removed);
+            metrics::counter!(crate::metrics::SWEEPER_REMOVED, "kind" => kind).increment(removed);
         }
     }
 
@@ -232,4 +232,19 @@ impl SweepReport {
             "sweep finished"
         );
     }
+}
+
+/// Settings: the sweeper of expired photos, abandoned uploads and old events.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SweepArgs {
+    /// Seconds between sweeps for expired photos, abandoned uploads and old events; 0 turns
+    /// the sweeper off in this replica.
+    #[arg(long, env = "PHOTON_SWEEP_INTERVAL_SECS", default_value_t = 15 * 60,
+        value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub sweep_interval_secs: u64,
+
+    /// Hours that session events are kept for clients resuming from a cursor.
+    #[arg(long, env = "PHOTON_EVENT_RETENTION_HOURS", default_value_t = 24,
+        value_parser = clap::value_parser!(u32).range(1..=8_760))]
+    pub event_retention_hours: u32,
 }

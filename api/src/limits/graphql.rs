@@ -13,9 +13,9 @@ use async_graphql::extensions::{
 use async_graphql::{Context, ServerError, ServerResult, Value};
 
 use super::{ClientIp, Rule};
-use crate::app::AppState;
-use crate::auth::Viewer;
+use crate::deps::Deps;
 use crate::error::{ApiError, ApiResult};
+use crate::service::Viewer;
 
 /// `ctx.rate_limit(Rule::FindUserByEmail)?` at the top of a resolver.
 pub(crate) trait RateLimitExt {
@@ -30,8 +30,8 @@ fn client_of(data: Option<&ClientIp>) -> IpAddr {
 impl RateLimitExt for Context<'_> {
     fn rate_limit(&self, rule: Rule) -> ApiResult<()> {
         let state = self
-            .data::<AppState>()
-            .map_err(|_| ApiError::internal(anyhow::anyhow!("schema built without AppState")))?;
+            .data::<Deps>()
+            .map_err(|_| ApiError::internal(anyhow::anyhow!("schema built without its Deps")))?;
         let viewer = self.data::<Viewer>().copied().unwrap_or(Viewer::Anonymous);
         let client = client_of(self.data_opt::<ClientIp>());
         state.rate_limiters.check_caller(rule, viewer, client)
@@ -57,7 +57,7 @@ impl Extension for MutationLimit {
     ) -> ServerResult<Option<Value>> {
         if info.path_node.parent.is_none()
             && info.parent_type == "Mutation"
-            && let Some(state) = ctx.data_opt::<AppState>()
+            && let Some(state) = ctx.data_opt::<Deps>()
         {
             let viewer = ctx
                 .data_opt::<Viewer>()

@@ -25,9 +25,9 @@ use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLim
 use uuid::Uuid;
 
 use super::RateLimitSettings;
-use crate::auth::Viewer;
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::{Every, First, Pace, Supervisor};
+use crate::service::Viewer;
 
 /// A rate limit. The name is what logs and `ApiError::RateLimited` call it; the settings of
 /// each are documented on [`RateLimitSettings`].
@@ -307,6 +307,7 @@ impl RateLimiters {
             None => Ok(()),
             Some(retry_after_secs) => {
                 tracing::debug!(rule = rule.name(), retry_after_secs, "rate limited");
+                crate::metrics::rate_limit_refused(rule.name());
                 Err(ApiError::RateLimited {
                     rule: rule.name(),
                     retry_after_secs,
@@ -340,6 +341,7 @@ impl RateLimiters {
             return Ok(OpenSocket::none());
         }
         if !self.ws_per_ip.acquire(key) {
+            crate::metrics::rate_limit_refused("ws-connections-per-ip");
             return Err(ApiError::RateLimited {
                 rule: "ws-connections-per-ip",
                 retry_after_secs: OPEN_RETRY_SECS,
@@ -358,6 +360,7 @@ impl RateLimiters {
             return Ok(());
         }
         if !self.ws_per_user.acquire(user) {
+            crate::metrics::rate_limit_refused("ws-connections-per-user");
             return Err(ApiError::RateLimited {
                 rule: "ws-connections-per-user",
                 retry_after_secs: OPEN_RETRY_SECS,
@@ -400,9 +403,14 @@ pub struct SubscriptionBucket(DefaultDirectRateLimiter);
 
 impl SubscriptionBucket {
     pub fn check(&self) -> ApiResult<()> {
-        self.0.check().map_err(|not_until| ApiError::RateLimited {
-            rule: Rule::WsSubscribe.name(),
-            retry_after_secs: retry_secs(not_until.wait_time_from(DefaultClock::default().now())),
+        self.0.check().map_err(|not_until| {
+            crate::metrics::rate_limit_refused(Rule::WsSubscribe.name());
+            ApiError::RateLimited {
+                rule: Rule::WsSubscribe.name(),
+                retry_after_secs: retry_secs(
+                    not_until.wait_time_from(DefaultClock::default().now()),
+                ),
+            }
         })
     }
 }

@@ -25,3 +25,27 @@ pub struct PushSettings {
     /// `None`: pushes are logged instead of sent.
     pub fcm: Option<fcm::FcmSettings>,
 }
+
+/// Settings: push notifications through Firebase Cloud Messaging.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PushArgs {
+    /// Path of the Firebase service-account key (JSON) that push notifications are sent
+    /// with; checked at start-up. Unset: pushes are logged instead of sent.
+    #[arg(long, env = "FCM_CREDENTIALS")]
+    pub fcm_credentials: Option<std::path::PathBuf>,
+
+    /// Base URL of the FCM HTTP v1 API (`/v1/projects/{project}/messages:send` is appended).
+    #[arg(long, env = "FCM_ENDPOINT", default_value = crate::push::fcm::DEFAULT_ENDPOINT)]
+    pub fcm_endpoint: url::Url,
+
+    /// Milliseconds a session's new photos wait for more before one push announces them all.
+    #[arg(long, env = "PHOTON_PUSH_COALESCE_MS", default_value_t = 5000,
+        value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub push_coalesce_ms: u64,
+
+    /// Milliseconds between the push dispatcher's looks for pushes to send; 0 turns the
+    /// dispatcher off in this replica.
+    #[arg(long, env = "PHOTON_PUSH_POLL_MS", default_value_t = 1000,
+        value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub push_poll_ms: u64,
+}

@@ -11,10 +11,16 @@
 //! departure, replayed, does not end the feed, and a feed that replays only what members may
 //! see (`since_join`) starts no earlier than that join. A cursor from before what retention has
 //! pruned is refused with `CURSOR_EXPIRED` rather than replayed with a silent gap.
+//!
+//! A transport that writes a feed's events to clients can learn which event each result came
+//! from, to measure fan-out, by running its task inside [`noting_handed_out`].
 
+use std::cell::Cell;
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use entity::event::EventKind;
 use futures_util::Stream;
 use sea_orm::DatabaseConnection;
@@ -24,9 +30,10 @@ use uuid::Uuid;
 use super::bus::{Bus, BusMessage, FeedItem, Receiver};
 use super::log::{self, Replays};
 use super::presence::{Online, Presence};
-use crate::app::AppState;
-use crate::auth::Viewer;
+use crate::clock;
+use crate::deps::Deps;
 use crate::error::ApiResult;
+use crate::service::Viewer;
 use crate::service::sessions;
 
 /// Where a feed starts.
@@ -59,6 +66,41 @@ struct Feed {
     catch_up: bool,
     done: bool,
     _presence: Option<Online>,
+    /// Events recorded from then on are live; earlier ones are replayed history.
+    opened_at: DateTime<Utc>,
+}
+
+/// The event a feed handed out last, as the transport that writes it to a client sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandedOut {
+    /// When the event was recorded: its row's `created_at`, set in the transaction that
+    /// committed it.
+    pub committed_at: DateTime<Utc>,
+    /// Recorded after the feed opened: fanned out as it happened, not replayed from a cursor.
+    pub live: bool,
+}
+
+tokio::task_local! {
+    static HANDED_OUT: Cell<Option<HandedOut>>;
+}
+
+/// Runs `task` with a note of the event its feeds hand out, which [`take_handed_out`] reads.
+/// The schema sits between a feed and the transport and turns each event into a response, so
+/// the event's commit time cannot travel with the value; both run in the transport's task,
+/// so a task-local note reaches it.
+pub async fn noting_handed_out<F: Future>(task: F) -> F::Output {
+    HANDED_OUT.scope(Cell::new(None), task).await
+}
+
+fn note_handed_out(handed: HandedOut) {
+    // Outside `noting_handed_out` there is nobody to tell.
+    let _ = HANDED_OUT.try_with(|note| note.set(Some(handed)));
+}
+
+/// The event handed out last in this task since the previous call (the one the response just
+/// produced came from); `None` when none was, or outside [`noting_handed_out`].
+pub fn take_handed_out() -> Option<HandedOut> {
+    HANDED_OUT.try_with(Cell::take).ok().flatten()
 }
 
 /// Opens the feed: NOT_FOUND unless the viewer is a current member of the session.
@@ -67,6 +109,7 @@ pub async fn open(
     bus: Arc<Bus>,
     start: FeedStart,
 ) -> ApiResult<impl Stream<Item = ApiResult<Arc<FeedItem>>> + Send + use<>> {
+    let opened_at = clock::now();
     let rx = bus.subscribe(start.session_id);
     // Checked after subscribing: a departure or an end committed from here on reaches the
     // channel, and one committed before is seen here.
@@ -105,6 +148,7 @@ pub async fn open(
         // A live-only feed of an ended session has nothing to wait for.
         done: ended && !catch_up,
         _presence: online,
+        opened_at,
     };
     Ok(futures_util::stream::unfold(feed, |mut feed| async move {
         feed.next().await.map(|item| (item, feed))
@@ -123,6 +167,12 @@ impl Feed {
                 }
                 self.last = item.event.id;
                 self.done = self.ends_feed(&item);
+                let committed_at = item.event.created_at;
+                let handed = HandedOut {
+                    committed_at,
+                    live: committed_at >= self.opened_at,
+                };
+                note_handed_out(handed);
                 return Some(Ok(item));
             }
             if self.catch_up {
@@ -175,22 +225,50 @@ pub enum Following {
 
 /// Opens a member's feed of a session: NOT_FOUND unless the viewer is a current member.
 pub async fn follow(
-    state: &AppState,
+    deps: &Deps,
     viewer: Viewer,
     session_id: Uuid,
     after: Option<i64>,
     following: Following,
 ) -> ApiResult<impl Stream<Item = ApiResult<Arc<FeedItem>>> + Send + use<>> {
     open(
-        state.db.clone(),
-        state.bus.clone(),
+        deps.db.clone(),
+        deps.bus.clone(),
         FeedStart {
             session_id,
             viewer_id: viewer.user_id()?,
             after,
-            presence: (following == Following::Photos).then(|| state.presence.clone()),
+            presence: (following == Following::Photos).then(|| deps.presence.clone()),
             since_join: following == Following::Events,
         },
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handed(live: bool) -> HandedOut {
+        HandedOut {
+            committed_at: clock::now(),
+            live,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_note_holds_the_latest_event_once_and_only_inside_its_task() {
+        let (first, second) = (handed(false), handed(true));
+        noting_handed_out(async {
+            assert_eq!(take_handed_out(), None);
+            note_handed_out(first);
+            note_handed_out(second);
+            assert_eq!(take_handed_out(), Some(second));
+            assert_eq!(take_handed_out(), None);
+        })
+        .await;
+        // Outside: nowhere to note, nothing to take, and no panic.
+        note_handed_out(first);
+        assert_eq!(take_handed_out(), None);
+    }
 }

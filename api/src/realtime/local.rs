@@ -8,19 +8,12 @@
 use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
-use tokio::sync::Notify;
 
 use super::bus::Bus;
 use super::log;
 use crate::error::ApiResult;
+use crate::events;
 use crate::jobs::{JobResult, TaskCtx};
-
-static WAKE: Notify = Notify::const_new();
-
-/// Called by writers after recording an event.
-pub fn wake() {
-    WAKE.notify_waiters();
-}
 
 /// The tailer's name under the supervisor.
 pub const TASK: &str = "event_tailer";
@@ -34,7 +27,7 @@ pub async fn run(ctx: TaskCtx, db: DatabaseConnection, bus: Arc<Bus>) -> anyhow:
     bus.resync();
     ctx.ready();
     loop {
-        let woken = WAKE.notified();
+        let woken = events::recorded();
         tokio::pin!(woken);
         // Registered before reading, so a wake-up during the read is not lost.
         woken.as_mut().enable();
@@ -48,6 +41,7 @@ pub async fn run(ctx: TaskCtx, db: DatabaseConnection, bus: Arc<Bus>) -> anyhow:
             Err(err) => {
                 tracing::warn!(error = ?err, "could not read the event log");
                 bus.resync();
+                crate::metrics::bus_resynced();
             }
         }
         tokio::select! {
@@ -62,6 +56,7 @@ async fn tail(db: &DatabaseConnection, bus: &Bus, last: i64) -> ApiResult<(i64, 
     let items = log::page(db, None, last).await?;
     let full = items.len() as u64 == log::PAGE;
     let next = items.last().map_or(last, |item| item.event.id);
+    crate::metrics::bus_notified(items.len());
     for item in items {
         bus.publish(item);
     }

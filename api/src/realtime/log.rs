@@ -16,8 +16,9 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::bus::FeedItem;
+use crate::clock;
 use crate::error::{ApiError, ApiResult};
-use crate::service::clock;
+use crate::events::EventPayload;
 
 /// Events read from the log per query while catching up.
 pub const PAGE: u64 = 100;
@@ -220,20 +221,20 @@ pub async fn check_resumable(
     }
 }
 
+/// A stored event's typed payload. A malformed one is a bug (or a hand-edited row): it is
+/// logged and the event skipped, rather than failing every feed that replays it.
+pub fn payload(event: &event::Model) -> Option<EventPayload> {
+    EventPayload::of(event)
+        .inspect_err(|err| tracing::error!(error = %err, "skipping an unreadable event"))
+        .ok()
+}
+
 /// The user a membership event is about.
 pub fn user_id(event: &event::Model) -> Option<Uuid> {
-    uuid_field(event, "userId")
+    payload(event)?.user_id()
 }
 
 /// The photo a photo event is about.
 pub fn photo_id(event: &event::Model) -> Option<Uuid> {
-    uuid_field(event, "photoId")
-}
-
-fn uuid_field(event: &event::Model, field: &str) -> Option<Uuid> {
-    event
-        .payload
-        .get(field)
-        .and_then(|v| v.as_str())
-        .and_then(|s| s.parse().ok())
+    payload(event)?.photo_id()
 }

@@ -11,12 +11,11 @@ pub mod presence;
 
 use std::sync::Arc;
 
-use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
+use sea_orm::{DatabaseBackend, DatabaseConnection};
 use secrecy::SecretString;
 
 pub use bus::{Bus, FeedItem};
 
-use crate::error::ApiResult;
 use crate::jobs::Supervisor;
 
 /// Starts feeding the bus from the database this replica uses, as a task under `tasks`.
@@ -33,21 +32,4 @@ pub fn spawn_feed(tasks: &Supervisor, db: &DatabaseConnection, url: &SecretStrin
             local::run(ctx, db.clone(), bus.clone())
         }),
     }
-}
-
-/// Announces a just-recorded event. On Postgres the notification is part of the writer's
-/// transaction, so it goes out only if the event commits, and in commit order.
-pub async fn announce(db: &impl ConnectionTrait, event_id: i64) -> ApiResult<()> {
-    match db.get_database_backend() {
-        DatabaseBackend::Postgres => {
-            db.execute_raw(Statement::from_sql_and_values(
-                DatabaseBackend::Postgres,
-                "SELECT pg_notify($1, $2)",
-                [pg::CHANNEL.into(), event_id.to_string().into()],
-            ))
-            .await?;
-        }
-        _ => local::wake(),
-    }
-    Ok(())
 }

@@ -17,7 +17,7 @@ use super::log;
 use crate::jobs::TaskCtx;
 
 /// The notification channel every replica listens on.
-pub const CHANNEL: &str = "photon_events";
+pub use crate::events::CHANNEL;
 /// Shown in `pg_stat_activity`, so operators (and tests) can find the listening connection.
 pub const APPLICATION_NAME: &str = "photon-listener";
 /// Notifications handled per read of the log.
@@ -58,6 +58,7 @@ async fn listen(
     tracing::debug!("listening for events");
     // Anything committed while we were not listening reaches subscribers this way.
     bus.resync();
+    crate::metrics::bus_resynced();
     ctx.ready();
     loop {
         let Some(first) = listener.try_recv().await? else {
@@ -70,12 +71,14 @@ async fn listen(
                 None => break,
             }
         }
+        crate::metrics::bus_notified(ids.len());
         match log::by_ids(db, &ids).await {
             Ok(items) => items.into_iter().for_each(|item| bus.publish(item)),
             Err(err) => {
                 // The events are in the log; subscribers fetch them from there.
                 tracing::warn!(error = ?err, "could not read notified events");
                 bus.resync();
+                crate::metrics::bus_resynced();
             }
         }
     }

@@ -18,9 +18,9 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::clock;
 use crate::error::ApiResult;
 use crate::jobs::{Every, First, Pace, Supervisor};
-use crate::service::clock;
 
 /// How often a replica refreshes its rows.
 pub const HEARTBEAT: Duration = Duration::from_secs(10);

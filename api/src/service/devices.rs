@@ -10,9 +10,9 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::auth::Viewer;
+use crate::clock;
 use crate::error::{ApiError, ApiResult};
-use crate::service::clock;
+use crate::service::Viewer;
 
 /// Longest token accepted; FCM's are a few hundred bytes.
 pub const MAX_TOKEN_BYTES: usize = 4096;

@@ -13,7 +13,6 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use entity::event::EventKind;
 use entity::friendship::{self, FriendshipStatus};
 use entity::user;
 use sea_orm::{
@@ -21,14 +20,13 @@ use sea_orm::{
     Order, QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait, TryInsertResult,
     sea_query::Expr,
 };
-use serde_json::json;
 use uuid::Uuid;
 
-use crate::auth::Viewer;
+use crate::clock;
 use crate::error::{ApiError, ApiResult};
+use crate::events::{self, EventPayload, NewEvent};
 use crate::push::marks;
-use crate::service::clock;
-use crate::service::events::{self, NewEvent};
+use crate::service::Viewer;
 use crate::service::pagination::{Page, PageRequest};
 
 /// How another user stands with the viewer.
@@ -121,8 +119,10 @@ async fn record_request(db: &impl ConnectionTrait, row: &friendship::Model) -> A
         NewEvent {
             session_id: None,
             actor_id: row.requester_id,
-            kind: EventKind::FriendRequested,
-            payload: json!({ "requestId": row.id, "to": row.addressee_id() }),
+            payload: EventPayload::FriendRequested {
+                request_id: row.id,
+                to: row.addressee_id(),
+            },
             push,
         },
     )

@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use entity::event::EventKind;
 use entity::photo::{self, PhotoStatus};
 use entity::session_member::SessionRole;
 use entity::user;
@@ -17,13 +16,12 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
     QueryFilter, QuerySelect, TransactionTrait, sea_query::Expr,
 };
-use serde_json::json;
 use uuid::Uuid;
 
-use crate::auth::Viewer;
+use crate::clock;
 use crate::error::{ApiError, ApiResult};
-use crate::service::clock;
-use crate::service::events::{self, NewEvent};
+use crate::events::{self, DeleteReason, EventPayload, NewEvent};
+use crate::service::Viewer;
 use crate::service::pagination::{Page, PageRequest, pages_per_session};
 use crate::service::sessions::{self, SessionView};
 use crate::storage::{ObjectStore, PresignedUpload, UploadSpec, orphans, photo_key};
@@ -376,8 +374,10 @@ pub async fn remove_if_due(
             NewEvent {
                 session_id: Some(photo.session_id),
                 actor_id: photo.uploader_id,
-                kind: EventKind::PhotoDeleted,
-                payload: json!({ "photoId": photo.id, "reason": "expired" }),
+                payload: EventPayload::PhotoDeleted {
+                    photo_id: photo.id,
+                    reason: Some(DeleteReason::Expired),
+                },
                 push: false,
             },
         )
@@ -471,8 +471,7 @@ pub async fn complete_upload(
         NewEvent {
             session_id: Some(photo.session_id),
             actor_id: me,
-            kind: EventKind::PhotoAdded,
-            payload: json!({ "photoId": photo.id }),
+            payload: EventPayload::PhotoAdded { photo_id: photo.id },
             push: true,
         },
     )
@@ -540,8 +539,10 @@ pub async fn delete_photo(
             NewEvent {
                 session_id: Some(photo.session_id),
                 actor_id: me,
-                kind: EventKind::PhotoDeleted,
-                payload: json!({ "photoId": photo.id }),
+                payload: EventPayload::PhotoDeleted {
+                    photo_id: photo.id,
+                    reason: None,
+                },
                 push: false,
             },
         )
@@ -599,4 +600,36 @@ pub async fn count_photos(
         .all(db)
         .await?;
     Ok(counts.into_iter().collect())
+}
+
+/// Settings: what a photo may be, and how long its URLs live.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PhotoArgs {
+    /// Largest photo accepted, in bytes.
+    #[arg(long, env = "PHOTON_MAX_PHOTO_BYTES", default_value_t = 25 * 1024 * 1024,
+        value_parser = clap::value_parser!(u64).range(1..=5 * 1024 * 1024 * 1024))]
+    pub max_photo_bytes: u64,
+
+    /// Comma-separated media types a photo may have.
+    #[arg(
+        long,
+        env = "PHOTON_PHOTO_CONTENT_TYPES",
+        value_delimiter = ',',
+        default_value = "image/jpeg,image/png,image/heic,image/heif,image/webp"
+    )]
+    pub photo_content_types: Vec<String>,
+
+    /// How long an upload URL stays valid, in seconds (less than the hour after which an
+    /// unfinished upload is swept).
+    #[arg(long, env = "PHOTON_UPLOAD_URL_TTL_SECS", default_value_t = 15 * 60,
+        value_parser = clap::value_parser!(u64).range(1..=3_599))]
+    pub upload_url_ttl_secs: u64,
+
+    /// How long a photo's download URL stays valid, in seconds (S3 signs for a week at most).
+    #[arg(long, env = "PHOTON_DOWNLOAD_URL_TTL_SECS", default_value_t = 15 * 60,
+        value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub download_url_ttl_secs: u64,
+
+    #[command(flatten)]
+    pub upload_limits: UploadLimits,
 }

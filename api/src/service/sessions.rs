@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use entity::event::EventKind;
 use entity::session;
 use entity::session_member::{self, SessionRole};
 use sea_orm::{
@@ -14,15 +13,15 @@ use sea_orm::{
     DatabaseTransaction, EntityTrait, JoinType, Order, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, RelationTrait, TransactionTrait, TryInsertResult, sea_query::Expr,
 };
-use serde_json::json;
 use uuid::Uuid;
 
-use crate::auth::Viewer;
+use crate::clock;
 use crate::error::{ApiError, ApiResult};
+use crate::events::{self, EventPayload, NewEvent};
 use crate::push::marks;
-use crate::service::events::{self, NewEvent};
+use crate::service::Viewer;
 use crate::service::pagination::{Page, PageRequest, pages_per_session};
-use crate::service::{clock, friends, input, invite_code, is_unique_violation};
+use crate::service::{friends, input, invite_code, is_unique_violation};
 
 pub const DEFAULT_PHOTO_LIFETIME_HOURS: i32 = 5;
 pub const MAX_PHOTO_LIFETIME_HOURS: i32 = 72;
@@ -272,8 +271,7 @@ pub async fn join_session(
             &txn,
             session.id,
             me,
-            EventKind::MemberJoined,
-            json!({ "userId": me }),
+            EventPayload::MemberJoined { user_id: me },
         )
         .await?;
     }
@@ -311,15 +309,13 @@ async fn record(
     txn: &DatabaseTransaction,
     session_id: Uuid,
     actor: Uuid,
-    kind: EventKind,
-    payload: serde_json::Value,
+    payload: EventPayload,
 ) -> ApiResult<i64> {
     events::record(
         txn,
         NewEvent {
             session_id: Some(session_id),
             actor_id: actor,
-            kind,
             payload,
             push: false,
         },
@@ -378,8 +374,7 @@ pub async fn invite_to_session(
             NewEvent {
                 session_id: Some(session_id),
                 actor_id: me,
-                kind: EventKind::MemberInvited,
-                payload: json!({ "userId": invitee }),
+                payload: EventPayload::MemberInvited { user_id: *invitee },
                 push,
             },
         )
@@ -415,8 +410,7 @@ pub async fn leave_session(
             &txn,
             session_id,
             me,
-            EventKind::MemberLeft,
-            json!({ "userId": me }),
+            EventPayload::MemberLeft { user_id: me },
         )
         .await?;
     }
@@ -448,8 +442,7 @@ pub async fn end_session(
             &txn,
             session_id,
             me,
-            EventKind::SessionEnded,
-            json!({ "endedAt": now }),
+            EventPayload::SessionEnded { ended_at: now },
         )
         .await?;
     }

@@ -8,9 +8,10 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::auth::Viewer;
+use crate::clock;
 use crate::error::{ApiError, ApiResult};
-use crate::service::{clock, input};
+use crate::service::Viewer;
+use crate::service::input;
 
 /// The signed-in user. A valid token for a user that no longer exists is UNAUTHENTICATED.
 pub async fn get_me(db: &impl ConnectionTrait, viewer: Viewer) -> ApiResult<user::Model> {

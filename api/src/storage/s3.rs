@@ -251,3 +251,40 @@ impl ObjectStore for S3Store {
         Ok(())
     }
 }
+
+/// Settings: the S3 bucket photos are kept in (unset: the local disk).
+#[derive(Debug, Clone, clap::Args)]
+pub struct S3Args {
+    /// S3 bucket for photos. Unset: photos are kept on the local disk under the data directory.
+    #[arg(long, env = "S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+
+    /// S3 endpoint for stores other than AWS (MinIO, Garage, R2…), e.g. `http://minio:9000`.
+    #[arg(long, env = "S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
+    /// S3 endpoint as phones reach it, when it differs from S3_ENDPOINT (e.g. a store on an
+    /// internal network published under another name). Presigned URLs use it.
+    #[arg(long, env = "S3_PUBLIC_ENDPOINT")]
+    pub s3_public_endpoint: Option<String>,
+
+    /// S3 region (any value the store accepts; AWS needs the bucket's).
+    #[arg(long, env = "S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+
+    /// S3 access key id (required with S3_BUCKET).
+    #[arg(long, env = "S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+
+    /// S3 secret access key (required with S3_BUCKET).
+    #[arg(long, env = "S3_SECRET_ACCESS_KEY", value_parser = crate::config::parse_secret, hide_env_values = true)]
+    pub s3_secret_access_key: Option<secrecy::SecretString>,
+
+    /// Address the bucket as `endpoint/bucket` instead of `bucket.endpoint` (MinIO and most
+    /// self-hosted stores need this).
+    #[arg(long, env = "S3_FORCE_PATH_STYLE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub s3_force_path_style: bool,
+
+    #[command(flatten)]
+    pub s3_timeouts: S3Timeouts,
+}

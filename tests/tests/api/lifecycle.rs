@@ -212,7 +212,7 @@ async fn readyz_fails_at_once_when_shutdown_begins_while_requests_are_still_serv
     assert_eq!(readyz(&app).await.0, 200);
 
     let signalled = Instant::now();
-    app.begin_stop();
+    app.begin_shutdown();
     let (_, body) = readyz_until(&app, Duration::from_millis(500), |status, _| status == 503).await;
     assert_eq!(body, json!({ "status": "stopping" }));
     // Well before the drain delay is over: the replica still serves everything else.
@@ -220,7 +220,8 @@ async fn readyz_fails_at_once_when_shutdown_begins_while_requests_are_still_serv
     assert_eq!(me.ok()["me"]["email"], "ana@example.com");
     assert!(signalled.elapsed() < Duration::from_millis(1200));
 
-    app.stop().await;
+    app.begin_shutdown();
+    assert!(app.stopped_within(Duration::from_secs(10)).await);
     let took = signalled.elapsed();
     assert!(
         took >= Duration::from_millis(1500) && took < Duration::from_secs(5),
@@ -285,7 +286,8 @@ async fn shutdown_clears_this_replicas_presence_and_hands_back_its_push_leases()
     }
 
     let stopping = Instant::now();
-    app.stop().await;
+    app.begin_shutdown();
+    assert!(app.stopped_within(Duration::from_secs(10)).await);
     assert!(
         stopping.elapsed() < Duration::from_secs(3),
         "{:?}",

@@ -5,16 +5,22 @@
 #![allow(clippy::unwrap_used)]
 
 mod abuse;
+mod apollo;
 mod authorization;
 mod concurrency;
 mod connections;
 mod cost;
+mod drain;
+mod field_order;
 mod friends;
 mod health;
 mod http_protocol;
 mod lifecycle;
 mod limits;
+mod metrics;
 mod oauth;
+mod pages;
+mod persisted;
 mod photos;
 mod push;
 mod rate_limits;
@@ -24,3 +30,4 @@ mod sessions;
 mod subscriptions;
 mod tokens;
 mod users;
+mod websocket_telemetry;

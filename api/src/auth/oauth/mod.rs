@@ -12,8 +12,6 @@
 //! 4. The app calls `exchangeLoginCode(code, codeVerifier)` and gets its tokens. No token
 //!    ever appears in a URL; the login code is worthless without the app's verifier.
 
-pub mod flow;
-mod handlers;
 pub mod providers;
 
 use std::time::Duration;
@@ -25,7 +23,6 @@ use oauth2::{RedirectUrl, TokenUrl};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-pub use handlers::{callback, start};
 pub use providers::{Provider, ProviderUrls};
 
 /// An OAuth app's credentials, as registered with the provider.
@@ -62,7 +59,7 @@ impl OAuthSettings {
 }
 
 /// An `oauth2` client with the authorization and token endpoints set.
-type ConfiguredClient =
+pub(crate) type ConfiguredClient =
     BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
 /// Longest wait for one call to a provider. A callback makes up to three in a row (token,
@@ -75,8 +72,8 @@ pub struct OAuth {
     clients: Vec<(Provider, ConfiguredClient)>,
     /// Talks to the providers. It never follows redirects: a token endpoint that redirects
     /// could otherwise send our client secret and codes wherever it pointed.
-    http: reqwest::Client,
-    urls: ProviderUrls,
+    pub(crate) http: reqwest::Client,
+    pub(crate) urls: ProviderUrls,
     /// `{PHOTON_PUBLIC_URL}/auth/`, where the start and callback routes live.
     routes_base: String,
     /// The app URIs a login code may be handed to.
@@ -129,7 +126,7 @@ impl OAuth {
         })
     }
 
-    fn client(&self, provider: Provider) -> Option<&ConfiguredClient> {
+    pub(crate) fn client(&self, provider: Provider) -> Option<&ConfiguredClient> {
         self.clients
             .iter()
             .find(|(p, _)| *p == provider)
@@ -148,7 +145,50 @@ impl OAuth {
     }
 
     /// Exact match only: a prefix or pattern would let a look-alike URI collect codes.
-    fn allows_redirect(&self, uri: &str) -> bool {
+    pub(crate) fn allows_redirect(&self, uri: &str) -> bool {
         self.app_redirect_uris.iter().any(|allowed| allowed == uri)
     }
+}
+
+/// Settings: sign-in with GitHub and Discord, and the app URIs sign-in may return to.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OAuthArgs {
+    /// Comma-separated allow-list of app URIs that sign-in may hand a login code to.
+    #[arg(
+        long,
+        env = "PHOTON_APP_REDIRECT_URIS",
+        value_delimiter = ',',
+        default_value = "photon://auth"
+    )]
+    pub app_redirect_uris: Vec<String>,
+
+    /// Client id of the GitHub OAuth app; with GITHUB_CLIENT_SECRET it enables sign-in
+    /// with GitHub.
+    #[arg(long, env = "GITHUB_CLIENT_ID")]
+    pub github_client_id: Option<String>,
+
+    /// Client secret of the GitHub OAuth app.
+    #[arg(long, env = "GITHUB_CLIENT_SECRET", value_parser = crate::config::parse_secret, hide_env_values = true)]
+    pub github_client_secret: Option<secrecy::SecretString>,
+
+    /// GitHub's web base (`/login/oauth/authorize` and `/login/oauth/access_token`).
+    #[arg(long, env = "GITHUB_BASE_URL", default_value = "https://github.com")]
+    pub github_base_url: url::Url,
+
+    /// GitHub's API base (`/user`, `/user/emails`).
+    #[arg(long, env = "GITHUB_API_URL", default_value = "https://api.github.com")]
+    pub github_api_url: url::Url,
+
+    /// Client id of the Discord application; with DISCORD_CLIENT_SECRET it enables sign-in
+    /// with Discord.
+    #[arg(long, env = "DISCORD_CLIENT_ID")]
+    pub discord_client_id: Option<String>,
+
+    /// Client secret of the Discord application.
+    #[arg(long, env = "DISCORD_CLIENT_SECRET", value_parser = crate::config::parse_secret, hide_env_values = true)]
+    pub discord_client_secret: Option<secrecy::SecretString>,
+
+    /// Discord's base (`/oauth2/authorize`, `/api/oauth2/token`, `/api/users/@me`).
+    #[arg(long, env = "DISCORD_BASE_URL", default_value = "https://discord.com")]
+    pub discord_base_url: url::Url,
 }

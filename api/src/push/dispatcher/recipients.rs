@@ -14,11 +14,11 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::Dispatcher;
+use crate::clock;
 use crate::graphql::ids::{self, Kind};
 use crate::jobs::JobResult;
 use crate::push::message::{self, Notification};
 use crate::realtime::presence;
-use crate::service::clock;
 use crate::service::invite_code;
 use crate::service::pagination::encode_cursor;
 

@@ -20,9 +20,9 @@ use uuid::Uuid;
 use super::outbox::{Held, LEASE, MAX_GROUPS, MAX_SINGLES, newest, pending_and_due};
 use super::recipients::Recipient;
 use super::{Dispatcher, Sender, chrono_duration};
+use crate::clock;
 use crate::push::fcm::Outcome;
 use crate::push::message::{self, Notification};
-use crate::service::clock;
 
 /// Sends still running after this are abandoned and retried: well inside the lease, so a
 /// round settles its rows before another replica may claim them.
@@ -65,7 +65,7 @@ impl RoundReport {
             ("retried", self.retried as u64),
             ("failed", self.failed as u64),
         ] {
-            metrics::counter!("photon_push_total", "outcome" => outcome).increment(n);
+            metrics::counter!(crate::metrics::PUSH, "outcome" => outcome).increment(n);
         }
     }
 }

@@ -4,7 +4,7 @@ use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use uuid::Uuid;
 
-use super::jwt::{Claims, JwtKeys};
+use crate::auth::jwt::{Claims, JwtKeys};
 use crate::error::{ApiError, ApiResult};
 
 /// The user behind a request, if any. Services take it and decide what it may do.

@@ -7,10 +7,11 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::jwt::JwtKeys;
-use super::refresh;
+use crate::auth::jwt::JwtKeys;
+use crate::auth::refresh::{self, RefreshSettings};
+use crate::clock;
 use crate::error::{ApiError, ApiResult};
-use crate::service::{clock, users};
+use crate::service::users;
 
 /// What issues tokens: the JWT keys, the refresh-token lifetime, and how long after a
 /// rotation a retry with the old token is still honoured.
@@ -136,4 +137,32 @@ pub async fn mint_token(
 ) -> ApiResult<String> {
     let user = users::upsert_by_email(db, email, None).await?;
     Ok(tokens.jwt.issue(user.id)?.token)
+}
+
+/// Settings: access and refresh tokens, and the developer sign-in.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenArgs {
+    /// HS256 secret that signs access tokens, at least 32 bytes. Generated and kept in the data
+    /// directory on the embedded default; required otherwise.
+    #[arg(long, env = "PHOTON_JWT_SECRET", value_parser = crate::config::parse_secret, hide_env_values = true)]
+    pub jwt_secret: Option<secrecy::SecretString>,
+
+    /// Lifetime of an access token, in seconds.
+    #[arg(long, env = "PHOTON_ACCESS_TOKEN_TTL_SECS", default_value_t = 15 * 60,
+        value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub access_token_ttl_secs: u64,
+
+    /// Lifetime of a refresh token, in days; every use rotates it and starts the clock again.
+    #[arg(long, env = "PHOTON_REFRESH_TOKEN_TTL_DAYS", default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(1..=365))]
+    pub refresh_token_ttl_days: u32,
+
+    #[command(flatten)]
+    pub refresh: RefreshSettings,
+
+    /// Enables `devSignIn` (anyone can sign in as any e-mail). Defaults to on only for the
+    /// embedded default (no DATABASE_URL) with both the bind address and PHOTON_PUBLIC_URL on
+    /// loopback and no OAuth provider configured; off otherwise.
+    #[arg(long, env = "PHOTON_DEV_SIGN_IN")]
+    pub dev_sign_in: Option<bool>,
 }

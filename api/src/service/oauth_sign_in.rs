@@ -17,11 +17,12 @@ use sea_orm::{
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::providers::{Profile, Provider};
-use crate::auth::service::{TokenPair, Tokens, link_identity};
+use crate::auth::oauth::providers::{Profile, Provider};
+use crate::clock;
 use crate::digest::hex;
 use crate::error::{ApiError, ApiResult};
-use crate::service::{clock, input, users};
+use crate::service::sign_in::{TokenPair, Tokens, link_identity};
+use crate::service::{input, users};
 
 /// How long a sign-in may stay at the provider (consent screens, two-factor prompts).
 pub const STATE_TTL: Duration = Duration::minutes(10);

@@ -18,12 +18,12 @@ use oauth2::{
 use serde::Deserialize;
 use url::Url;
 
-use super::flow::{self, NewState};
-use super::providers::{self, ProfileError, Provider};
-use crate::app::AppState;
-use crate::error::ApiError;
+use crate::auth::oauth::providers::{self, ProfileError, Provider};
+use crate::clock;
+use crate::deps::Deps;
+use crate::error::{ApiError, ErrorCode};
 use crate::graphql::http::plain_error;
-use crate::service::clock;
+use crate::service::oauth_sign_in::{self as flow, NewState};
 
 /// Why a sign-in failed, as the app reads it from `redirect_uri?error=…`. Stable: the app
 /// matches on these.
@@ -86,13 +86,17 @@ fn fail(redirect_uri: &str, failure: Failure) -> Response {
 }
 
 fn bad_request(message: &str) -> Response {
-    no_store(plain_error(StatusCode::BAD_REQUEST, "BAD_REQUEST", message))
+    no_store(plain_error(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::BadRequest,
+        message,
+    ))
 }
 
 fn internal_error() -> Response {
     no_store(plain_error(
         StatusCode::INTERNAL_SERVER_ERROR,
-        "INTERNAL_SERVER_ERROR",
+        ErrorCode::InternalServerError,
         "internal error",
     ))
 }
@@ -106,11 +110,11 @@ fn no_store(mut response: Response) -> Response {
 
 /// The provider in the path, if it exists and is configured; otherwise what to say in the
 /// 404.
-fn enabled_provider(state: &AppState, name: &str) -> Result<Provider, String> {
+fn enabled_provider(deps: &Deps, name: &str) -> Result<Provider, String> {
     let Some(provider) = Provider::from_name(name) else {
         return Err("no such sign-in provider (try github or discord)".to_owned());
     };
-    if state.oauth.client(provider).is_none() {
+    if deps.oauth.client(provider).is_none() {
         return Err(format!(
             "sign-in with {} is not enabled on this server: it has no client credentials for it",
             provider.name()
@@ -120,7 +124,7 @@ fn enabled_provider(state: &AppState, name: &str) -> Result<Provider, String> {
 }
 
 fn not_found(message: &str) -> Response {
-    plain_error(StatusCode::NOT_FOUND, "NOT_FOUND", message)
+    plain_error(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
 }
 
 /// A database failure before there is anywhere to send the browser.
@@ -138,18 +142,18 @@ pub struct StartParams {
 /// `GET /auth/{provider}/start?redirect_uri=…&code_challenge=…[&code_challenge_method=S256]`:
 /// remembers the sign-in and sends the browser to the provider's consent page.
 pub async fn start(
-    State(state): State<AppState>,
+    State(deps): State<Deps>,
     Path(provider): Path<String>,
     params: Result<Query<StartParams>, QueryRejection>,
 ) -> Response {
-    let provider = match enabled_provider(&state, &provider) {
+    let provider = match enabled_provider(&deps, &provider) {
         Ok(provider) => provider,
         Err(message) => return not_found(&message),
     };
     let Ok(Query(params)) = params else {
         return bad_request("the query string is malformed");
     };
-    let oauth = &state.oauth;
+    let oauth = &deps.oauth;
     let Some(redirect_uri) = params.redirect_uri.filter(|uri| oauth.allows_redirect(uri)) else {
         return bad_request("redirect_uri is missing or not one of this server's app URIs");
     };
@@ -176,7 +180,7 @@ pub async fn start(
         code_challenge: &code_challenge,
         pkce_verifier: pkce_verifier.secret(),
     };
-    let csrf = match flow::create_state(&state.db, new).await {
+    let csrf = match flow::create_state(&deps.db, new).await {
         Ok(csrf) => csrf,
         Err(err) => {
             log_internal(&err, "store state");
@@ -241,11 +245,11 @@ fn describe_token_error<E: std::error::Error>(
 /// `GET /auth/{provider}/callback?code=…&state=…` (or `?error=…&state=…`): finishes the
 /// sign-in and sends the browser to the app with a login code or an error.
 pub async fn callback(
-    State(state): State<AppState>,
+    State(deps): State<Deps>,
     Path(provider): Path<String>,
     params: Result<Query<CallbackParams>, QueryRejection>,
 ) -> Response {
-    let provider = match enabled_provider(&state, &provider) {
+    let provider = match enabled_provider(&deps, &provider) {
         Ok(provider) => provider,
         Err(message) => return not_found(&message),
     };
@@ -258,7 +262,7 @@ pub async fn callback(
         tracing::info!(provider = provider.name(), "sign-in callback without state");
         return invalid_state();
     };
-    let row = match flow::consume_state(&state.db, &csrf).await {
+    let row = match flow::consume_state(&deps.db, &csrf).await {
         Ok(Some(row)) => row,
         Ok(None) => {
             tracing::info!(
@@ -272,7 +276,7 @@ pub async fn callback(
             return internal_error();
         }
     };
-    let oauth = &state.oauth;
+    let oauth = &deps.oauth;
     // The allow-list may have shrunk since the sign-in started.
     if !oauth.allows_redirect(&row.redirect_uri) {
         tracing::warn!(
@@ -335,7 +339,7 @@ pub async fn callback(
         }
         Err(ProfileError::Provider(reason)) => return refuse(Failure::ProviderError, &reason),
     };
-    match flow::complete_sign_in(&state.db, provider, &profile, &row.code_challenge).await {
+    match flow::complete_sign_in(&deps.db, provider, &profile, &row.code_challenge).await {
         Ok((user, login_code)) => {
             tracing::info!(provider = provider.name(), user_id = %user.id, "sign-in finished");
             redirect_to_app(redirect_uri, "code", &login_code)

@@ -1,0 +1,63 @@
+//! The few pages a browser gets from Photon: `/` (what this server is), GraphiQL at
+//! `/graphql`, the favicon, the schema as SDL, and the files they load (`/assets/…`), all
+//! built into the binary. Nothing here loads anything from another host, and each page's
+//! Content-Security-Policy makes sure nothing can.
+
+pub mod assets;
+pub mod graphiql;
+pub mod home;
+
+use axum::Router;
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
+    X_FRAME_OPTIONS,
+};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::app::AppState;
+
+/// The routes of this module (GraphiQL itself answers `GET /graphql`, next to the API).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home::home))
+        .route("/favicon.svg", get(home::favicon))
+        .route("/schema.graphql", get(home::schema))
+        .route("/assets/{file}", get(assets::serve))
+}
+
+/// An HTML page with the headers every page here carries: its policy, no sniffing, no
+/// framing (GraphiQL is where people paste tokens), no referrer, and revalidation on every
+/// visit (the page is small; the files it names are cached for good).
+fn html_page(html: String, policy: &str) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if let Ok(value) = HeaderValue::from_str(policy) {
+        headers.insert(CONTENT_SECURITY_POLICY, value);
+    }
+    (headers, html).into_response()
+}
+
+/// The `Content-Security-Policy` of a page that loads only this server's files: scripts,
+/// stylesheets and images from here (fonts and images also as `data:` URLs, which GraphiQL's
+/// stylesheet inlines), `<style>` elements only with `style_nonce`, requests to `connect`
+/// only, no plugins, no forms, no framing.
+fn policy(connect: &str, style_nonce: Option<&str>) -> String {
+    let style = match style_nonce {
+        Some(nonce) => format!("'self' 'nonce-{nonce}'"),
+        None => "'self'".to_owned(),
+    };
+    format!(
+        "default-src 'none'; script-src 'self'; style-src {style}; img-src 'self' data:; \
+         font-src 'self' data:; connect-src {connect}; base-uri 'none'; form-action 'none'; \
+         frame-ancestors 'none'"
+    )
+}

@@ -1,0 +1,3 @@
+//! Plain HTTP routes beside the GraphQL API.
+
+pub mod oauth;

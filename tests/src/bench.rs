@@ -1,0 +1,47 @@
+//! What the benches share besides the client: their knobs and their figures.
+
+use std::time::Duration;
+
+/// The environment variable `name` as a number, or `default` when it is unset or not one.
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The `p` quantile (0 to 1) of `sorted`, the nearest rank; `None` for none.
+pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
+    let last = sorted.len().checked_sub(1)?;
+    let index = (last as f64 * p).round() as usize;
+    sorted.get(index.min(last)).copied()
+}
+
+/// The median, 99th percentile and maximum of some durations, in milliseconds: NaN for none,
+/// so a table prints `NaN` and a comparison with a target fails.
+#[derive(Debug, Clone, Copy)]
+pub struct Figures {
+    pub n: usize,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Figures {
+    pub fn of(mut times: Vec<Duration>) -> Self {
+        times.sort();
+        let ms = |p: f64| percentile(&times, p).map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
+        Self {
+            n: times.len(),
+            p50: ms(0.5),
+            p99: ms(0.99),
+            max: ms(1.0),
+        }
+    }
+}
+
+/// Prints one line of figures for `label`.
+pub fn report(label: &str, times: Vec<Duration>) {
+    let Figures { n, p50, p99, max } = Figures::of(times);
+    println!("{label:<28} n={n:<5} p50={p50:>8.3} ms  p99={p99:>8.3} ms  max={max:>8.3} ms");
+}
