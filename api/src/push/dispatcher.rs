@@ -43,7 +43,6 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DbBackend, EntityTrait, Order,
     QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::PushSettings;
@@ -51,6 +50,7 @@ use super::fcm::{FcmClient, Outcome};
 use super::message::{self, Notification};
 use crate::clock;
 use crate::error::ApiResult;
+use crate::events::EventPayload;
 use crate::graphql::ids::{self, Kind};
 use crate::realtime::presence;
 use crate::service::invite_code;
@@ -481,7 +481,7 @@ impl Dispatcher {
         // Photos deleted or expired since they were added are not announced.
         let photo_ids: Vec<Uuid> = job
             .iter()
-            .filter_map(|e| payload_uuid(&e.payload, "photoId"))
+            .filter_map(|e| EventPayload::read(e)?.photo_id())
             .collect();
         let uploader_of: HashMap<Uuid, Uuid> = photo::Entity::find()
             .select_only()
@@ -498,7 +498,7 @@ impl Dispatcher {
         // Uploaders in event order, oldest first.
         let uploads: Vec<Uuid> = job
             .iter()
-            .filter_map(|e| uploader_of.get(&payload_uuid(&e.payload, "photoId")?))
+            .filter_map(|e| uploader_of.get(&EventPayload::read(e)?.photo_id()?))
             .copied()
             .collect();
         if uploads.is_empty() {
@@ -556,8 +556,8 @@ impl Dispatcher {
     }
 
     async fn invite_recipient(&self, event: &event::Model) -> ApiResult<Vec<Recipient>> {
-        let (Some(session_id), Some(invitee)) =
-            (event.session_id, payload_uuid(&event.payload, "userId"))
+        let (Some(session_id), Some(EventPayload::MemberInvited { user_id: invitee })) =
+            (event.session_id, EventPayload::read(event))
         else {
             return Ok(Vec::new());
         };
@@ -588,7 +588,8 @@ impl Dispatcher {
     }
 
     async fn friend_request_recipient(&self, event: &event::Model) -> ApiResult<Vec<Recipient>> {
-        let Some(request_id) = payload_uuid(&event.payload, "requestId") else {
+        let Some(EventPayload::FriendRequested { request_id, .. }) = EventPayload::read(event)
+        else {
             return Ok(Vec::new());
         };
         // Only a request still waiting for an answer is worth a push, and only if it is still
@@ -795,10 +796,6 @@ async fn live_session(
 /// The id a job's per-device records are kept under (its events are sorted by id).
 fn newest(job: &[event::Model]) -> i64 {
     job.last().map_or(0, |e| e.id)
-}
-
-fn payload_uuid(payload: &Value, key: &str) -> Option<Uuid> {
-    payload.get(key)?.as_str()?.parse().ok()
 }
 
 fn name(names: &HashMap<Uuid, String>, user_id: Uuid) -> &str {
