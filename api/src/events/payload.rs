@@ -93,6 +93,15 @@ impl EventPayload {
         })
     }
 
+    /// Reads a stored event's payload for a consumer that can skip it: a malformed payload
+    /// is a bug (or a hand-edited row), logged here, and the event is skipped rather than
+    /// failing every feed or push round that meets it.
+    pub fn read(event: &event::Model) -> Option<Self> {
+        Self::of(event)
+            .inspect_err(|err| tracing::error!(error = %err, "skipping an unreadable event"))
+            .ok()
+    }
+
     /// The photo a photo event is about.
     pub fn photo_id(&self) -> Option<Uuid> {
         match self {

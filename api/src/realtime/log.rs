@@ -224,9 +224,7 @@ pub async fn check_resumable(
 /// A stored event's typed payload. A malformed one is a bug (or a hand-edited row): it is
 /// logged and the event skipped, rather than failing every feed that replays it.
 pub fn payload(event: &event::Model) -> Option<EventPayload> {
-    EventPayload::of(event)
-        .inspect_err(|err| tracing::error!(error = %err, "skipping an unreadable event"))
-        .ok()
+    EventPayload::read(event)
 }
 
 /// The user a membership event is about.

@@ -10,11 +10,11 @@ use entity::friendship::{self, FriendshipStatus};
 use entity::photo::{self, PhotoStatus};
 use entity::{device, session, session_member, user};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::Dispatcher;
 use crate::clock;
+use crate::events::EventPayload;
 use crate::graphql::ids::{self, Kind};
 use crate::jobs::JobResult;
 use crate::push::message::{self, Notification};
@@ -51,7 +51,7 @@ impl Dispatcher {
         // Photos deleted or expired since they were added are not announced.
         let photo_ids: Vec<Uuid> = job
             .iter()
-            .filter_map(|e| payload_uuid(&e.payload, "photoId"))
+            .filter_map(|e| EventPayload::read(e)?.photo_id())
             .collect();
         let uploader_of: HashMap<Uuid, Uuid> = photo::Entity::find()
             .select_only()
@@ -68,7 +68,7 @@ impl Dispatcher {
         // Uploaders in event order, oldest first.
         let uploads: Vec<Uuid> = job
             .iter()
-            .filter_map(|e| uploader_of.get(&payload_uuid(&e.payload, "photoId")?))
+            .filter_map(|e| uploader_of.get(&EventPayload::read(e)?.photo_id()?))
             .copied()
             .collect();
         if uploads.is_empty() {
@@ -128,8 +128,8 @@ impl Dispatcher {
     }
 
     async fn invite_recipient(&self, event: &event::Model) -> anyhow::Result<Vec<Recipient>> {
-        let (Some(session_id), Some(invitee)) =
-            (event.session_id, payload_uuid(&event.payload, "userId"))
+        let (Some(session_id), Some(EventPayload::MemberInvited { user_id: invitee })) =
+            (event.session_id, EventPayload::read(event))
         else {
             return Ok(Vec::new());
         };
@@ -163,7 +163,8 @@ impl Dispatcher {
         &self,
         event: &event::Model,
     ) -> anyhow::Result<Vec<Recipient>> {
-        let Some(request_id) = payload_uuid(&event.payload, "requestId") else {
+        let Some(EventPayload::FriendRequested { request_id, .. }) = EventPayload::read(event)
+        else {
             return Ok(Vec::new());
         };
         // Only a request still waiting for an answer is worth a push, and only if it is still
@@ -232,10 +233,6 @@ async fn live_session(
         .filter(session::Column::EndedAt.is_null())
         .one(db)
         .await?)
-}
-
-fn payload_uuid(payload: &Value, key: &str) -> Option<Uuid> {
-    payload.get(key)?.as_str()?.parse().ok()
 }
 
 fn name(names: &HashMap<Uuid, String>, user_id: Uuid) -> &str {
