@@ -2,8 +2,6 @@
 //! the real wire format (OAuth2 JWT-bearer grant, HTTP v1 `messages:send`, FCM's errors).
 
 use std::collections::HashSet;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -11,6 +9,7 @@ use photon::push::PushSettings;
 use photon::push::dispatcher::{Dispatcher, MAX_ATTEMPTS};
 use photon::push::fcm::{FcmSettings, ServiceAccount};
 use photon_tests::fake_fcm::{CLIENT_EMAIL, FakeFcm, Reply, Sent};
+use photon_tests::logs::CapturedLogs;
 use photon_tests::photos::{photo_bytes, upload};
 use photon_tests::{Backend, TestApp, TestUser, create_session, join, uuid_of};
 use sea_orm::{
@@ -503,27 +502,6 @@ async fn two_replicas_never_send_the_same_push_twice() {
         })
         .sum();
     assert_eq!(photos, 6);
-}
-
-/// Collects what the tracing macros write while it is the thread's default subscriber.
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
-
-impl CapturedLogs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for CapturedLogs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]

@@ -4,37 +4,15 @@
 //! Both tests run on a `#[tokio::test]` runtime, which has one thread: the server's tasks run
 //! on it too, so a subscriber or recorder set as this thread's default sees all they emit.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use metrics_util::MetricKind;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use photon_tests::logs::CapturedLogs;
 use photon_tests::photos::{photo_bytes, upload};
 use photon_tests::ws::{Protocol, WsClient};
 use photon_tests::{TestApp, create_session, join};
 use serde_json::json;
-
-/// What the tracing macros write while this is the thread's default subscriber.
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
-
-impl CapturedLogs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for CapturedLogs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn every_log_line_of_a_socket_and_its_operations_carries_the_request_id() {
