@@ -360,6 +360,22 @@ impl TestApp {
         panic!("expected {n} live photoAdded subscriptions");
     }
 
+    /// Backend pids of the Postgres connections that LISTEN for events, this database's only.
+    pub async fn listener_pids(&self) -> Vec<i32> {
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_string(
+                self.db.get_database_backend(),
+                "SELECT pid FROM pg_stat_activity \
+                 WHERE application_name = 'photon-listener' AND datname = current_database()",
+            ))
+            .await
+            .expect("read pg_stat_activity");
+        rows.iter()
+            .map(|row| row.try_get::<i32>("", "pid").expect("a pid"))
+            .collect()
+    }
+
     /// Rows in `table` (optionally filtered by a trusted SQL condition), read directly.
     pub async fn count(&self, table: &str, condition: &str) -> i64 {
         let sql = if condition.is_empty() {

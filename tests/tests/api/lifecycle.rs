@@ -128,7 +128,7 @@ async fn the_postgres_listener_is_restarted_after_losing_its_database_and_loses_
         .subscribe("1", PHOTO_ADDED, json!({ "s": session }))
         .await;
     app.wait_online(1).await;
-    let before = listener_pids(&app).await;
+    let before = app.listener_pids().await;
     assert_eq!(before.len(), 1);
     // A photo to complete while the listener is down, uploaded beforehand; and the server's
     // pool filled, since no new connection can be opened meanwhile.
@@ -176,7 +176,7 @@ async fn the_postgres_listener_is_restarted_after_losing_its_database_and_loses_
     allow(true).await;
     readyz_until(&app, Duration::from_secs(20), |status, _| status == 200).await;
     assert!(restarts(&app, "event_listener") >= 1);
-    let after = listener_pids(&app).await;
+    let after = app.listener_pids().await;
     assert!(
         after.len() == 1 && after != before,
         "{before:?} -> {after:?}"
@@ -187,21 +187,6 @@ async fn the_postgres_listener_is_restarted_after_losing_its_database_and_loses_
     let live = upload(&app, &ana, &session, &photo_bytes(2, 64)).await;
     let payload = client.next_payload("1").await;
     assert_eq!(payload["data"]["photoAdded"]["photo"]["id"], live);
-}
-
-async fn listener_pids(app: &TestApp) -> Vec<i32> {
-    let rows = app
-        .db
-        .query_all_raw(Statement::from_string(
-            app.db.get_database_backend(),
-            "SELECT pid FROM pg_stat_activity \
-             WHERE application_name = 'photon-listener' AND datname = current_database()",
-        ))
-        .await
-        .unwrap();
-    rows.iter()
-        .map(|row| row.try_get::<i32>("", "pid").unwrap())
-        .collect()
 }
 
 #[tokio::test]

@@ -23,25 +23,9 @@ async fn two_replicas() -> Option<(TestApp, TestApp)> {
     Some((a, b))
 }
 
-async fn listeners(app: &TestApp) -> Vec<i32> {
-    use sea_orm::{ConnectionTrait, Statement};
-    let rows = app
-        .db
-        .query_all_raw(Statement::from_string(
-            app.db.get_database_backend(),
-            "SELECT pid FROM pg_stat_activity \
-             WHERE application_name = 'photon-listener' AND datname = current_database()",
-        ))
-        .await
-        .unwrap();
-    rows.iter()
-        .map(|row| row.try_get::<i32>("", "pid").unwrap())
-        .collect()
-}
-
 async fn wait_for_listeners(app: &TestApp, n: usize) -> Vec<i32> {
     for _ in 0..200 {
-        let pids = listeners(app).await;
+        let pids = app.listener_pids().await;
         if pids.len() == n {
             return pids;
         }
