@@ -13,6 +13,7 @@ pub mod digest;
 pub mod error;
 pub mod events;
 pub mod graphql;
+pub mod imaging;
 pub mod jobs;
 pub mod limits;
 pub mod metrics;

@@ -1,0 +1,1 @@
+//! HEIC/HEIF decoding through libheif (the `heif` feature).
