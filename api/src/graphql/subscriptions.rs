@@ -125,7 +125,7 @@ fn session_event(item: &Arc<FeedItem>) -> Option<SessionEvent> {
             }
             SessionEvent::PhotoProcessed(PhotoProcessed {
                 cursor,
-                photo: Photo(photo),
+                photo: Box::new(Photo(photo)),
             })
         }
         EventPayload::PhotoAdded { .. }
@@ -161,7 +161,7 @@ pub struct PhotoProcessed {
     /// Pass as `after` to resume right after this event.
     cursor: String,
     /// The photo, as processing left it.
-    photo: Photo,
+    photo: Box<Photo>,
 }
 
 /// Someone joined the session.
