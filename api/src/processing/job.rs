@@ -81,7 +81,9 @@ async fn attempt(
         return Ok(None);
     };
     if photo.status != PhotoStatus::Ready {
-        return Ok(None);
+        // Jobs are queued as photos become ready, so this is a bug or a hand-edited row: it
+        // ends FAILED once its attempts are spent.
+        return Err(Transient("the photo is not ready".to_owned()));
     }
     let Some(format) = Format::from_content_type(&photo.content_type) else {
         let reason = format!("{} is not a format Photon processes", photo.content_type);

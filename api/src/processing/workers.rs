@@ -23,6 +23,9 @@ pub const TASK: &str = "photo_workers";
 /// How long a stopping worker waits for the jobs it is running before handing them back.
 const FINISH_ON_STOP: Duration = Duration::from_millis(500);
 
+/// How often the queue-depth gauge is refreshed.
+const COUNT_EVERY: Duration = Duration::from_secs(1);
+
 /// Wakes this process's workers: a photo completed here (on SQLite, the only way they hear of
 /// it; on Postgres the notification follows).
 static WAKE: Notify = Notify::const_new();
@@ -78,6 +81,7 @@ impl Workers {
             "photo processing workers started"
         );
         let stop = ctx.stop().clone();
+        let mut counted: Option<std::time::Instant> = None;
         loop {
             // Registered before looking, so a wake-up during the look is not lost.
             let woken = WAKE.notified();
@@ -100,8 +104,12 @@ impl Workers {
             for job in claimed {
                 self.start(job);
             }
-            if let Ok(depth) = queue::depth(&self.db).await {
-                metrics::gauge!(crate::metrics::PHOTO_JOBS_QUEUED).set(depth as f64);
+            // At most once a second: a busy queue wakes this loop far more often.
+            if counted.is_none_or(|at| at.elapsed() >= COUNT_EVERY) {
+                counted = Some(std::time::Instant::now());
+                if let Ok(depth) = queue::depth(&self.db).await {
+                    metrics::gauge!(crate::metrics::PHOTO_JOBS_QUEUED).set(depth as f64);
+                }
             }
             // With every permit in use, the next look is when one frees up.
             if full && free > 0 {
