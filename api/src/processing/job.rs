@@ -62,7 +62,12 @@ pub(super) async fn run(workers: &Workers, job: &Claimed, permit: OwnedSemaphore
             }
         },
         // The photo is gone, and its job with it.
-        Ok(None) => "gone",
+        Ok(None) => {
+            if let Err(err) = queue::forget(&workers.db, job).await {
+                tracing::warn!(photo_id = %job.photo_id, error = format!("{:#}", job_error(err)), "cannot remove the job of a deleted photo");
+            }
+            "gone"
+        }
         Err(Transient(reason)) => retry(workers, job, reason).await,
     };
     metrics::photo_job_ended(label, started.elapsed());

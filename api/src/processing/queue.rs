@@ -131,6 +131,16 @@ pub async fn release(db: &DatabaseConnection, job: &Claimed) -> ApiResult<bool> 
     Ok(updated.rows_affected == 1)
 }
 
+/// Deletes a job whose photo is gone (the foreign key does this too; a job must never
+/// outlive its photo and be claimed for ever).
+pub async fn forget(db: &DatabaseConnection, job: &Claimed) -> ApiResult<()> {
+    photo_job::Entity::delete_many()
+        .filter(held(job))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// How a photo's processing ended.
 #[derive(Debug)]
 pub enum Outcome {
