@@ -7,13 +7,14 @@
 #      starting a throwaway one if there is none.
 #   2. Drops leftover `photon_test_*` databases from earlier runs.
 #   3. Installs Debian's chromium with apt-get if it is missing (the GraphiQL
-#      tests drive it headless), then starts s3s-fs, an S3-compatible server
+#      tests drive it headless) and libheif-dev (HEIC photos: the suite is built
+#      with the `heif` feature when libheif is there), then starts s3s-fs, an S3-compatible server
 #      that checks signatures and checksums, on a free port (installing it with
 #      cargo install if missing), and installs tests/apollo's npm packages
 #      (Apollo Client) when missing or stale.
 #   4. Runs `cargo test --workspace` twice: once with PHOTON_TEST_BACKEND=postgres
-#      and once with PHOTON_TEST_BACKEND=sqlite; then the photo tests once more
-#      with PHOTON_TEST_STORAGE=s3. Stops at the first failure.
+#      and once with PHOTON_TEST_BACKEND=sqlite; then the photo and processing
+#      tests once more with PHOTON_TEST_STORAGE=s3. Stops at the first failure.
 #   5. Drops the `photon_test_*` databases again, stops the servers it started
 #      and prints the total time.
 #
@@ -385,6 +386,22 @@ if [ ! -f "$APOLLO_DIR/node_modules/.package-lock.json" ] \
     (cd "$APOLLO_DIR" && npm ci --no-audit --no-fund) || die "npm ci in $APOLLO_DIR failed"
 fi
 
+# HEIC photos are decoded through libheif (Debian's libheif-dev, found with pkg-config):
+# the suite is built with the `heif` feature when it is there. Under CI=true it must be.
+features=()
+if ! pkg-config --exists libheif 2>/dev/null; then
+    if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1; }; then
+        apt_install libheif-dev pkg-config
+    fi
+fi
+if pkg-config --exists libheif 2>/dev/null; then
+    features=(--features photon/heif,photon-tests/heif)
+elif [ "${CI:-}" = true ]; then
+    die "libheif-dev is missing and cannot be installed: CI tests HEIC photos"
+else
+    warn "libheif-dev is missing: HEIC decoding is not tested (photos of that format are UNSUPPORTED)"
+fi
+
 # --- 4. The tests: the suite once per database backend, the photo tests once more on S3 --
 command -v cargo >/dev/null 2>&1 || die "cargo not found (install Rust with rustup)"
 
@@ -397,17 +414,19 @@ export RUST_TEST_THREADS="${RUST_TEST_THREADS:-8}"
 
 TESTS_STARTED=1
 echo "== tests against Postgres ($(redact_url "$TEST_DATABASE_URL")) =="
-PHOTON_TEST_BACKEND=postgres cargo test --workspace ${locked[@]+"${locked[@]}"} "$@"
+PHOTON_TEST_BACKEND=postgres cargo test --workspace ${locked[@]+"${locked[@]}"} ${features[@]+"${features[@]}"} "$@"
 
 echo "== tests against SQLite =="
-PHOTON_TEST_BACKEND=sqlite cargo test --workspace ${locked[@]+"${locked[@]}"} "$@"
+PHOTON_TEST_BACKEND=sqlite cargo test --workspace ${locked[@]+"${locked[@]}"} ${features[@]+"${features[@]}"} "$@"
 
 # The photo tests run on the local-disk store above; here they run on S3. Other tests do
-# not touch storage, so without a filter of the caller's only the photo tests run.
+# not touch storage, so without a filter of the caller's only the photo and processing
+# tests run.
 echo "== photo tests against S3 (s3s-fs) and Postgres =="
 s3_filter=("$@")
-[ "${#s3_filter[@]}" -eq 0 ] && s3_filter=(photos::)
+[ "${#s3_filter[@]}" -eq 0 ] && s3_filter=(-- photos:: processing::)
 PHOTON_TEST_BACKEND=postgres PHOTON_TEST_STORAGE=s3 \
-    cargo test -p photon-tests --test api ${locked[@]+"${locked[@]}"} "${s3_filter[@]}"
+    cargo test -p photon-tests --test api ${locked[@]+"${locked[@]}"} \
+    ${features[@]+"${features[@]}"} "${s3_filter[@]}"
 
 # --- 5. Clean-up and timing happen in the EXIT trap (cleanup above). -----------------

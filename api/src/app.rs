@@ -33,6 +33,7 @@ use crate::jobs::supervisor::{Backoff, Supervisor};
 use crate::jobs::sweeper;
 use crate::limits::{self, RouteLimit, Rule};
 use crate::metrics::Exporter;
+use crate::processing;
 use crate::push;
 use crate::realtime;
 use crate::routes::oauth;
@@ -346,7 +347,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         let state = self.state;
         let plan = ShutdownPlan::new(state.config.shutdown_grace, &state.config.shutdown);
-        let dispatcher = start_background_tasks(&state)?;
+        let (dispatcher, workers) = start_background_tasks(&state)?;
         // The listeners close only after the drain delay: until then, requests are served
         // (and `/readyz` says the replica is stopping).
         let (close, closing) = watch::channel(false);
@@ -408,12 +409,27 @@ impl Application {
             tracing::warn!(task, "background task did not stop within the grace period");
         }
         let cleanup = async {
-            let (presence, leases) = tokio::join!(state.presence.clear(), async {
-                match &dispatcher {
-                    Some(dispatcher) => dispatcher.release().await,
-                    None => Ok(0),
+            let (presence, leases, jobs) = tokio::join!(
+                state.presence.clear(),
+                async {
+                    match &dispatcher {
+                        Some(dispatcher) => dispatcher.release().await,
+                        None => Ok(0),
+                    }
+                },
+                async {
+                    match &workers {
+                        Some(workers) => workers.release().await,
+                        None => Ok(0),
+                    }
                 }
-            });
+            );
+            if let Err(err) = jobs {
+                tracing::warn!(
+                    error = format!("{err:#}"),
+                    "could not hand back this replica's photo jobs"
+                );
+            }
             if let Err(err) = presence {
                 tracing::warn!(
                     error = format!("{err:#}"),
@@ -438,11 +454,16 @@ impl Application {
     }
 }
 
+/// What a replica's shutdown hands back: the push dispatcher's and the photo workers' leases.
+type Leaseholders = (
+    Option<Arc<push::dispatcher::Dispatcher>>,
+    Option<Arc<processing::Workers>>,
+);
+
 /// Starts every background task of this replica under its supervisor; returns the push
-/// dispatcher, if this replica runs one, for the shutdown to release its leases.
-fn start_background_tasks(
-    state: &AppState,
-) -> anyhow::Result<Option<Arc<push::dispatcher::Dispatcher>>> {
+/// dispatcher and the photo workers, if this replica runs them, for the shutdown to release
+/// their leases.
+fn start_background_tasks(state: &AppState) -> anyhow::Result<Leaseholders> {
     let tasks = &state.tasks;
     // First, as the one that can fail to start (its FCM client): nothing is left running then.
     let dispatcher = state
@@ -462,5 +483,10 @@ fn start_background_tasks(
     if let Some(settings) = state.config.sweep.clone() {
         sweeper::spawn(tasks, state.db.clone(), state.store.clone(), settings);
     }
-    Ok(dispatcher)
+    let workers = state
+        .config
+        .processing
+        .clone()
+        .map(|settings| processing::spawn(tasks, state, settings));
+    Ok((dispatcher, workers))
 }

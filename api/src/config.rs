@@ -23,6 +23,7 @@ use crate::jobs::shutdown::ShutdownSettings;
 use crate::jobs::sweeper::{SweepArgs, SweepSettings};
 use crate::limits::RateLimitSettings;
 use crate::metrics::MetricsSettings;
+use crate::processing::{ProcessingArgs, ProcessingSettings};
 use crate::push::fcm::{FcmSettings, ServiceAccount};
 use crate::push::{PushArgs, PushSettings};
 use crate::server::ConnectionSettings;
@@ -73,6 +74,9 @@ pub struct Settings {
 
     #[command(flatten, next_help_heading = "Photos")]
     pub photos: PhotoArgs,
+
+    #[command(flatten, next_help_heading = "Photo processing")]
+    pub processing: ProcessingArgs,
 
     #[command(flatten, next_help_heading = "S3 storage")]
     pub s3: S3Args,
@@ -155,6 +159,8 @@ pub struct Config {
     pub s3: Option<S3Settings>,
     /// `None`: this replica does not sweep.
     pub sweep: Option<SweepSettings>,
+    /// `None`: this process runs no processing workers.
+    pub processing: Option<ProcessingSettings>,
     /// `None`: this replica sends no pushes.
     pub push: Option<PushSettings>,
     pub rate_limits: RateLimitSettings,
@@ -299,6 +305,7 @@ impl Settings {
             None => None,
         };
         let cost = CostLimits::from(&self.cost);
+        let processing = self.processing.resolve()?;
         let persisted = self.persisted.resolve(&cost)?;
         Ok(Config {
             bind: self.bind,
@@ -341,6 +348,7 @@ impl Settings {
                     self.sweep.event_retention_hours,
                 )),
             }),
+            processing,
             push: (self.push.push_poll_ms > 0).then(|| PushSettings {
                 poll_interval: Duration::from_millis(self.push.push_poll_ms),
                 coalesce_window: Duration::from_millis(self.push.push_coalesce_ms),

@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod limits;
 pub mod metrics;
 pub mod pages;
+pub mod processing;
 pub mod push;
 pub mod realtime;
 pub mod routes;

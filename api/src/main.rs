@@ -1,5 +1,5 @@
-//! `photon`: serve the API (default), migrate the database, export the schema, or mint a
-//! token for local use. Every setting is a flag or an environment variable: `photon --help`.
+//! `photon`: serve the API (default), run only the photo processing workers, migrate the
+//! database, export the schema, or mint a token for local use. Every setting is a flag or an environment variable: `photon --help`.
 //! Settings go before a subcommand's name when there is none (`photon --bind …`) and after it
 //! otherwise (`photon serve --bind …`, `photon token --email … --data-dir …`).
 
@@ -30,6 +30,13 @@ struct Cli {
 enum Command {
     /// Serve the API (the default).
     Serve {
+        #[command(flatten)]
+        settings: Box<Settings>,
+    },
+    /// Process photos only (thumbnails, previews, copies without metadata): no API and no
+    /// sockets, so processing scales apart from serving. Replicas that only serve run with
+    /// PHOTON_PROCESSING_CONCURRENCY=0.
+    Worker {
         #[command(flatten)]
         settings: Box<Settings>,
     },
@@ -65,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
     });
     let log_format = match &command {
         Command::Serve { settings }
+        | Command::Worker { settings }
         | Command::Migrate { settings }
         | Command::Token { settings, .. } => settings.log_format.clone(),
         Command::ExportSchema { .. } => "text".to_owned(),
@@ -72,6 +80,10 @@ async fn main() -> anyhow::Result<()> {
     photon::telemetry::init(&log_format);
     match command {
         Command::Serve { settings } => serve(*settings).await,
+        Command::Worker { settings } => {
+            let config = settings.resolve()?;
+            photon::processing::standalone::run(config, shutdown_signal()).await
+        }
         Command::Migrate { settings } => {
             let config = settings.resolve()?;
             photon::db::migrate_database(&config).await?;

@@ -37,6 +37,9 @@ pub enum EventKind {
     PhotoAdded,
     #[sea_orm(string_value = "photo_deleted")]
     PhotoDeleted,
+    /// A photo's derivatives are ready, or its processing has ended without them.
+    #[sea_orm(string_value = "photo_processed")]
+    PhotoProcessed,
     #[sea_orm(string_value = "friend_requested")]
     FriendRequested,
 }

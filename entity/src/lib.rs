@@ -9,6 +9,7 @@ pub mod identity;
 pub mod login_code;
 pub mod oauth_state;
 pub mod photo;
+pub mod photo_job;
 pub mod presence;
 pub mod push_delivery;
 pub mod push_mark;
@@ -27,6 +28,7 @@ pub mod prelude {
     pub use super::login_code::Entity as LoginCode;
     pub use super::oauth_state::Entity as OauthState;
     pub use super::photo::Entity as Photo;
+    pub use super::photo_job::Entity as PhotoJob;
     pub use super::presence::Entity as Presence;
     pub use super::push_delivery::Entity as PushDelivery;
     pub use super::push_mark::Entity as PushMark;

@@ -21,6 +21,36 @@ pub struct Model {
     /// The id of the `photo_added` event that announced it: its position in the session's log,
     /// shared by photo lists and subscriptions as their cursor. `None` while pending.
     pub seq: Option<i64>,
+    /// Size as displayed (orientation applied), once processed.
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    /// EXIF `DateTimeOriginal`, as an instant, and the offset the camera gave with it.
+    pub taken_at: Option<DateTimeUtc>,
+    pub taken_at_offset_minutes: Option<i32>,
+    /// Base64 ThumbHash.
+    pub thumbhash: Option<String>,
+    pub processing: Processing,
+    /// Why processing failed, for operators (never shown to clients).
+    pub processing_error: Option<String>,
+    /// The object predates the per-photo folder: it lives at `sessions/{session}/{sha256}`
+    /// and has no derivatives.
+    pub legacy_key: bool,
+}
+
+/// Where a photo stands with the processing workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum Processing {
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    #[sea_orm(string_value = "done")]
+    Done,
+    #[sea_orm(string_value = "failed")]
+    Failed,
+    /// A format this build cannot decode (HEIC without libheif), or a photo from before
+    /// processing existed.
+    #[sea_orm(string_value = "unsupported")]
+    Unsupported,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]

@@ -9,6 +9,7 @@ pub mod fake_fcm;
 pub mod fake_oauth;
 pub mod logs;
 pub mod photos;
+pub mod process;
 pub mod ws;
 
 pub use client::{Bearer, Client};
@@ -74,7 +75,7 @@ pub async fn create_postgres_database() -> String {
 /// directory `PHOTON_TEST_S3_ROOT` (a bucket is a directory there) and its keys
 /// `PHOTON_TEST_S3_ACCESS_KEY` / `PHOTON_TEST_S3_SECRET_KEY`. Otherwise none: photos go to the
 /// local-disk store.
-fn s3_args() -> Vec<String> {
+pub fn s3_args() -> Vec<String> {
     if std::env::var("PHOTON_TEST_STORAGE").as_deref() != Ok("s3") {
         return Vec::new();
     }
@@ -129,6 +130,9 @@ pub struct TestApp {
     /// Shared with replicas of this server.
     data_dir: Arc<tempfile::TempDir>,
     pub database_url: String,
+    /// Where photos go (the S3 bucket's flags, or none for the local store): a replica's, and
+    /// a worker process's, are the same.
+    pub storage_args: Vec<String>,
 }
 
 /// A signed-in user.
@@ -204,7 +208,7 @@ impl TestApp {
                 format!("sqlite://{}/photon.db?mode=rwc", data_dir.path().display())
             }
         };
-        Self::start(backend, data_dir, database_url, extra).await
+        Self::start(backend, data_dir, database_url, s3_args(), extra).await
     }
 
     /// A second replica of this server: its own process state and port, the same database,
@@ -218,6 +222,7 @@ impl TestApp {
             self.backend,
             self.data_dir.clone(),
             self.database_url.clone(),
+            self.storage_args.clone(),
             &args,
         )
         .await
@@ -227,6 +232,7 @@ impl TestApp {
         backend: Backend,
         data_dir: Arc<tempfile::TempDir>,
         database_url: String,
+        storage_args: Vec<String>,
         extra: &[&str],
     ) -> Self {
         let mut args = vec![
@@ -243,11 +249,13 @@ impl TestApp {
             "--sweep-interval-secs=0".to_owned(),
             // Pushes likewise: tests that want the dispatcher turn it on.
             "--push-poll-ms=0".to_owned(),
+            // And photo processing: the tests of it turn the workers on.
+            "--processing-concurrency=0".to_owned(),
             // Every test signs its users in from 127.0.0.1; the rate-limit tests turn the
             // limits back on with tight values of their own.
             "--rate-limits=false".to_owned(),
         ];
-        args.extend(s3_args());
+        args.extend(storage_args.iter().cloned());
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let settings = settings_from_args(args).expect("valid test settings");
         let config = settings.resolve().expect("resolvable test settings");
@@ -282,11 +290,17 @@ impl TestApp {
             server: Some(server),
             data_dir,
             database_url,
+            storage_args,
         }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
+    }
+
+    /// The data directory this server (and its replicas) use.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data_dir.path()
     }
 
     /// The Prometheus text of `GET /metrics` on the metrics listener.

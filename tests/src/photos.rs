@@ -49,7 +49,7 @@ pub async fn request_slot(
     session_id: &str,
     bytes: &[u8],
 ) -> GqlResponse {
-    request_slot_selecting(api, user, REQUEST, session_id, bytes).await
+    request_slot_selecting(api, user, REQUEST, session_id, bytes, "image/jpeg").await
 }
 
 async fn request_slot_selecting(
@@ -58,11 +58,12 @@ async fn request_slot_selecting(
     document: &str,
     session_id: &str,
     bytes: &[u8],
+    content_type: &str,
 ) -> GqlResponse {
     let input = json!({
         "sessionId": session_id,
         "sha256": sha256_hex(bytes),
-        "contentType": "image/jpeg",
+        "contentType": content_type,
         "byteSize": bytes.len(),
     });
     api.as_ref()
@@ -118,7 +119,19 @@ pub async fn stage(
     session_id: &str,
     bytes: Vec<u8>,
 ) -> String {
-    let slot = request_slot_selecting(api, user, FLOW_REQUEST, session_id, &bytes).await;
+    stage_typed(api, user, session_id, bytes, "image/jpeg").await
+}
+
+/// [`stage`] for bytes of another media type.
+pub async fn stage_typed(
+    api: &impl AsRef<Client>,
+    user: &(impl Bearer + ?Sized),
+    session_id: &str,
+    bytes: Vec<u8>,
+    content_type: &str,
+) -> String {
+    let slot =
+        request_slot_selecting(api, user, FLOW_REQUEST, session_id, &bytes, content_type).await;
     let slot = &slot.ok()["requestPhotoUpload"];
     let status = put(api, slot, bytes).await;
     assert!(status.is_success(), "upload refused: {status}");
@@ -143,6 +156,19 @@ pub async fn upload(
     bytes: &[u8],
 ) -> String {
     let id = stage(api, user, session_id, bytes.to_vec()).await;
+    complete(api, user, &id).await;
+    id
+}
+
+/// [`upload`] for bytes of another media type.
+pub async fn upload_typed(
+    api: &impl AsRef<Client>,
+    user: &(impl Bearer + ?Sized),
+    session_id: &str,
+    bytes: &[u8],
+    content_type: &str,
+) -> String {
+    let id = stage_typed(api, user, session_id, bytes.to_vec(), content_type).await;
     complete(api, user, &id).await;
     id
 }

@@ -38,6 +38,10 @@ pub enum EventPayload {
         request_id: Uuid,
         to: Uuid,
     },
+    /// The workers are done with a photo: its derivatives are ready, or there will be none.
+    PhotoProcessed {
+        photo_id: Uuid,
+    },
 }
 
 /// Why a photo went away without its uploader deleting it.
@@ -68,6 +72,7 @@ impl EventPayload {
             Self::PhotoAdded { .. } => EventKind::PhotoAdded,
             Self::PhotoDeleted { .. } => EventKind::PhotoDeleted,
             Self::FriendRequested { .. } => EventKind::FriendRequested,
+            Self::PhotoProcessed { .. } => EventKind::PhotoProcessed,
         }
     }
 
@@ -105,7 +110,9 @@ impl EventPayload {
     /// The photo a photo event is about.
     pub fn photo_id(&self) -> Option<Uuid> {
         match self {
-            Self::PhotoAdded { photo_id } | Self::PhotoDeleted { photo_id, .. } => Some(*photo_id),
+            Self::PhotoAdded { photo_id }
+            | Self::PhotoDeleted { photo_id, .. }
+            | Self::PhotoProcessed { photo_id } => Some(*photo_id),
             _ => None,
         }
     }
@@ -134,6 +141,7 @@ impl Serialize for KindTag {
             EventKind::PhotoAdded => "photo_added",
             EventKind::PhotoDeleted => "photo_deleted",
             EventKind::FriendRequested => "friend_requested",
+            EventKind::PhotoProcessed => "photo_processed",
         })
     }
 }
@@ -178,6 +186,7 @@ mod tests {
                 request_id: id,
                 to: Uuid::now_v7(),
             },
+            EventPayload::PhotoProcessed { photo_id: id },
         ] {
             let stored = row(payload.kind(), payload.to_json());
             assert_eq!(EventPayload::of(&stored).expect("reads back"), payload);

@@ -1,18 +1,19 @@
 //! Photos: upload slots, completion, reading and deletion.
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
-use chrono::{DateTime, Utc};
-use entity::photo::{self, PhotoStatus as Status};
+use chrono::{DateTime, FixedOffset, Utc};
+use entity::photo::{self, PhotoStatus as Status, Processing};
 
 use super::ContextExt;
 use super::ids::{self, Kind};
 use super::sessions::Session;
 use super::users::User;
 use crate::error::ApiError;
+use crate::imaging::DERIVATIVE_CONTENT_TYPE;
 use crate::limits::Rule;
 use crate::limits::graphql::RateLimitExt;
 use crate::service::photos::{self as service, UploadRequest, UploadSlot};
-use crate::storage::photo_key;
+use crate::storage::{PhotoObject, legacy_photo_key, object_key, photo_key};
 
 /// A photo in a session.
 pub struct Photo(pub photo::Model);
@@ -71,16 +72,75 @@ impl Photo {
         }
     }
 
-    /// A short-lived download URL (15 minutes by default): fetch it again after that.
+    /// A short-lived download URL (15 minutes by default) of the full-size photo: the original
+    /// for its uploader; for everyone else the same pixels without location, serial numbers
+    /// or any other metadata. That copy is made by processing: until `processing` leaves
+    /// PENDING it may not exist yet, and a photo whose processing FAILED has none.
     async fn url(&self, ctx: &Context<'_>) -> Result<String> {
-        let deps = ctx.deps()?;
-        let key = photo_key(self.0.session_id, &self.0.sha256);
-        let ttl = deps.config.download_url_ttl;
-        Ok(deps
-            .store
-            .presign_download(&key, &self.0.content_type, ttl)
-            .await
-            .map_err(ApiError::from)?)
+        let photo = &self.0;
+        let key = if photo.legacy_key {
+            // Uploaded before processing existed: its only object, for everyone.
+            legacy_photo_key(photo.session_id, &photo.sha256)
+        } else if ctx.viewer().user_id().ok() == Some(photo.uploader_id) {
+            photo_key(photo.session_id, &photo.sha256)
+        } else {
+            object_key(photo.session_id, &photo.sha256, PhotoObject::Shared)
+        };
+        self.download(ctx, &key, &photo.content_type).await
+    }
+
+    /// Width as displayed (EXIF orientation applied); null until processed.
+    async fn width(&self) -> Option<i32> {
+        self.0.width
+    }
+
+    /// Height as displayed (EXIF orientation applied); null until processed.
+    async fn height(&self) -> Option<i32> {
+        self.0.height
+    }
+
+    /// When it was taken: EXIF `DateTimeOriginal`, with the camera's UTC offset when it gave
+    /// one (otherwise the camera's clock is read as UTC). Null until processed, or when the
+    /// photo does not say.
+    async fn taken_at(&self) -> Option<DateTime<FixedOffset>> {
+        let at = self.0.taken_at?;
+        let offset = self
+            .0
+            .taken_at_offset_minutes
+            .and_then(|minutes| FixedOffset::east_opt(minutes * 60))
+            .unwrap_or(FixedOffset::east_opt(0)?);
+        Some(at.with_timezone(&offset))
+    }
+
+    /// A ThumbHash (base64) to show as a placeholder while the thumbnail loads; null until
+    /// processed.
+    async fn thumbhash(&self) -> Option<&str> {
+        self.0.thumbhash.as_deref()
+    }
+
+    /// A short-lived URL of a JPEG at most 384 px on its longest side, upright; null until
+    /// processed.
+    async fn thumbnail_url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        self.derivative(ctx, PhotoObject::Thumbnail).await
+    }
+
+    /// A short-lived URL of a JPEG at most 1600 px on its longest side, upright; null until
+    /// processed.
+    async fn preview_url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        self.derivative(ctx, PhotoObject::Preview).await
+    }
+
+    /// Where processing stands: PENDING until the workers are done with it; then DONE (size,
+    /// ThumbHash, thumbnail and preview are set), FAILED (not a well-formed image of its
+    /// type), or UNSUPPORTED (a format this server does not decode: the photo is still
+    /// stored and served). `PhotoProcessed` on `sessionEvents` announces the change.
+    async fn processing(&self) -> PhotoProcessing {
+        match self.0.processing {
+            Processing::Pending => PhotoProcessing::Pending,
+            Processing::Done => PhotoProcessing::Done,
+            Processing::Failed => PhotoProcessing::Failed,
+            Processing::Unsupported => PhotoProcessing::Unsupported,
+        }
     }
 
     /// When the upload slot was opened.
@@ -92,6 +152,41 @@ impl Photo {
     async fn expires_at(&self) -> Option<DateTime<Utc>> {
         self.0.expires_at
     }
+}
+
+impl Photo {
+    async fn download(&self, ctx: &Context<'_>, key: &str, content_type: &str) -> Result<String> {
+        let deps = ctx.deps()?;
+        let ttl = deps.config.download_url_ttl;
+        Ok(deps
+            .store
+            .presign_download(key, content_type, ttl)
+            .await
+            .map_err(ApiError::from)?)
+    }
+
+    async fn derivative(&self, ctx: &Context<'_>, object: PhotoObject) -> Result<Option<String>> {
+        if self.0.processing != Processing::Done {
+            return Ok(None);
+        }
+        let key = object_key(self.0.session_id, &self.0.sha256, object);
+        Ok(Some(
+            self.download(ctx, &key, DERIVATIVE_CONTENT_TYPE).await?,
+        ))
+    }
+}
+
+/// Where a photo stands with processing (thumbnail, preview, size, ThumbHash).
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum PhotoProcessing {
+    /// Not processed yet.
+    Pending,
+    /// Processed: size, `takenAt`, ThumbHash, thumbnail and preview are set.
+    Done,
+    /// The bytes are not a well-formed image of their declared type (or exceed the limits).
+    Failed,
+    /// A format this server does not decode (HEIC on a build without libheif).
+    Unsupported,
 }
 
 /// A header to send with the upload.

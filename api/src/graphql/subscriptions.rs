@@ -59,7 +59,7 @@ impl Subscription {
     }
 
     /// Everything else that happens in a session: members joining and leaving, photos
-    /// deleted, the session ending. Same resume rule as `photoAdded`, except that nothing
+    /// processed and deleted, the session ending. Same resume rule as `photoAdded`, except that nothing
     /// from before the viewer's latest join is replayed; completes after `SessionEnded`, or
     /// after the viewer's own `MemberLeft`. Fails with `CURSOR_EXPIRED` when events after
     /// `after` are no longer kept: reload the session, then subscribe without `after`.
@@ -117,6 +117,17 @@ fn session_event(item: &Arc<FeedItem>) -> Option<SessionEvent> {
         EventPayload::SessionEnded { ended_at } => {
             SessionEvent::SessionEnded(SessionEnded { cursor, ended_at })
         }
+        // The photo as it is now: gone since (deleted, expired) means nothing to update.
+        EventPayload::PhotoProcessed { .. } => {
+            let photo = item.photo.clone()?;
+            if photo.expires_at.is_some_and(|at| at <= clock::now()) {
+                return None;
+            }
+            SessionEvent::PhotoProcessed(PhotoProcessed {
+                cursor,
+                photo: Box::new(Photo(photo)),
+            })
+        }
         EventPayload::PhotoAdded { .. }
         | EventPayload::MemberInvited { .. }
         | EventPayload::FriendRequested { .. } => return None,
@@ -139,6 +150,18 @@ pub enum SessionEvent {
     MemberLeft(MemberLeft),
     PhotoDeleted(PhotoDeleted),
     SessionEnded(SessionEnded),
+    PhotoProcessed(PhotoProcessed),
+}
+
+/// Processing of a photo has ended: its thumbnail, preview, size and ThumbHash are ready
+/// (`processing: DONE`), or there will be none (FAILED, UNSUPPORTED). Normalised by id, it
+/// updates the photo an Apollo cache already holds.
+#[derive(SimpleObject)]
+pub struct PhotoProcessed {
+    /// Pass as `after` to resume right after this event.
+    cursor: String,
+    /// The photo, as processing left it.
+    photo: Box<Photo>,
 }
 
 /// Someone joined the session.

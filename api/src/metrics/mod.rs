@@ -76,6 +76,9 @@ pub const DB_STATEMENTS: &str = "photon_db_statements_total";
 pub const RATE_LIMIT_REFUSALS: &str = "photon_rate_limit_refusals_total";
 pub const PERSISTED_QUERIES: &str = "photon_persisted_queries_total";
 pub const PERSISTED_QUERY_CACHE: &str = "photon_persisted_query_cache_entries";
+pub const PHOTO_JOBS: &str = "photon_photo_jobs_total";
+pub const PHOTO_JOB_DURATION: &str = "photon_photo_job_duration_seconds";
+pub const PHOTO_JOBS_QUEUED: &str = "photon_photo_jobs_queued";
 pub const TASK_RESTARTS: &str = "photon_task_restarts_total";
 pub const TASK_UP: &str = "photon_task_up";
 pub const BUILD_INFO: &str = "photon_build_info";
@@ -185,6 +188,22 @@ fn describe() {
         Unit::Count,
         "Rows and objects the sweeper removed, by kind."
     );
+    describe_counter!(
+        PHOTO_JOBS,
+        Unit::Count,
+        "Photo processing attempts, by how they ended: done, failed, unsupported, retried, \
+         lost (the lease went to another worker) or gone (the photo was deleted)."
+    );
+    describe_histogram!(
+        PHOTO_JOB_DURATION,
+        Unit::Seconds,
+        "Time one processing attempt took, from its claim to its outcome, by outcome."
+    );
+    describe_gauge!(
+        PHOTO_JOBS_QUEUED,
+        Unit::Count,
+        "Photo processing jobs waiting or running, as a worker last counted them."
+    );
     describe_histogram!(
         SWEEPER_DURATION,
         Unit::Seconds,
@@ -254,6 +273,9 @@ fn baseline() {
     for outcome in ["sent", "failed", "retried", "pruned"] {
         ::metrics::counter!(PUSH, "outcome" => outcome).absolute(0);
     }
+    for outcome in ["done", "failed", "unsupported", "retried"] {
+        ::metrics::counter!(PHOTO_JOBS, "outcome" => outcome).absolute(0);
+    }
     for outcome in ["hit", "miss", "registered", "refused"] {
         ::metrics::counter!(PERSISTED_QUERIES, "outcome" => outcome).absolute(0);
     }
@@ -267,6 +289,12 @@ pub fn rate_limit_refused(rule: &'static str) {
 /// `n` event wake-ups reached the bus.
 pub fn bus_notified(n: usize) {
     ::metrics::counter!(BUS_NOTIFICATIONS).increment(n as u64);
+}
+
+/// A photo processing attempt ended with `outcome` after `took`.
+pub fn photo_job_ended(outcome: &'static str, took: Duration) {
+    ::metrics::counter!(PHOTO_JOBS, "outcome" => outcome).increment(1);
+    ::metrics::histogram!(PHOTO_JOB_DURATION, "outcome" => outcome).record(took.as_secs_f64());
 }
 
 /// Subscribers were told to catch up from the log.

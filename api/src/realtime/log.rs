@@ -23,17 +23,18 @@ use crate::events::EventPayload;
 /// Events read from the log per query while catching up.
 pub const PAGE: u64 = 100;
 
-/// Pairs each event with the photo it announced, if the photo still exists and is ready.
+/// Pairs each photo event that shows a photo (added, processed) with the photo, if it still
+/// exists and is ready.
 pub async fn with_photos(
     db: &impl ConnectionTrait,
     events: Vec<event::Model>,
 ) -> ApiResult<Vec<FeedItem>> {
     let photo_ids: Vec<Uuid> = events
         .iter()
-        .filter(|e| e.kind == EventKind::PhotoAdded)
+        .filter(|e| shows_photo(e.kind))
         .filter_map(photo_id)
         .collect();
-    let mut photos: HashMap<Uuid, photo::Model> = if photo_ids.is_empty() {
+    let photos: HashMap<Uuid, photo::Model> = if photo_ids.is_empty() {
         HashMap::new()
     } else {
         photo::Entity::find()
@@ -48,13 +49,17 @@ pub async fn with_photos(
     Ok(events
         .into_iter()
         .map(|event| {
-            let photo = match event.kind {
-                EventKind::PhotoAdded => photo_id(&event).and_then(|id| photos.remove(&id)),
-                _ => None,
-            };
+            // A batch may hold both events of one photo.
+            let photo = shows_photo(event.kind)
+                .then(|| photo_id(&event).and_then(|id| photos.get(&id).cloned()))
+                .flatten();
             FeedItem { event, photo }
         })
         .collect())
+}
+
+fn shows_photo(kind: EventKind) -> bool {
+    matches!(kind, EventKind::PhotoAdded | EventKind::PhotoProcessed)
 }
 
 /// The events with these ids, oldest first.

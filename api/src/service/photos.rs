@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use entity::photo::{self, PhotoStatus};
+use entity::photo::{self, PhotoStatus, Processing};
 use entity::session_member::SessionRole;
 use entity::user;
 use sea_orm::{
@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
 use crate::events::{self, DeleteReason, EventPayload, NewEvent};
+use crate::processing;
 use crate::service::Viewer;
 use crate::service::pagination::{Page, PageRequest, pages_per_session};
 use crate::service::sessions::{self, SessionView};
@@ -273,6 +274,9 @@ async fn open_slot(
         ready_at: Set(None),
         expires_at: Set(None),
         seq: Set(None),
+        processing: Set(Processing::Pending),
+        legacy_key: Set(false),
+        ..Default::default()
     })
     .on_conflict_do_nothing_on([photo::Column::SessionId, photo::Column::Sha256])
     .exec(&txn)
@@ -421,8 +425,8 @@ pub async fn find_photo(
         .map(|(photo, _)| photo))
 }
 
-/// Checks what arrived in storage and, if it is what was declared, marks the photo ready and
-/// announces it. Completing a ready photo again changes nothing.
+/// Checks what arrived in storage and, if it is what was declared, marks the photo ready,
+/// queues it for processing and announces it. Completing a ready photo again changes nothing.
 pub async fn complete_upload(
     db: &DatabaseConnection,
     store: &dyn ObjectStore,
@@ -486,11 +490,13 @@ pub async fn complete_upload(
         .filter(photo::Column::Id.eq(photo.id))
         .exec(&txn)
         .await?;
+    processing::enqueue(&txn, photo.id).await?;
     let photo = photo::Entity::find_by_id(photo.id)
         .one(&txn)
         .await?
         .ok_or(NO_SUCH_PHOTO)?;
     txn.commit().await?;
+    processing::wake();
     Ok(photo)
 }
 

@@ -34,7 +34,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, Quer
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
 
 use super::{
@@ -216,11 +216,57 @@ impl ObjectStore for LocalStore {
         let Some(path) = self.path_for(key) else {
             return Ok(());
         };
-        match tokio::fs::remove_file(path).await {
-            Ok(()) => Ok(()),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(err) => Err(err.into()),
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err.into()),
         }
+        // A photo's folder goes with its last object; one still in use stays.
+        if let Some(folder) = path
+            .parent()
+            .filter(|dir| dir.starts_with(self.root.join("sessions")))
+        {
+            let _ = tokio::fs::remove_dir(folder).await;
+        }
+        Ok(())
+    }
+
+    async fn read(&self, key: &str, max_bytes: u64) -> StorageResult<Option<Vec<u8>>> {
+        let Some(path) = self.path_for(key) else {
+            return Ok(None);
+        };
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(file) => file,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(err.into()),
+        };
+        let size = file.metadata().await?.len();
+        if size > max_bytes {
+            return Err(StorageError(anyhow::anyhow!(
+                "object {key} holds {size} bytes, past the {max_bytes} expected"
+            )));
+        }
+        let mut bytes = Vec::with_capacity(size as usize);
+        file.take(max_bytes).read_to_end(&mut bytes).await?;
+        Ok(Some(bytes))
+    }
+
+    async fn put(&self, key: &str, bytes: Vec<u8>, _content_type: &str) -> StorageResult<()> {
+        let path = self
+            .path_for(key)
+            .ok_or_else(|| StorageError(anyhow::anyhow!("{key} is not a key the store keeps")))?;
+        let tmp_dir = self.root.join(TMP_DIR);
+        tokio::fs::create_dir_all(&tmp_dir).await?;
+        let tmp_path = tmp_dir.join(uuid::Uuid::new_v4().to_string());
+        let mut guard = TempFile(Some(tmp_path.clone()));
+        tokio::fs::write(&tmp_path, &bytes).await?;
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        // A rename, so a reader sees the old object or the new one, never half of one.
+        tokio::fs::rename(&tmp_path, &path).await?;
+        guard.0 = None;
+        Ok(())
     }
 }
 

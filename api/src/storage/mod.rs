@@ -81,19 +81,79 @@ pub trait ObjectStore: Send + Sync {
 
     /// Removes the object under `key`; removing a missing object is not an error.
     async fn delete(&self, key: &str) -> StorageResult<()>;
+
+    /// The object under `key`, read as it streams in, or `None` if there is none. An object
+    /// larger than `max_bytes` is an error: what the server reads is bounded by what it agreed
+    /// to store.
+    async fn read(&self, key: &str, max_bytes: u64) -> StorageResult<Option<Vec<u8>>>;
+
+    /// Stores `bytes` under `key` as `content_type`, replacing what was there.
+    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> StorageResult<()>;
 }
 
-/// Where a session's photo lives: the same bytes in the same session are the same object.
+/// The objects of one photo, kept together in its folder `sessions/{session_id}/{sha256}/`:
+/// the same bytes in the same session are the same photo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhotoObject {
+    /// What the uploader sent, served only to them.
+    Original,
+    /// The full-size copy without location and other metadata, for everyone else.
+    Shared,
+    /// At most 1600 px on the longest side.
+    Preview,
+    /// At most 384 px on the longest side.
+    Thumbnail,
+}
+
+impl PhotoObject {
+    pub const ALL: [Self; 4] = [Self::Original, Self::Shared, Self::Preview, Self::Thumbnail];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Original => "original",
+            Self::Shared => "shared",
+            Self::Preview => "preview",
+            Self::Thumbnail => "thumbnail",
+        }
+    }
+}
+
+/// Where one of a photo's objects lives.
+pub fn object_key(session_id: Uuid, sha256: &str, object: PhotoObject) -> String {
+    format!("sessions/{session_id}/{sha256}/{}", object.name())
+}
+
+/// Where a photo's original lives; uploads go there.
 pub fn photo_key(session_id: Uuid, sha256: &str) -> String {
+    object_key(session_id, sha256, PhotoObject::Original)
+}
+
+/// Where a photo uploaded before the per-photo folders keeps its only object.
+pub fn legacy_photo_key(session_id: Uuid, sha256: &str) -> String {
     format!("sessions/{session_id}/{sha256}")
 }
 
-/// The session and digest a photo key was made from, or `None` for any other key.
+/// Every key the photo of (`session_id`, `sha256`) may have written, for removing them all.
+pub fn all_photo_keys(session_id: Uuid, sha256: &str) -> Vec<String> {
+    let mut keys: Vec<String> = PhotoObject::ALL
+        .iter()
+        .map(|&object| object_key(session_id, sha256, object))
+        .collect();
+    keys.push(legacy_photo_key(session_id, sha256));
+    keys
+}
+
+/// The session and digest of an original's key (the only key clients upload to), or `None`
+/// for any other key.
 pub fn parse_photo_key(key: &str) -> Option<(Uuid, String)> {
     let mut parts = key.split('/');
-    let (Some("sessions"), Some(session), Some(sha256), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some("sessions"), Some(session), Some(sha256), Some("original"), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
         return None;
     };
     Some((Uuid::parse_str(session).ok()?, sha256.to_owned()))

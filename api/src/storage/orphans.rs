@@ -21,7 +21,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{ObjectStore, photo_key};
+use super::{ObjectStore, all_photo_keys};
 use crate::error::ApiResult;
 
 /// Markers purged per query.
@@ -83,7 +83,13 @@ pub async fn purge(
         marker.exec(db).await?;
         return Ok(());
     }
-    store.delete(&photo_key(session_id, sha256)).await?;
+    // The original and whatever the workers made of it (or the one object of an old photo).
+    let deletions = all_photo_keys(session_id, sha256)
+        .into_iter()
+        .map(|key| async move { store.delete(&key).await });
+    for deleted in futures_util::future::join_all(deletions).await {
+        deleted?;
+    }
     marker
         .filter(storage_orphan::Column::DeleteAfter.lte(now))
         .exec(db)

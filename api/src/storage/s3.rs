@@ -250,6 +250,60 @@ impl ObjectStore for S3Store {
             .map_err(failed)?;
         Ok(())
     }
+
+    async fn read(&self, key: &str, max_bytes: u64) -> StorageResult<Option<Vec<u8>>> {
+        let result = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await;
+        let object = match result {
+            Ok(object) => object,
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                return Ok(None);
+            }
+            Err(err) => return Err(failed(err)),
+        };
+        let declared = object.content_length().unwrap_or(0).max(0) as u64;
+        if declared > max_bytes {
+            return Err(too_large(key, declared, max_bytes));
+        }
+        let mut bytes = Vec::with_capacity(declared as usize);
+        let mut body = object.body;
+        while let Some(chunk) = body.try_next().await.map_err(failed)? {
+            if (bytes.len() + chunk.len()) as u64 > max_bytes {
+                return Err(too_large(
+                    key,
+                    (bytes.len() + chunk.len()) as u64,
+                    max_bytes,
+                ));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Some(bytes))
+    }
+
+    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> StorageResult<()> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .content_length(bytes.len() as i64)
+            .body(bytes.into())
+            .send()
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+}
+
+fn too_large(key: &str, size: u64, max_bytes: u64) -> StorageError {
+    StorageError(anyhow::anyhow!(
+        "object {key} holds {size} bytes or more, past the {max_bytes} expected"
+    ))
 }
 
 /// Settings: the S3 bucket photos are kept in (unset: the local disk).

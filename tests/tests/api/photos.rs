@@ -49,9 +49,13 @@ async fn a_photo_goes_from_phone_to_storage_to_every_member() {
     assert_eq!(session["photoCount"], 1);
     let node = &session["photos"]["edges"][0]["node"];
     assert_eq!(node["id"], id);
+    // Bob's URL is the copy without metadata (made by processing, tested in `processing::`);
+    // Ana's is her original, byte for byte.
+    assert!(node["url"].as_str().unwrap().contains("/shared"), "{node}");
+    let own = app.gql_as(&ana, PHOTO, json!({ "id": id })).await;
     let download = app
         .client
-        .get(node["url"].as_str().unwrap())
+        .get(own.ok()["photo"]["url"].as_str().unwrap())
         .send()
         .await
         .unwrap();
