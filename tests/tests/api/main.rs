@@ -22,7 +22,7 @@ mod oauth;
 mod pages;
 mod persisted;
 mod photos;
-// mod processing;
+mod processing;
 mod push;
 mod rate_limits;
 mod replicas;
