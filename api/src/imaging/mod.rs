@@ -13,6 +13,10 @@ pub mod strip;
 #[cfg(feature = "heif")]
 mod heif;
 
+/// A real HEIC made with libheif's encoder, for the end-to-end tests.
+#[cfg(all(feature = "heif", feature = "fixtures"))]
+pub use heif::encode_fixture as heif_fixture;
+
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 
