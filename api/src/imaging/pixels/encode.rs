@@ -5,11 +5,11 @@ use jpeg_encoder::{ChromaSubsamplingMethod, ColorType, Encoder, SamplingFactor};
 use super::{Layout, Raster};
 use crate::imaging::{Encoded, ImageError};
 
-/// A baseline JPEG with 4:2:0 chroma (averaged, not sampled) and Huffman tables fitted to the
-/// image, which saves 10–15 % over the standard tables. With fitted tables and subsampled
-/// chroma the encoder writes one scan per component: valid baseline JPEG that libjpeg-turbo
-/// (browsers, Android), jpeg-decoder and ImageIO read, though zune-jpeg 0.5.15 (the `image`
-/// crate's JPEG decoder) decodes its colours wrongly.
+/// A baseline JPEG with 4:2:0 chroma (averaged, not sampled) and the standard Huffman tables.
+/// Tables fitted to the image would save 10–15 %, but with them and subsampled chroma the
+/// encoder writes one scan per component, which zune-jpeg 0.5 (the `image` crate's JPEG
+/// decoder, what Rust clients use) decodes into garbage colours: every client must be able
+/// to show a thumbnail, so the one interleaved scan every decoder reads wins.
 pub(super) fn jpeg(raster: &Raster, quality: u8) -> Result<Encoded, ImageError> {
     let side = |side: u32| {
         u16::try_from(side).map_err(|_| {
@@ -24,7 +24,7 @@ pub(super) fn jpeg(raster: &Raster, quality: u8) -> Result<Encoded, ImageError> 
     let mut encoder = Encoder::new(&mut bytes, quality);
     encoder.set_sampling_factor(SamplingFactor::R_4_2_0);
     encoder.set_chroma_subsampling_method(ChromaSubsamplingMethod::Average);
-    encoder.set_optimized_huffman_tables(true);
+    encoder.set_optimized_huffman_tables(false);
     let colour = match raster.layout {
         Layout::Gray => ColorType::Luma,
         Layout::Rgb => ColorType::Rgb,
