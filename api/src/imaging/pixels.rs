@@ -20,10 +20,6 @@ use fast_image_resize::Resizer;
 use super::metadata::Orientation;
 use super::{Encoded, Format, ImageError, Limits, PREVIEW_SIDE, THUMBNAIL_SIDE};
 
-/// A real HEIC made by libheif, for the end-to-end tests (the `heif` module is private).
-#[cfg(all(feature = "heif", any(test, feature = "fixtures")))]
-pub use super::heif::encode_fixture as heic_fixture;
-
 /// JPEG quality of the preview: the photo as a phone shows it full screen.
 const PREVIEW_QUALITY: u8 = 80;
 /// JPEG quality of the thumbnail, shown small in the album grid, where artefacts hide.

@@ -674,3 +674,55 @@ mod heif {
         );
     }
 }
+
+#[test]
+fn progressive_grey_and_cmyk_jpegs_render() {
+    let (width, height) = (3200u32, 2400u32);
+    let mut progressive = Vec::new();
+    let mut encoder = jpeg_encoder::Encoder::new(&mut progressive, 90);
+    encoder.set_progressive(true);
+    encoder
+        .encode(
+            &quadrants(width, height),
+            width as u16,
+            height as u16,
+            jpeg_encoder::ColorType::Rgb,
+        )
+        .expect("the test image encodes");
+    let rendered = render(&progressive, Format::Jpeg, Orientation::Normal, &limits())
+        .expect("a progressive JPEG renders");
+    assert_eq!(
+        (rendered.preview.width, rendered.preview.height),
+        (1600, 1200)
+    );
+    let shown = displayed_quadrants(&rendered.preview);
+    assert_close(shown[1], TOP_RIGHT, 24, "progressive, top-right");
+
+    let mut grey = Vec::new();
+    jpeg_encoder::Encoder::new(&mut grey, 90)
+        .encode(&[100; 64 * 48], 64, 48, jpeg_encoder::ColorType::Luma)
+        .expect("the test image encodes");
+    let rendered = render(&grey, Format::Jpeg, Orientation::Rotate270, &limits())
+        .expect("a grey JPEG renders");
+    assert_eq!((rendered.width, rendered.height), (48, 64));
+
+    // Half of the image without ink, half in full black ink (CMYK, as printers' files are).
+    let cmyk: Vec<u8> = (0..64 * 64)
+        .flat_map(|i| {
+            if i < 32 * 64 {
+                [0, 0, 0, 0]
+            } else {
+                [0, 0, 0, 255]
+            }
+        })
+        .collect();
+    let mut jpeg = Vec::new();
+    jpeg_encoder::Encoder::new(&mut jpeg, 95)
+        .encode(&cmyk, 64, 64, jpeg_encoder::ColorType::Cmyk)
+        .expect("the test image encodes");
+    let rendered =
+        render(&jpeg, Format::Jpeg, Orientation::Normal, &limits()).expect("a CMYK JPEG renders");
+    let rgb = decode_jpeg(&rendered.preview);
+    assert_close(pixel(&rgb, 64, 32, 8), [255, 255, 255], 4, "no ink");
+    assert_close(pixel(&rgb, 64, 32, 56), [0, 0, 0], 4, "black ink");
+}
