@@ -110,7 +110,7 @@ impl ProcessingArgs {
 
 /// Back-off before retry `attempt` (1 = the first retry): 1 s, doubling, at most 5 minutes.
 pub fn backoff(attempt: u32) -> Duration {
-    Duration::from_secs(1u64 << attempt.saturating_sub(1).min(8)).min(Duration::from_secs(300))
+    Duration::from_secs(1u64 << attempt.saturating_sub(1).min(9)).min(Duration::from_secs(300))
 }
 
 #[cfg(test)]
