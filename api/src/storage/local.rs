@@ -218,7 +218,12 @@ impl ObjectStore for LocalStore {
         };
         match tokio::fs::remove_file(&path).await {
             Ok(()) => {}
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            // An old photo's key is the folder of a new one's objects: no object there.
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory
+                ) => {}
             Err(err) => return Err(err.into()),
         }
         // A photo's folder goes with its last object; one still in use stays.
