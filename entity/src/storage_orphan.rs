@@ -13,6 +13,8 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub sha256: String,
     pub delete_after: DateTimeUtc,
+    /// The photo predates the per-photo folders: its one object is `sessions/{session}/{sha256}`.
+    pub legacy_key: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -48,6 +48,20 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
+        // An orphan marker of an old photo names its one object, not a folder.
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(StorageOrphans::Table)
+                    .add_column(
+                        ColumnDef::new(StorageOrphans::LegacyKey)
+                            .boolean()
+                            .not_null()
+                            .default(false),
+                    )
+                    .to_owned(),
+            )
+            .await?;
         // What was uploaded before keeps its key and is left as it is.
         manager
             .exec_stmt(
@@ -111,6 +125,14 @@ impl MigrationTrait for Migration {
         manager
             .drop_table(Table::drop().table(PhotoJobs::Table).to_owned())
             .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(StorageOrphans::Table)
+                    .drop_column(StorageOrphans::LegacyKey)
+                    .to_owned(),
+            )
+            .await?;
         for column in [
             Photos::LegacyKey,
             Photos::ProcessingError,
@@ -146,6 +168,12 @@ enum Photos {
     Thumbhash,
     Processing,
     ProcessingError,
+    LegacyKey,
+}
+
+#[derive(DeriveIden)]
+enum StorageOrphans {
+    Table,
     LegacyKey,
 }
 

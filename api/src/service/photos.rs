@@ -371,7 +371,7 @@ pub async fn remove_if_due(
     }
     // An expired photo's and an abandoned slot's URLs are past their lifetime (both outlast
     // any upload URL): the object may go now.
-    orphans::record(&txn, photo.session_id, &photo.sha256, now).await?;
+    orphans::record(&txn, photo.session_id, &photo.sha256, now, photo.legacy_key).await?;
     if removed == Removed::Expired {
         events::record(
             &txn,
@@ -538,7 +538,14 @@ pub async fn delete_photo(
     // `created_at` is when the slot's last upload URL was issued.
     let url_ttl = chrono::Duration::from_std(rules.upload_url_ttl).map_err(ApiError::internal)?;
     let urls_dead_at = (photo.created_at + url_ttl + URL_CLOCK_SLACK).max(now);
-    orphans::record(&txn, photo.session_id, &photo.sha256, urls_dead_at).await?;
+    orphans::record(
+        &txn,
+        photo.session_id,
+        &photo.sha256,
+        urls_dead_at,
+        photo.legacy_key,
+    )
+    .await?;
     if photo.status == PhotoStatus::Ready {
         events::record(
             &txn,

@@ -133,14 +133,17 @@ pub fn legacy_photo_key(session_id: Uuid, sha256: &str) -> String {
     format!("sessions/{session_id}/{sha256}")
 }
 
-/// Every key the photo of (`session_id`, `sha256`) may have written, for removing them all.
-pub fn all_photo_keys(session_id: Uuid, sha256: &str) -> Vec<String> {
-    let mut keys: Vec<String> = PhotoObject::ALL
+/// Every key the photo of (`session_id`, `sha256`) may have written, for removing them all:
+/// its folder's objects, or the one object of an old (`legacy`) photo. Only one or the other:
+/// on a store backed by a filesystem the old key is the new folder, not an object.
+pub fn all_photo_keys(session_id: Uuid, sha256: &str, legacy: bool) -> Vec<String> {
+    if legacy {
+        return vec![legacy_photo_key(session_id, sha256)];
+    }
+    PhotoObject::ALL
         .iter()
         .map(|&object| object_key(session_id, sha256, object))
-        .collect();
-    keys.push(legacy_photo_key(session_id, sha256));
-    keys
+        .collect()
 }
 
 /// The session and digest of an original's key (the only key clients upload to), or `None`

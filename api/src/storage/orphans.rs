@@ -35,24 +35,35 @@ pub async fn record(
     session_id: Uuid,
     sha256: &str,
     delete_after: DateTime<Utc>,
+    legacy: bool,
 ) -> ApiResult<()> {
     let existing = storage_orphan::Entity::find_by_id((session_id, sha256.to_owned()))
         .one(db)
         .await?;
-    if existing.is_some_and(|row| row.delete_after >= delete_after) {
+    if existing
+        .as_ref()
+        .is_some_and(|row| row.delete_after >= delete_after && row.legacy_key == legacy)
+    {
         return Ok(());
     }
+    let delete_after = existing
+        .as_ref()
+        .map_or(delete_after, |row| row.delete_after.max(delete_after));
     storage_orphan::Entity::insert(storage_orphan::ActiveModel {
         session_id: Set(session_id),
         sha256: Set(sha256.to_owned()),
         delete_after: Set(delete_after),
+        legacy_key: Set(legacy),
     })
     .on_conflict(
         OnConflict::columns([
             storage_orphan::Column::SessionId,
             storage_orphan::Column::Sha256,
         ])
-        .update_column(storage_orphan::Column::DeleteAfter)
+        .update_columns([
+            storage_orphan::Column::DeleteAfter,
+            storage_orphan::Column::LegacyKey,
+        ])
         .to_owned(),
     )
     .exec_without_returning(db)
@@ -70,6 +81,10 @@ pub async fn purge(
     sha256: &str,
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
+    let legacy = storage_orphan::Entity::find_by_id((session_id, sha256.to_owned()))
+        .one(db)
+        .await?
+        .is_some_and(|marker| marker.legacy_key);
     let claimed = photo::Entity::find()
         .filter(photo::Column::SessionId.eq(session_id))
         .filter(photo::Column::Sha256.eq(sha256))
@@ -84,7 +99,7 @@ pub async fn purge(
         return Ok(());
     }
     // The original and whatever the workers made of it (or the one object of an old photo).
-    let deletions = all_photo_keys(session_id, sha256)
+    let deletions = all_photo_keys(session_id, sha256, legacy)
         .into_iter()
         .map(|key| async move { store.delete(&key).await });
     for deleted in futures_util::future::join_all(deletions).await {

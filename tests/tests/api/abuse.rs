@@ -128,6 +128,7 @@ async fn the_sweeper_deletes_an_object_whose_row_went_without_it() {
             session_id: Set(session),
             sha256: Set(digest),
             delete_after: Set(chrono::Utc::now() - chrono::Duration::minutes(1)),
+            legacy_key: Set(false),
         })
         .exec_without_returning(&app.db)
         .await
