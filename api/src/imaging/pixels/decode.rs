@@ -27,8 +27,9 @@ pub(super) fn decode(bytes: &[u8], format: Format, limits: &Limits) -> Result<De
 }
 
 /// jpeg-decoder rather than zune-jpeg: it decodes at 1/2, 1/4 or 1/8 scale in the DCT (a
-/// 12 MP photo's preview needs a quarter of the pixels), reports a truncated file instead of
-/// filling the rest with grey, and decodes the non-interleaved scans our own encoder writes.
+/// 12 MP photo's preview needs a quarter of the pixels), reports a truncated file where
+/// zune-jpeg by default fills the rest with grey, and reads one-scan-per-component baseline
+/// files, which zune-jpeg 0.5.15 decodes in wrong colours.
 fn jpeg(bytes: &[u8], limits: &Limits) -> Result<Decoded, ImageError> {
     let unreadable = |e: jpeg_decoder::Error| ImageError::Invalid(format!("unreadable JPEG: {e}"));
     let mut decoder = jpeg_decoder::Decoder::new(bytes);
