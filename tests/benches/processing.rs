@@ -17,7 +17,7 @@
 use std::time::{Duration, Instant};
 
 use photon::imaging::fixtures;
-use photon_tests::bench::{Figures, env_usize};
+use photon_tests::bench::{Figures, cpu_time, env_usize};
 use photon_tests::photos::{FLOW_COMPLETE, stage};
 use photon_tests::ws::{Protocol, WsClient};
 use photon_tests::{TestApp, create_session, join};
@@ -70,14 +70,14 @@ async fn main() {
     for bytes in photos {
         ids.push(stage(&app, &ana, &session, bytes).await);
     }
-    let cpu_before = cpu_time();
+    let cpu_before = cpu_time(std::process::id());
     let started = Instant::now();
     for id in &ids {
         complete_now(&app, &ana, id).await;
     }
     wait_processed(&mut events, &ids).await;
     let took = started.elapsed();
-    let cpu = cpu_time().saturating_sub(cpu_before);
+    let cpu = cpu_time(std::process::id()).saturating_sub(cpu_before);
     let rate = burst as f64 / took.as_secs_f64();
     println!(
         "a burst of {burst}: {:.2} photos/s, {:.2} photos/s per worker, {:.0} ms of CPU per photo (the whole server)",
@@ -105,21 +105,6 @@ async fn wait_processed(events: &mut WsClient, ids: &[String]) {
         assert_eq!(event["photo"]["processing"], "DONE", "{payload}");
         left.retain(|id| event["photo"]["id"] != id.as_str());
     }
-}
-
-/// CPU time of this process (server and client alike), user and system.
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // The fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
-    // utime and stime are the 14th and 15th fields of the whole line.
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
-        .sum();
-    Duration::from_secs_f64(ticks as f64 / rustix::param::clock_ticks_per_second() as f64)
 }
 
 fn ms(d: Duration) -> f64 {

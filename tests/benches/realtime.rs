@@ -61,7 +61,7 @@ use std::time::{Duration, Instant};
 use futures_util::{StreamExt, stream};
 use photon::app::Application;
 use photon::config::settings_from_args;
-use photon_tests::bench::{Figures, env_usize};
+use photon_tests::bench::{Figures, cpu_time, env_usize};
 use photon_tests::photos::{FLOW_COMPLETE, nth_photo_bytes, stage};
 use photon_tests::ws::{Protocol, Received, WsClient, auth_payload};
 use photon_tests::{Backend, Client, create_session, join};
@@ -219,21 +219,6 @@ impl Server {
             .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap()
     }
-}
-
-/// CPU time a process has used so far (all its threads, user and system).
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
-    // utime and stime are the 14th and 15th fields of the whole line.
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
-        .sum();
-    Duration::from_secs_f64(ticks as f64 / rustix::param::clock_ticks_per_second() as f64)
 }
 
 impl Drop for Server {

@@ -14,7 +14,7 @@ use crate::clock;
 use crate::imaging::{self, DERIVATIVE_CONTENT_TYPE, Derived, Format, ImageError, Limits};
 use crate::jobs::job_error;
 use crate::metrics;
-use crate::storage::{PhotoObject, hex, object_key, photo_key};
+use crate::storage::{PhotoObject, StorageError, hex, object_key, photo_key};
 
 /// Why an attempt did not reach an outcome: worth trying again later.
 #[derive(Debug)]
@@ -23,6 +23,12 @@ struct Transient(String);
 impl<E: std::fmt::Display> From<E> for Transient {
     fn from(err: E) -> Self {
         Self(err.to_string())
+    }
+}
+
+impl From<StorageError> for Transient {
+    fn from(err: StorageError) -> Self {
+        Self(format!("{:#}", err.0))
     }
 }
 
@@ -96,12 +102,7 @@ async fn attempt(
     };
     let key = photo_key(photo.session_id, &photo.sha256);
     let max_bytes = (photo.byte_size.max(0) as u64).min(workers.max_bytes);
-    let Some(original) = workers
-        .store
-        .read(&key, max_bytes)
-        .await
-        .map_err(|e| Transient(format!("{:#}", e.0)))?
-    else {
+    let Some(original) = workers.store.read(&key, max_bytes).await? else {
         return Err(Transient("the original is not in the store".to_owned()));
     };
     let timeout = workers.settings.timeout;
@@ -149,8 +150,7 @@ async fn attempt(
         Ok(shared) if !matches!(outcome, Outcome::Failed(_)) => {
             store
                 .put(&folder(PhotoObject::Shared), shared, &photo.content_type)
-                .await
-                .map_err(|e| Transient(format!("{:#}", e.0)))?;
+                .await?;
         }
         Ok(_) => {}
         Err(err) => {
@@ -168,8 +168,7 @@ async fn attempt(
                     encoded.bytes.clone(),
                     DERIVATIVE_CONTENT_TYPE,
                 )
-                .await
-                .map_err(|e| Transient(format!("{:#}", e.0)))?;
+                .await?;
         }
     }
     Ok(Some((photo, outcome)))

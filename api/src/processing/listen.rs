@@ -3,13 +3,13 @@
 //! replica at once. A notification missed while this connection was down costs only latency:
 //! the workers poll the queue anyway, and look at it again after every reconnection.
 
-use sea_orm::sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sea_orm::{DatabaseBackend, DatabaseConnection};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 use super::queue::CHANNEL;
 use super::workers::wake;
 use crate::jobs::{Supervisor, TaskCtx};
+use crate::realtime::pg::listen_on;
 
 /// The listener's name under the supervisor.
 pub const TASK: &str = "photo_job_listener";
@@ -33,15 +33,7 @@ async fn run(ctx: TaskCtx, url: SecretString) -> anyhow::Result<()> {
 }
 
 async fn listen(ctx: &TaskCtx, url: &SecretString) -> anyhow::Result<()> {
-    let options: PgConnectOptions = url.expose_secret().parse()?;
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .max_lifetime(None)
-        .idle_timeout(None)
-        .connect_with(options.application_name(APPLICATION_NAME))
-        .await?;
-    let mut listener = PgListener::connect_with(&pool).await?;
-    listener.listen(CHANNEL).await?;
+    let mut listener = listen_on(url, APPLICATION_NAME, CHANNEL).await?;
     // Whatever was queued while we were not listening.
     wake();
     ctx.ready();

@@ -39,22 +39,33 @@ pub async fn run(
     }
 }
 
+/// A connection of its own listening on `channel`, shown as `application_name` in
+/// `pg_stat_activity`. Its pool of one is only what sqlx's listener reconnects through; the
+/// callers reconnect themselves (under the supervisor's back-off).
+pub async fn listen_on(
+    url: &SecretString,
+    application_name: &str,
+    channel: &str,
+) -> anyhow::Result<PgListener> {
+    let options: PgConnectOptions = url.expose_secret().parse()?;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_with(options.application_name(application_name))
+        .await?;
+    let mut listener = PgListener::connect_with(&pool).await?;
+    listener.listen(channel).await?;
+    Ok(listener)
+}
+
 async fn listen(
     ctx: &TaskCtx,
     url: &SecretString,
     db: &DatabaseConnection,
     bus: &Bus,
 ) -> anyhow::Result<()> {
-    let options: PgConnectOptions = url.expose_secret().parse()?;
-    // A pool of one, which the listener uses only to reconnect; we reconnect ourselves.
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .max_lifetime(None)
-        .idle_timeout(None)
-        .connect_with(options.application_name(APPLICATION_NAME))
-        .await?;
-    let mut listener = PgListener::connect_with(&pool).await?;
-    listener.listen(CHANNEL).await?;
+    let mut listener = listen_on(url, APPLICATION_NAME, CHANNEL).await?;
     tracing::debug!("listening for events");
     // Anything committed while we were not listening reaches subscribers this way.
     bus.resync();
