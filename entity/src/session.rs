@@ -15,6 +15,8 @@ pub struct Model {
     pub photo_lifetime_hours: i32,
     pub created_at: DateTimeUtc,
     pub ended_at: Option<DateTimeUtc>,
+    /// Whether `joinSessionAsGuest` may add new guests (existing ones stay either way).
+    pub allow_guests: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,4 +1,5 @@
-//! `users`: one row per person. The lower-cased e-mail address is the account identity.
+//! `users`: one row per person. The lower-cased e-mail address is the account identity;
+//! guests have none.
 
 use sea_orm::entity::prelude::*;
 
@@ -7,12 +8,16 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
+    /// `None` for a guest, who has no account beyond one session.
     #[sea_orm(unique)]
-    pub email: String,
+    pub email: Option<String>,
     pub name: String,
     pub avatar_url: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Joined one session by name, without signing in: can do in that session what a member
+    /// does, and nothing else.
+    pub is_guest: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -214,6 +214,40 @@ async fn retry_or_revoke(
     Err(INVALID)
 }
 
+/// Uses a live `token` up for good and returns its user; `None` if it was unknown, expired or
+/// revoked. Of two requests racing with one token, exactly one gets it (the conditional write
+/// decides), so in a transaction that is later rolled back the token survives.
+pub async fn consume(db: &impl ConnectionTrait, token: &str) -> ApiResult<Option<Uuid>> {
+    let token_hash = hash(token);
+    let now = clock::now();
+    let used = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))
+        .filter(refresh_token::Column::TokenHash.eq(&token_hash))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .filter(refresh_token::Column::ExpiresAt.gt(now))
+        .exec(db)
+        .await?;
+    if used.rows_affected != 1 {
+        return Ok(None);
+    }
+    Ok(refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(token_hash))
+        .one(db)
+        .await?
+        .map(|row| row.user_id))
+}
+
+/// Revokes every live refresh token of `user_id`, in every family; returns how many.
+pub async fn revoke_user(db: &impl ConnectionTrait, user_id: Uuid) -> ApiResult<u64> {
+    Ok(refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(clock::now()))
+        .filter(refresh_token::Column::UserId.eq(user_id))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
 /// Revokes the family of `token` (logout). Returns whether the token was known and live.
 pub async fn revoke(db: &DatabaseConnection, token: &str) -> ApiResult<bool> {
     let Some(row) = refresh_token::Entity::find()

@@ -10,7 +10,7 @@ use crate::limits::graphql::RateLimitExt;
 use crate::service::oauth_sign_in;
 use crate::service::sign_in::{self, TokenPair};
 
-pub struct AuthPayload(TokenPair);
+pub struct AuthPayload(pub(super) TokenPair);
 
 /// Tokens for a signed-in user. Send the access token as `Authorization: Bearer …`; when it
 /// expires, trade the refresh token for a new pair with `refreshToken`.

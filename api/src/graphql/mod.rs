@@ -9,6 +9,7 @@ mod devices;
 mod errors;
 mod field_order;
 mod friends;
+mod guests;
 pub mod http;
 pub(crate) mod ids;
 mod loaders;
@@ -48,6 +49,7 @@ pub struct Mutation(
     sessions::SessionMutation,
     photos::PhotoMutation,
     devices::DeviceMutation,
+    guests::GuestMutation,
 );
 
 pub type PhotonSchema = Schema<Query, Mutation, Subscription>;

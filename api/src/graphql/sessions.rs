@@ -14,7 +14,9 @@ use crate::limits::Rule;
 use crate::limits::graphql::RateLimitExt;
 use crate::service::invite_code;
 use crate::service::pagination::{Page, PageRequest};
-use crate::service::sessions::{self as service, InvitePreview, NewSession, SessionView};
+use crate::service::sessions::{
+    self as service, InvitePreview, NewSession, SessionChange, SessionView,
+};
 
 pub struct Session(pub SessionView);
 
@@ -86,6 +88,12 @@ impl Session {
     /// When the owner ended the session; null while it is active.
     async fn ended_at(&self) -> Option<DateTime<Utc>> {
         self.0.session.ended_at
+    }
+
+    /// Whether people without an account may join with the invite code
+    /// (`joinSessionAsGuest`). The owner sets it at creation and with `updateSession`.
+    async fn allow_guests(&self) -> bool {
+        self.0.session.allow_guests
     }
 
     /// Ready photos, newest first.
@@ -190,6 +198,11 @@ impl SessionInvite {
     async fn ended(&self) -> bool {
         self.0.session.ended_at.is_some()
     }
+
+    /// Whether someone without an account may join with `joinSessionAsGuest`.
+    async fn allows_guests(&self) -> bool {
+        self.0.session.allow_guests
+    }
 }
 
 /// A new session.
@@ -199,6 +212,16 @@ pub struct CreateSessionInput {
     title: String,
     /// How long photos stay after upload, 1 to 72 hours (default 5).
     photo_lifetime_hours: Option<i32>,
+    /// Whether people without an account may join with the invite code
+    /// (`joinSessionAsGuest`); default true.
+    allow_guests: Option<bool>,
+}
+
+/// Changes to a session's settings; omitted fields stay as they are.
+#[derive(InputObject)]
+pub struct UpdateSessionInput {
+    /// Whether new guests may join. Turning it off keeps the guests already in.
+    allow_guests: Option<bool>,
 }
 
 #[derive(Default)]
@@ -258,6 +281,7 @@ impl SessionMutation {
         let new = NewSession {
             title: input.title,
             photo_lifetime_hours: input.photo_lifetime_hours,
+            allow_guests: input.allow_guests,
         };
         Ok(Session(
             service::create_session(&ctx.deps()?.db, ctx.viewer(), new).await?,
@@ -315,6 +339,22 @@ impl SessionMutation {
         let id = ids::expect(Kind::Session, &session_id, "sessionId")?;
         Ok(Session(
             service::end_session(&ctx.deps()?.db, ctx.viewer(), id).await?,
+        ))
+    }
+
+    /// Changes the session's settings (owner only).
+    async fn update_session(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A Session id.")] session_id: ID,
+        #[graphql(desc = "The settings to change.")] input: UpdateSessionInput,
+    ) -> Result<Session> {
+        let id = ids::expect(Kind::Session, &session_id, "sessionId")?;
+        let change = SessionChange {
+            allow_guests: input.allow_guests,
+        };
+        Ok(Session(
+            service::update_session(&ctx.deps()?.db, ctx.viewer(), id, change).await?,
         ))
     }
 

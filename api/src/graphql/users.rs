@@ -101,10 +101,11 @@ impl User {
         self.model.avatar_url.as_deref()
     }
 
-    /// The e-mail address: only for the viewer and the viewer's friends, null for others.
+    /// The e-mail address: only for the viewer and the viewer's friends, null for others
+    /// (and always for guests, who have none).
     async fn email(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
         Ok(match self.standing(ctx).await? {
-            Standing::SelfUser | Standing::Friends => Some(&self.model.email),
+            Standing::SelfUser | Standing::Friends => self.model.email.as_deref(),
             _ => None,
         })
     }
@@ -112,6 +113,12 @@ impl User {
     /// How this user stands with the viewer.
     async fn friendship(&self, ctx: &Context<'_>) -> Result<FriendshipStatus> {
         Ok(self.standing(ctx).await?.into())
+    }
+
+    /// Joined one session with a name and no account (`joinSessionAsGuest`): a member of that
+    /// session and nothing else. Cannot be befriended or invited.
+    async fn is_guest(&self) -> bool {
+        self.model.is_guest
     }
 }
 

@@ -25,6 +25,7 @@ use super::{Every, JobResult, Pace, Supervisor};
 use crate::clock;
 use crate::push::marks;
 use crate::realtime::{log, presence};
+use crate::service::guests;
 use crate::service::oauth_sign_in as sign_in;
 use crate::service::photos::{ABANDONED_SLOT_AGE, Removed, remove_if_due};
 use crate::storage::{ObjectStore, orphans};
@@ -59,6 +60,8 @@ pub struct SweepReport {
     pub orphaned_objects: u64,
     /// Push marks past their window.
     pub push_marks: u64,
+    /// Guest accounts whose sessions are over (see `service::guests::sweep`).
+    pub guests: u64,
     /// Photos that could not be removed (storage or database errors); they are tried again
     /// next round.
     pub failures: u64,
@@ -129,6 +132,8 @@ pub async fn sweep_once(
         .rows_affected;
     report.stale_presence = presence::prune_stale(db, now).await.job()?;
     report.sign_ins = sign_in::prune_expired(db, now).await.job()?;
+    // After the photos: a guest goes once their last photo has.
+    report.guests = guests::sweep(db, retained_from).await.job()?;
     Ok(report)
 }
 
@@ -213,6 +218,7 @@ impl SweepReport {
             ("stale_presence", self.stale_presence),
             ("orphaned_objects", self.orphaned_objects),
             ("push_marks", self.push_marks),
+            ("guests", self.guests),
         ] {
             metrics::counter!(crate::metrics::SWEEPER_REMOVED, "kind" => kind).increment(removed);
         }
@@ -228,6 +234,7 @@ impl SweepReport {
             orphaned_objects = self.orphaned_objects,
             push_marks = self.push_marks,
             sign_ins = self.sign_ins,
+            guests = self.guests,
             failures = self.failures,
             "sweep finished"
         );

@@ -75,8 +75,8 @@ pub struct RateLimitSettings {
         value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub anonymous_burst: u32,
 
-    /// `devSignIn` and `exchangeLoginCode` calls, per client IP (each alias counts). Sustained
-    /// rate, per minute.
+    /// `devSignIn`, `exchangeLoginCode` and `joinSessionAsGuest` calls, per client IP (each
+    /// alias counts). Sustained rate, per minute.
     #[arg(long = "rate-sign-in-per-minute", env = "PHOTON_RATE_SIGN_IN_PER_MINUTE", default_value_t = 10,
         value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub sign_in_per_minute: u32,

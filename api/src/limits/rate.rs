@@ -35,7 +35,7 @@ use crate::service::Viewer;
 pub enum Rule {
     /// GraphQL requests without a viewer, per IP.
     Anonymous,
-    /// `devSignIn`, `exchangeLoginCode`, per IP.
+    /// `devSignIn`, `exchangeLoginCode`, `joinSessionAsGuest`, per IP.
     SignIn,
     /// `refreshToken`, per IP.
     Refresh,

@@ -26,8 +26,8 @@ use crate::clock;
 use crate::error::{ApiError, ApiResult};
 use crate::events::{self, EventPayload, NewEvent};
 use crate::push::marks;
-use crate::service::Viewer;
 use crate::service::pagination::{Page, PageRequest};
+use crate::service::{Viewer, guests};
 
 /// How another user stands with the viewer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,14 +136,16 @@ pub async fn send_request(
     viewer: Viewer,
     target: Uuid,
 ) -> ApiResult<friendship::Model> {
-    let me = viewer.user_id()?;
+    let me = guests::account_id(db, viewer).await?;
     if me == target {
         return Err(ApiError::bad_input(
             "userId",
             "you cannot send a friend request to yourself",
         ));
     }
-    if user::Entity::find_by_id(target).one(db).await?.is_none() {
+    // Guests cannot be befriended: to everyone outside their session they do not exist.
+    let found = user::Entity::find_by_id(target).one(db).await?;
+    if found.is_none_or(|u| u.is_guest) {
         return Err(NO_SUCH_USER);
     }
     let (low, high) = pair(me, target);
@@ -254,7 +256,7 @@ async fn answer(
     to: FriendshipStatus,
     party: Party,
 ) -> ApiResult<friendship::Model> {
-    let me = viewer.user_id()?;
+    let me = guests::account_id(db, viewer).await?;
     let (requester_filter, from) = match party {
         Party::Addressee => (
             friendship::Column::RequesterId.ne(me),
@@ -347,7 +349,7 @@ pub async fn remove_friend(
     viewer: Viewer,
     other: Uuid,
 ) -> ApiResult<bool> {
-    let me = viewer.user_id()?;
+    let me = guests::account_id(db, viewer).await?;
     if user::Entity::find_by_id(other).one(db).await?.is_none() {
         return Err(NO_SUCH_USER);
     }
@@ -429,7 +431,7 @@ pub async fn list_friends(
     viewer: Viewer,
     page: PageRequest<FriendKey>,
 ) -> ApiResult<Page<user::Model>> {
-    let me = viewer.user_id()?;
+    let me = guests::account_id(db, viewer).await?;
     let accepted = friendship::Column::Status.eq(FriendshipStatus::Accepted);
     let as_low = friendship::Entity::find()
         .select_only()
@@ -479,7 +481,7 @@ pub async fn list_requests(
     direction: Direction,
     page: PageRequest<RequestKey>,
 ) -> ApiResult<Page<friendship::Model>> {
-    let me = viewer.user_id()?;
+    let me = guests::account_id(db, viewer).await?;
     let mut query = friendship::Entity::find()
         .filter(involves(me))
         .filter(match direction {

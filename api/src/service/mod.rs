@@ -3,6 +3,7 @@
 
 pub mod devices;
 pub mod friends;
+pub mod guests;
 pub mod input;
 pub mod invite_code;
 pub mod oauth_sign_in;

@@ -21,7 +21,7 @@ use crate::events::{self, EventPayload, NewEvent};
 use crate::push::marks;
 use crate::service::Viewer;
 use crate::service::pagination::{Page, PageRequest, pages_per_session};
-use crate::service::{friends, input, invite_code, is_unique_violation};
+use crate::service::{friends, guests, input, invite_code, is_unique_violation};
 
 pub const DEFAULT_PHOTO_LIFETIME_HOURS: i32 = 5;
 pub const MAX_PHOTO_LIFETIME_HOURS: i32 = 72;
@@ -133,6 +133,8 @@ pub async fn find_session(
 pub struct NewSession {
     pub title: String,
     pub photo_lifetime_hours: Option<i32>,
+    /// Whether guests may join with the invite code (default: yes).
+    pub allow_guests: Option<bool>,
 }
 
 pub async fn create_session(
@@ -140,7 +142,7 @@ pub async fn create_session(
     viewer: Viewer,
     new: NewSession,
 ) -> ApiResult<SessionView> {
-    let me = viewer.user_id()?;
+    let me = guests::account_id(db, viewer).await?;
     let title = input::label("title", &new.title, input::MAX_TITLE_CHARS)?;
     let lifetime = new
         .photo_lifetime_hours
@@ -161,6 +163,7 @@ pub async fn create_session(
         photo_lifetime_hours: lifetime,
         created_at: now,
         ended_at: None,
+        allow_guests: new.allow_guests.unwrap_or(true),
     };
     // 80 random bits make a collision vanishingly rare; the unique index makes it harmless.
     session::Entity::insert(session::ActiveModel::from(session.clone()))
@@ -182,7 +185,10 @@ pub async fn create_session(
     })
 }
 
-async fn find_by_code(db: &impl ConnectionTrait, code: &str) -> ApiResult<Option<session::Model>> {
+pub(crate) async fn find_by_code(
+    db: &impl ConnectionTrait,
+    code: &str,
+) -> ApiResult<Option<session::Model>> {
     let Some(code) = invite_code::normalize(code) else {
         return Ok(None);
     };
@@ -218,7 +224,7 @@ pub async fn preview_invite(
 }
 
 /// Joins the session behind an invite code. Joining a session one is already in is harmless;
-/// one who left comes back.
+/// one who left comes back. A guest may only come back to their own session.
 pub async fn join_session(
     db: &DatabaseConnection,
     viewer: Viewer,
@@ -228,17 +234,32 @@ pub async fn join_session(
     let session = find_by_code(db, code)
         .await?
         .ok_or(ApiError::NotFound("no session has this invite code"))?;
+    if guests::is_guest(db, me).await? && !guests::was_member(db, session.id, me).await? {
+        return Err(guests::FORBIDDEN);
+    }
     let txn = db.begin().await?;
     if !lock_session(&txn, session.id, true).await? {
         return Err(ENDED);
     }
+    add_member(&txn, session.id, me).await?;
+    let view = get_as_member(&txn, session.id, me).await?;
+    txn.commit().await?;
+    Ok(view)
+}
+
+/// Makes `user_id` a current member, under the session's lock (see [`lock_session`]): a new
+/// row, or a revived one whose member left. The primary key (session, user) means 20
+/// simultaneous joins still leave one row, and only the request that changed it records the
+/// event. Returns whether anything changed.
+pub(crate) async fn add_member(
+    txn: &DatabaseTransaction,
+    session_id: Uuid,
+    user_id: Uuid,
+) -> ApiResult<bool> {
     let now = clock::now();
-    // Insert, or revive a row whose member left; the primary key (session, user) means 20
-    // simultaneous joins still leave one row, and only the request that changed it records
-    // the event.
     let joined = session_member::Entity::insert(session_member::ActiveModel {
-        session_id: Set(session.id),
-        user_id: Set(me),
+        session_id: Set(session_id),
+        user_id: Set(user_id),
         role: Set(SessionRole::Member),
         joined_at: Set(now),
         left_at: Set(None),
@@ -247,7 +268,7 @@ pub async fn join_session(
         session_member::Column::SessionId,
         session_member::Column::UserId,
     ])
-    .exec(&txn)
+    .exec(txn)
     .await?;
     let changed = match joined {
         TryInsertResult::Inserted(_) => true,
@@ -258,26 +279,24 @@ pub async fn join_session(
                     Expr::value(Option::<DateTime<Utc>>::None),
                 )
                 .col_expr(session_member::Column::JoinedAt, Expr::value(now))
-                .filter(session_member::Column::SessionId.eq(session.id))
-                .filter(session_member::Column::UserId.eq(me))
+                .filter(session_member::Column::SessionId.eq(session_id))
+                .filter(session_member::Column::UserId.eq(user_id))
                 .filter(session_member::Column::LeftAt.is_not_null())
-                .exec(&txn)
+                .exec(txn)
                 .await?;
             revived.rows_affected == 1
         }
     };
     if changed {
         record(
-            &txn,
-            session.id,
-            me,
-            EventPayload::MemberJoined { user_id: me },
+            txn,
+            session_id,
+            user_id,
+            EventPayload::MemberJoined { user_id },
         )
         .await?;
     }
-    let view = get_as_member(&txn, session.id, me).await?;
-    txn.commit().await?;
-    Ok(view)
+    Ok(changed)
 }
 
 /// Takes the session row's write lock for the rest of `txn`; with `active_only`, only if the
@@ -303,9 +322,9 @@ pub(crate) async fn lock_session(
     Ok(update.exec(txn).await?.rows_affected == 1)
 }
 
-const ENDED: ApiError = ApiError::Conflict("this session has ended");
+pub(crate) const ENDED: ApiError = ApiError::Conflict("this session has ended");
 
-async fn record(
+pub(crate) async fn record(
     txn: &DatabaseTransaction,
     session_id: Uuid,
     actor: Uuid,
@@ -332,7 +351,7 @@ pub async fn invite_to_session(
     session_id: Uuid,
     mut user_ids: Vec<Uuid>,
 ) -> ApiResult<SessionView> {
-    let me = viewer.user_id()?;
+    let me = guests::account_id(db, viewer).await?;
     let view = get_as_member(db, session_id, me).await?;
     if view.session.ended_at.is_some() {
         return Err(ENDED);
@@ -481,6 +500,39 @@ pub async fn rotate_invite_code(
     Err(ApiError::Conflict(
         "could not pick a new invite code; try again",
     ))
+}
+
+/// A change to a session's settings (owner only). `None` leaves a setting as it is.
+#[derive(Debug, Default)]
+pub struct SessionChange {
+    pub allow_guests: Option<bool>,
+}
+
+/// Changes a session's settings (owner only). Taking the session's lock orders the change
+/// with joins: a guest join that committed before it stands, and none after it gets in.
+pub async fn update_session(
+    db: &DatabaseConnection,
+    viewer: Viewer,
+    session_id: Uuid,
+    change: SessionChange,
+) -> ApiResult<SessionView> {
+    let me = viewer.user_id()?;
+    let view = get_as_member(db, session_id, me).await?;
+    if view.viewer_role != SessionRole::Owner {
+        return Err(OWNER_ONLY);
+    }
+    let txn = db.begin().await?;
+    lock_session(&txn, session_id, false).await?;
+    if let Some(allow) = change.allow_guests {
+        session::Entity::update_many()
+            .col_expr(session::Column::AllowGuests, Expr::value(allow))
+            .filter(session::Column::Id.eq(session_id))
+            .exec(&txn)
+            .await?;
+    }
+    let view = get_as_member(&txn, session_id, me).await?;
+    txn.commit().await?;
+    Ok(view)
 }
 
 /// Position in the viewer's session list: newest first, by id (ids are time-ordered v7).

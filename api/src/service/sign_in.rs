@@ -95,7 +95,10 @@ pub async fn dev_sign_in(
     }
     let txn = db.begin().await?;
     let user = users::upsert_by_email(&txn, email, name).await?;
-    link_identity(&txn, user.id, "dev", &user.email).await?;
+    let address = user.email.clone().ok_or_else(|| {
+        ApiError::internal(anyhow::anyhow!("an account found by e-mail has none"))
+    })?;
+    link_identity(&txn, user.id, "dev", &address).await?;
     let pair = tokens.sign_in(&txn, user).await?;
     txn.commit().await?;
     Ok(pair)

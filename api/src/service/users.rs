@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
 use crate::service::Viewer;
-use crate::service::input;
+use crate::service::{guests, input};
 
 /// The signed-in user. A valid token for a user that no longer exists is UNAUTHENTICATED.
 pub async fn get_me(db: &impl ConnectionTrait, viewer: Viewer) -> ApiResult<user::Model> {
@@ -23,13 +23,27 @@ pub async fn get_me(db: &impl ConnectionTrait, viewer: Viewer) -> ApiResult<user
 }
 
 /// Any user by id, for a signed-in viewer (names and avatars are not secret among users).
+/// A guest is seen only by those who share a session with them; a guest sees nobody this way
+/// (their session's members list is theirs to read).
 pub async fn find_user(
     db: &impl ConnectionTrait,
     viewer: Viewer,
     id: Uuid,
 ) -> ApiResult<Option<user::Model>> {
-    viewer.user_id()?;
-    Ok(user::Entity::find_by_id(id).one(db).await?)
+    let me = viewer.user_id()?;
+    let Some(found) = user::Entity::find_by_id(id).one(db).await? else {
+        return Ok(None);
+    };
+    if found.id == me {
+        return Ok(Some(found));
+    }
+    if guests::is_guest(db, me).await? {
+        return Err(guests::FORBIDDEN);
+    }
+    if found.is_guest && !guests::can_see(db, me, found.id).await? {
+        return Ok(None);
+    }
+    Ok(Some(found))
 }
 
 /// The user with exactly this e-mail address. It reveals no more than a friend request to
@@ -39,7 +53,7 @@ pub async fn find_user_by_email(
     viewer: Viewer,
     email: &str,
 ) -> ApiResult<Option<user::Model>> {
-    viewer.user_id()?;
+    guests::account_id(db, viewer).await?;
     let email = input::email(email)?;
     Ok(user::Entity::find()
         .filter(user::Column::Email.eq(email))
@@ -110,11 +124,12 @@ pub async fn upsert_by_email(
     let now = clock::now();
     user::Entity::insert(user::ActiveModel {
         id: Set(Uuid::now_v7()),
-        email: Set(email.clone()),
+        email: Set(Some(email.clone())),
         name: Set(name),
         avatar_url: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        is_guest: Set(false),
     })
     .on_conflict_do_nothing_on([user::Column::Email])
     .exec(db)

@@ -13,6 +13,7 @@ mod cost;
 mod drain;
 mod field_order;
 mod friends;
+mod guests;
 mod health;
 mod http_protocol;
 mod lifecycle;

@@ -1,0 +1,316 @@
+//! Guests: people who join one session with a name, no account and no provider. A guest is a
+//! user with no e-mail address and `is_guest` set, signed in with tokens like anyone else.
+//!
+//! In their session a guest is a member like any other (upload, subscribe, leave, pushes).
+//! Everything else is refused: other sessions, friends, look-ups, creating or inviting. Others
+//! cannot find a guest either: a guest has no e-mail to look up, cannot be sent a friend
+//! request, and is visible by id only to the people they share a session with.
+//!
+//! A guest's account goes when it can matter to nobody (see [`sweep`]), or when a signed-in
+//! user claims it with the guest's refresh token: the memberships and photos move to that
+//! user, and the guest's tokens are revoked.
+
+use chrono::{DateTime, Utc};
+use entity::session_member;
+use entity::{device, photo, session, user};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QuerySelect, TransactionTrait,
+    sea_query::{Expr, ExprTrait, Query},
+};
+use uuid::Uuid;
+
+use crate::auth::refresh;
+use crate::clock;
+use crate::error::{ApiError, ApiResult};
+use crate::events::EventPayload;
+use crate::service::sessions::{self, ENDED};
+use crate::service::sign_in::{TokenPair, Tokens};
+use crate::service::{Viewer, input};
+
+/// What a guest gets for anything beyond their session.
+pub const FORBIDDEN: ApiError =
+    ApiError::Forbidden("guests can only take part in their session; sign in to do more");
+
+/// Whether `user_id` is a guest. A user that does not exist is not one (callers that need the
+/// user to exist check that themselves).
+pub async fn is_guest(db: &impl ConnectionTrait, user_id: Uuid) -> ApiResult<bool> {
+    let guest: Option<bool> = user::Entity::find_by_id(user_id)
+        .select_only()
+        .column(user::Column::IsGuest)
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(guest.unwrap_or(false))
+}
+
+/// The signed-in viewer's id, if they have an account: FORBIDDEN for a guest.
+pub async fn account_id(db: &impl ConnectionTrait, viewer: Viewer) -> ApiResult<Uuid> {
+    let me = viewer.user_id()?;
+    if is_guest(db, me).await? {
+        return Err(FORBIDDEN);
+    }
+    Ok(me)
+}
+
+/// Whether `user_id` has ever been a member of the session (a guest who left may come back).
+pub async fn was_member(
+    db: &impl ConnectionTrait,
+    session_id: Uuid,
+    user_id: Uuid,
+) -> ApiResult<bool> {
+    Ok(session_member::Entity::find_by_id((session_id, user_id))
+        .one(db)
+        .await?
+        .is_some())
+}
+
+/// Whether `viewer` may see the guest `guest_id`: only someone who shares a session with them
+/// (current or past), and the guest themselves.
+pub async fn can_see(
+    db: &impl ConnectionTrait,
+    viewer_id: Uuid,
+    guest_id: Uuid,
+) -> ApiResult<bool> {
+    if viewer_id == guest_id {
+        return Ok(true);
+    }
+    let theirs = Query::select()
+        .column(session_member::Column::SessionId)
+        .from(session_member::Entity)
+        .and_where(session_member::Column::UserId.eq(guest_id))
+        .to_owned();
+    let shared = session_member::Entity::find()
+        .filter(session_member::Column::UserId.eq(viewer_id))
+        .filter(session_member::Column::SessionId.in_subquery(theirs))
+        .one(db)
+        .await?;
+    Ok(shared.is_some())
+}
+
+/// `joinSessionAsGuest`: a new guest named `name`, a member of the session behind
+/// `invite_code`, signed in. Nothing is written unless all of it is.
+pub async fn join_as_guest(
+    db: &DatabaseConnection,
+    tokens: &Tokens,
+    invite_code: &str,
+    name: &str,
+) -> ApiResult<TokenPair> {
+    let name = input::label("name", name, input::MAX_NAME_CHARS)?;
+    let found = sessions::find_by_code(db, invite_code)
+        .await?
+        .ok_or(ApiError::NotFound("no session has this invite code"))?;
+    let txn = db.begin().await?;
+    if !sessions::lock_session(&txn, found.id, true).await? {
+        return Err(ENDED);
+    }
+    // Read under the lock: the owner turning guests off commits before or after this, never
+    // in between.
+    let allowed = session::Entity::find_by_id(found.id)
+        .one(&txn)
+        .await?
+        .is_some_and(|s| s.allow_guests);
+    if !allowed {
+        return Err(ApiError::Forbidden(
+            "this session does not take guests; sign in to join",
+        ));
+    }
+    let now = clock::now();
+    let guest = user::Model {
+        id: Uuid::now_v7(),
+        email: None,
+        name,
+        avatar_url: None,
+        created_at: now,
+        updated_at: now,
+        is_guest: true,
+    };
+    user::Entity::insert(user::ActiveModel::from(guest.clone()))
+        .exec(&txn)
+        .await?;
+    sessions::add_member(&txn, found.id, guest.id).await?;
+    let pair = tokens.sign_in(&txn, guest).await?;
+    txn.commit().await?;
+    tracing::info!(session_id = %found.id, user_id = %pair.user.id, "guest joined");
+    Ok(pair)
+}
+
+const NOT_A_GUEST: ApiError =
+    ApiError::Unauthenticated("invalid, expired or revoked guest refresh token");
+
+/// `claimGuestAccount`: the signed-in user takes over the guest whose live refresh token they
+/// present. Every membership and photo of the guest becomes theirs, the others in those
+/// sessions see the guest leave and the user join, and the guest's tokens and devices go.
+///
+/// The guest's row stays, with nothing left in it, until the sweeper removes it: events
+/// already in the log still name it.
+pub async fn claim(
+    db: &DatabaseConnection,
+    viewer: Viewer,
+    guest_refresh_token: &str,
+) -> ApiResult<user::Model> {
+    let me = account_id(db, viewer).await?;
+    let txn = db.begin().await?;
+    // Used up here, so of two claims racing with one token exactly one proceeds; any error
+    // below rolls this back and leaves the token as it was.
+    let guest_id = refresh::consume(&txn, guest_refresh_token)
+        .await?
+        .ok_or(NOT_A_GUEST)?;
+    if !is_guest(&txn, guest_id).await? {
+        return Err(NOT_A_GUEST);
+    }
+    let memberships = session_member::Entity::find()
+        .filter(session_member::Column::UserId.eq(guest_id))
+        .all(&txn)
+        .await?;
+    for membership in memberships {
+        move_membership(&txn, &membership, me).await?;
+    }
+    photo::Entity::update_many()
+        .col_expr(photo::Column::UploaderId, Expr::value(me))
+        .filter(photo::Column::UploaderId.eq(guest_id))
+        .exec(&txn)
+        .await?;
+    device::Entity::delete_many()
+        .filter(device::Column::UserId.eq(guest_id))
+        .exec(&txn)
+        .await?;
+    refresh::revoke_user(&txn, guest_id).await?;
+    // The sweeper's clock for the empty row starts now.
+    user::Entity::update_many()
+        .col_expr(user::Column::UpdatedAt, Expr::value(clock::now()))
+        .filter(user::Column::Id.eq(guest_id))
+        .exec(&txn)
+        .await?;
+    let claimer = user::Entity::find_by_id(me)
+        .one(&txn)
+        .await?
+        .ok_or(ApiError::Unauthenticated("this account no longer exists"))?;
+    txn.commit().await?;
+    tracing::info!(guest_id = %guest_id, user_id = %me, "guest account claimed");
+    Ok(claimer)
+}
+
+/// Hands one of the guest's memberships to `me`, under that session's lock. If `me` was in
+/// the session already, the guest's row goes and `me`'s is revived if the guest was there
+/// and `me` had left.
+async fn move_membership(
+    txn: &sea_orm::DatabaseTransaction,
+    membership: &session_member::Model,
+    me: Uuid,
+) -> ApiResult<()> {
+    let session_id = membership.session_id;
+    let guest_id = membership.user_id;
+    sessions::lock_session(txn, session_id, false).await?;
+    let mine = session_member::Entity::find_by_id((session_id, me))
+        .one(txn)
+        .await?;
+    let guest_present = membership.left_at.is_none();
+    let already_present = mine.as_ref().is_some_and(|m| m.left_at.is_none());
+    match mine {
+        None => {
+            session_member::Entity::update_many()
+                .col_expr(session_member::Column::UserId, Expr::value(me))
+                .filter(session_member::Column::SessionId.eq(session_id))
+                .filter(session_member::Column::UserId.eq(guest_id))
+                .exec(txn)
+                .await?;
+        }
+        Some(_) => {
+            session_member::Entity::delete_many()
+                .filter(session_member::Column::SessionId.eq(session_id))
+                .filter(session_member::Column::UserId.eq(guest_id))
+                .exec(txn)
+                .await?;
+            if guest_present && !already_present {
+                session_member::Entity::update_many()
+                    .col_expr(
+                        session_member::Column::LeftAt,
+                        Expr::value(Option::<DateTime<Utc>>::None),
+                    )
+                    .col_expr(session_member::Column::JoinedAt, Expr::value(clock::now()))
+                    .filter(session_member::Column::SessionId.eq(session_id))
+                    .filter(session_member::Column::UserId.eq(me))
+                    .exec(txn)
+                    .await?;
+            }
+        }
+    }
+    if guest_present {
+        // Members' lists swap the guest for the user; replays see the same.
+        sessions::record(
+            txn,
+            session_id,
+            guest_id,
+            EventPayload::MemberLeft { user_id: guest_id },
+        )
+        .await?;
+        if !already_present {
+            sessions::record(
+                txn,
+                session_id,
+                me,
+                EventPayload::MemberJoined { user_id: me },
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Most guests removed per sweep statement.
+const SWEEP_BATCH: u64 = 500;
+
+/// Removes guests that can matter to nobody any more: every session they were in has ended,
+/// they have no photo left (their photos expired), and nothing since `retained_from` names
+/// them. The last condition keeps a guest while the event log may still show them joining or
+/// leaving (events before it are gone), and it covers claimed guests, whose row was touched
+/// when they were claimed. Their tokens, devices and memberships go with them (cascades).
+pub async fn sweep(db: &DatabaseConnection, retained_from: DateTime<Utc>) -> ApiResult<u64> {
+    let mut removed = 0;
+    loop {
+        let live_sessions = Query::select()
+            .column((session_member::Entity, session_member::Column::UserId))
+            .from(session_member::Entity)
+            .inner_join(
+                session::Entity,
+                Expr::col((session::Entity, session::Column::Id))
+                    .equals((session_member::Entity, session_member::Column::SessionId)),
+            )
+            .cond_where(
+                Condition::any()
+                    .add(Expr::col((session::Entity, session::Column::EndedAt)).is_null())
+                    .add(Expr::col((session::Entity, session::Column::EndedAt)).gte(retained_from)),
+            )
+            .to_owned();
+        let with_photos = Query::select()
+            .column(photo::Column::UploaderId)
+            .from(photo::Entity)
+            .to_owned();
+        let due: Vec<Uuid> = user::Entity::find()
+            .select_only()
+            .column(user::Column::Id)
+            .filter(user::Column::IsGuest.eq(true))
+            .filter(user::Column::UpdatedAt.lt(retained_from))
+            .filter(user::Column::Id.not_in_subquery(live_sessions))
+            .filter(user::Column::Id.not_in_subquery(with_photos))
+            .limit(SWEEP_BATCH)
+            .into_tuple()
+            .all(db)
+            .await?;
+        if due.is_empty() {
+            return Ok(removed);
+        }
+        // Nothing can bring one of these back in between: rejoining or uploading needs a
+        // session that has not ended, and they have none.
+        let deleted = user::Entity::delete_many()
+            .filter(user::Column::Id.is_in(due.iter().copied()))
+            .filter(user::Column::IsGuest.eq(true))
+            .exec(db)
+            .await?;
+        removed += deleted.rows_affected;
+        if deleted.rows_affected == 0 || (due.len() as u64) < SWEEP_BATCH {
+            return Ok(removed);
+        }
+    }
+}
