@@ -7,6 +7,7 @@
 mod abuse;
 mod apollo;
 mod authorization;
+mod browser;
 mod concurrency;
 mod connections;
 mod cost;
@@ -15,6 +16,7 @@ mod field_order;
 mod friends;
 mod health;
 mod http_protocol;
+mod invite_page;
 mod lifecycle;
 mod limits;
 mod metrics;
