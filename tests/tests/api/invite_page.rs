@@ -180,8 +180,16 @@ async fn a_browser_gets_a_page_with_the_session_its_counts_the_app_link_and_a_re
 async fn the_page_is_served_no_store_no_referrer_noindex_with_a_policy_that_allows_no_script() {
     let app = TestApp::spawn().await;
     let ana = app.sign_in("ana@example.com").await;
-    let (_, code) = create_session(&app, &ana, "Beach").await;
+    let (session_id, code) = create_session(&app, &ana, "Beach").await;
+    for n in 0..3 {
+        let member = app.sign_in(&format!("member{n}@example.com")).await;
+        join(&app, &member, &code).await.ok();
+        upload(&app, &member, &session_id, &photo_bytes(n, 1024)).await;
+    }
+    let before = app.settled_statements().await;
     let response = get(&app, &format!("/join/{code}"), Some(BROWSER_ACCEPT)).await;
+    // The session, its owner and two counts, however many members and photos it has.
+    assert_eq!(app.settled_statements().await - before, 4);
     assert_eq!(response.status(), 200);
     assert_eq!(
         header(&response, "content-type"),
