@@ -7,7 +7,7 @@
 #      starting a throwaway one if there is none.
 #   2. Drops leftover `photon_test_*` databases from earlier runs.
 #   3. Installs Debian's chromium with apt-get if it is missing (the GraphiQL
-#      tests drive it headless) and libheif-dev (HEIC photos: the suite is built
+#      and invite-page tests drive it headless) and libheif-dev (HEIC photos: the suite is built
 #      with the `heif` feature when libheif is there), then starts s3s-fs, an S3-compatible server
 #      that checks signatures and checksums, on a free port (installing it with
 #      cargo install if missing), and installs tests/apollo's npm packages

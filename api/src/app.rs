@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{FromRef, Path, State};
+use axum::extract::{FromRef, State};
 use axum::http::{HeaderName, Request, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use sea_orm::DatabaseConnection;
@@ -38,7 +38,6 @@ use crate::push;
 use crate::realtime;
 use crate::routes::oauth;
 use crate::server::{self, ConnectionCaps, PerIpExempt};
-use crate::service::invite_code;
 
 /// What every request handler shares: the [`Deps`] of the use cases, plus what only the
 /// transports need (the schema, connection caps, the stop signal). Cheap to clone. It derefs
@@ -159,7 +158,11 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::pages::routes())
         .route(
             "/join/{code}",
-            get(join).route_layer(per_ip(Rule::JoinLink)),
+            get(crate::pages::invite::join).route_layer(per_ip(Rule::JoinLink)),
+        )
+        .route(
+            "/join/{code}/qr.svg",
+            get(crate::pages::invite::qr_svg).route_layer(per_ip(Rule::JoinLink)),
         )
         .route(
             "/auth/{provider}/start",
@@ -282,19 +285,6 @@ async fn readyz(State(state): State<AppState>) -> Response {
         })),
     )
         .into_response()
-}
-
-/// `GET /join/{code}`: the invite link. Sends the browser on to the app's join deep link.
-/// Codes that cannot be codes get a 404 instead of a redirect carrying arbitrary text.
-async fn join(State(state): State<AppState>, Path(code): Path<String>) -> Response {
-    let Some(code) = invite_code::normalize(&code) else {
-        return (StatusCode::NOT_FOUND, "no such invite").into_response();
-    };
-    let mut target = state.config.app_join_url.clone();
-    target
-        .query_pairs_mut()
-        .append_pair("code", &invite_code::display(&code));
-    Redirect::to(target.as_str()).into_response()
 }
 
 /// A server bound to its port, ready to run.

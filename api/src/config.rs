@@ -23,6 +23,7 @@ use crate::jobs::shutdown::ShutdownSettings;
 use crate::jobs::sweeper::{SweepArgs, SweepSettings};
 use crate::limits::RateLimitSettings;
 use crate::metrics::MetricsSettings;
+use crate::pages::invite::{InviteArgs, InviteSettings};
 use crate::processing::{ProcessingArgs, ProcessingSettings};
 use crate::push::fcm::{FcmSettings, ServiceAccount};
 use crate::push::{PushArgs, PushSettings};
@@ -62,6 +63,9 @@ pub struct Settings {
     pub shutdown_grace_secs: u64,
     #[command(flatten)]
     pub shutdown: ShutdownSettings,
+
+    #[command(flatten, next_help_heading = "Invite links")]
+    pub invite: InviteArgs,
 
     #[command(flatten, next_help_heading = "Database")]
     pub database: DatabaseArgs,
@@ -142,6 +146,8 @@ pub struct Config {
     pub dev_sign_in: bool,
     pub app_redirect_uris: Vec<String>,
     pub app_join_url: Url,
+    /// The invite page's store links and the app-link files.
+    pub invite: InviteSettings,
     /// Sign-in providers; none configured means only the dev sign-in (where enabled).
     pub oauth: OAuthSettings,
     pub max_query_depth: usize,
@@ -304,6 +310,7 @@ impl Settings {
             }),
             None => None,
         };
+        let invite = self.invite.resolve()?;
         let cost = CostLimits::from(&self.cost);
         let processing = self.processing.resolve()?;
         let persisted = self.persisted.resolve(&cost)?;
@@ -325,6 +332,7 @@ impl Settings {
             dev_sign_in,
             app_redirect_uris,
             app_join_url: self.app_join_url,
+            invite,
             oauth,
             max_query_depth: self.cost.max_query_depth,
             max_query_complexity: self.cost.max_query_complexity,

@@ -12,11 +12,11 @@ use super::photos::Photo;
 use super::users::User;
 use crate::limits::Rule;
 use crate::limits::graphql::RateLimitExt;
-use crate::service::invite_code;
 use crate::service::pagination::{Page, PageRequest};
 use crate::service::sessions::{
     self as service, InvitePreview, NewSession, SessionChange, SessionView,
 };
+use crate::service::{Viewer, invite_code};
 
 pub struct Session(pub SessionView);
 
@@ -174,7 +174,8 @@ impl SessionMember {
 
 pub struct SessionInvite(InvitePreview);
 
-/// What an invite code leads to, shown before joining.
+/// What an invite code leads to, shown before joining, to anyone holding the code (signed in
+/// or not). No photos and no member list: only what the invite page shows too.
 #[Object]
 impl SessionInvite {
     /// The session's title.
@@ -182,16 +183,20 @@ impl SessionInvite {
         &self.0.session.title
     }
 
-    /// Who started the session.
-    async fn owner(&self, ctx: &Context<'_>) -> Result<User> {
-        Ok(User::new(
-            ctx.loaders()?.user(self.0.session.owner_id).await?,
-        ))
+    /// Who started the session (their e-mail only for the viewer and their friends, as
+    /// everywhere).
+    async fn owner(&self) -> User {
+        User::new(self.0.owner.clone())
     }
 
     /// How many people are in it now.
     async fn member_count(&self) -> u64 {
         self.0.member_count
+    }
+
+    /// How many ready photos it has now (expired ones no longer count).
+    async fn photo_count(&self) -> i64 {
+        self.0.photo_count
     }
 
     /// An ended session can no longer be joined.
@@ -256,13 +261,20 @@ impl SessionQuery {
         Ok(view.map(Session))
     }
 
-    /// A preview of the session behind an invite code; null for an unknown code.
+    /// A preview of the session behind an invite code, ended sessions included (`ended`);
+    /// null for an unknown or replaced code. Needs no sign-in; without one, each call (each
+    /// alias too) counts against the client IP's invite-link rate limit.
     async fn session_invite(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "An invite code, as shown or typed.")] code: String,
     ) -> Result<Option<SessionInvite>> {
-        let preview = service::preview_invite(&ctx.deps()?.db, ctx.viewer(), &code).await?;
+        // Signed-in callers are accountable and the code space is 80 bits; the limit is for
+        // anonymous scrapers, which could otherwise put thousands of aliases in one request.
+        if ctx.viewer() == Viewer::Anonymous {
+            ctx.rate_limit(Rule::JoinLink)?;
+        }
+        let preview = service::preview_invite(&ctx.deps()?.db, &code).await?;
         Ok(preview.map(SessionInvite))
     }
 }

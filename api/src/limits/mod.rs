@@ -107,7 +107,8 @@ pub struct RateLimitSettings {
         value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub oauth_burst: u32,
 
-    /// Requests to the invite link `/join/{code}`, per client IP. Sustained rate, per minute.
+    /// Requests to the invite link `/join/{code}` and its `/qr.svg`, and anonymous
+    /// `sessionInvite` fields (each alias), per client IP, together. Sustained rate, per minute.
     #[arg(long = "rate-join-link-per-minute", env = "PHOTON_RATE_JOIN_LINK_PER_MINUTE", default_value_t = 60,
         value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub join_link_per_minute: u32,

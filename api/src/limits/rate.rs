@@ -41,7 +41,7 @@ pub enum Rule {
     Refresh,
     /// `/auth/{provider}/start` and `/callback`, per IP.
     OAuth,
-    /// `/join/{code}`, per IP.
+    /// `/join/{code}`, its QR code and anonymous `sessionInvite`, per IP.
     JoinLink,
     /// Every mutation field, per user.
     Mutation,

@@ -1,11 +1,15 @@
 //! The few pages a browser gets from Photon: `/` (what this server is), GraphiQL at
-//! `/graphql`, the favicon, the schema as SDL, and the files they load (`/assets/…`), all
+//! `/graphql`, the invite page at `/join/{code}` with its QR code, the favicon, the schema as
+//! SDL, the app-link files under `/.well-known/`, and the files they load (`/assets/…`), all
 //! built into the binary. Nothing here loads anything from another host, and each page's
 //! Content-Security-Policy makes sure nothing can.
 
+pub mod app_links;
 pub mod assets;
 pub mod graphiql;
 pub mod home;
+pub mod invite;
+pub mod qr;
 
 use axum::Router;
 use axum::http::header::{
@@ -25,6 +29,27 @@ pub fn routes() -> Router<AppState> {
         .route("/favicon.svg", get(home::favicon))
         .route("/schema.graphql", get(home::schema))
         .route("/assets/{file}", get(assets::serve))
+        .route(
+            "/.well-known/apple-app-site-association",
+            get(app_links::apple),
+        )
+        .route("/.well-known/assetlinks.json", get(app_links::android))
+}
+
+/// `text` made safe inside HTML text and double- or single-quoted attribute values.
+pub fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
 }
 
 /// An HTML page with the headers every page here carries: its policy, no sniffing, no
@@ -60,4 +85,18 @@ fn policy(connect: &str, style_nonce: Option<&str>) -> String {
          font-src 'self' data:; connect-src {connect}; base-uri 'none'; form-action 'none'; \
          frame-ancestors 'none'"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_leaves_no_markup_and_no_way_out_of_an_attribute() {
+        assert_eq!(
+            escape(r#"<script>alert("x" + 'y')</script> & co"#),
+            "&lt;script&gt;alert(&quot;x&quot; + &#39;y&#39;)&lt;/script&gt; &amp; co"
+        );
+        assert_eq!(escape("Beach day 🏖️"), "Beach day 🏖️");
+    }
 }

@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use entity::session;
 use entity::session_member::{self, SessionRole};
+use entity::{session, user};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
     DatabaseTransaction, EntityTrait, JoinType, Order, PaginatorTrait, QueryFilter, QueryOrder,
@@ -21,7 +21,7 @@ use crate::events::{self, EventPayload, NewEvent};
 use crate::push::marks;
 use crate::service::Viewer;
 use crate::service::pagination::{Page, PageRequest, pages_per_session};
-use crate::service::{friends, guests, input, invite_code, is_unique_violation};
+use crate::service::{friends, guests, input, invite_code, is_unique_violation, photos};
 
 pub const DEFAULT_PHOTO_LIFETIME_HOURS: i32 = 5;
 pub const MAX_PHOTO_LIFETIME_HOURS: i32 = 72;
@@ -38,11 +38,15 @@ pub struct SessionView {
     pub viewer_role: SessionRole,
 }
 
-/// What someone holding an invite code may see before joining.
+/// What someone holding an invite code may see before joining, signed in or not: the
+/// session (ended ones too), its owner and two counts; never its photos or members.
 #[derive(Debug, Clone)]
 pub struct InvitePreview {
     pub session: session::Model,
+    pub owner: user::Model,
     pub member_count: u64,
+    /// Ready photos that have not expired, as `Session.photoCount` counts them.
+    pub photo_count: i64,
 }
 
 fn active_member(session_id: Uuid, user_id: Uuid) -> Condition {
@@ -185,7 +189,8 @@ pub async fn create_session(
     })
 }
 
-pub(crate) async fn find_by_code(
+/// The session whose current invite code this is (typed in any accepted form), ended or not.
+pub async fn find_by_code(
     db: &impl ConnectionTrait,
     code: &str,
 ) -> ApiResult<Option<session::Model>> {
@@ -206,19 +211,38 @@ async fn member_count(db: &impl ConnectionTrait, session_id: Uuid) -> ApiResult<
         .await?)
 }
 
-/// A preview of the session behind an invite code, or `None` for an unknown code.
+/// A preview of the session behind an invite code, or `None` for a code that is not (or no
+/// longer) any session's. Anyone holding the code may ask, anonymously too: the code is the
+/// capability, and callers rate-limit the asking. Four statements, whatever the session.
 pub async fn preview_invite(
     db: &impl ConnectionTrait,
-    viewer: Viewer,
     code: &str,
 ) -> ApiResult<Option<InvitePreview>> {
-    viewer.user_id()?;
     let Some(session) = find_by_code(db, code).await? else {
         return Ok(None);
     };
-    let member_count = member_count(db, session.id).await?;
+    let ids = [session.id];
+    let (owner, member_count, photo_counts) = tokio::try_join!(
+        async {
+            user::Entity::find_by_id(session.owner_id)
+                .one(db)
+                .await
+                .map_err(ApiError::from)
+        },
+        member_count(db, session.id),
+        photos::count_photos(db, &ids),
+    )?;
+    let owner = owner.ok_or_else(|| {
+        ApiError::internal(anyhow::anyhow!(
+            "session {} has no owner row {}",
+            session.id,
+            session.owner_id
+        ))
+    })?;
     Ok(Some(InvitePreview {
+        photo_count: photo_counts.get(&session.id).copied().unwrap_or(0),
         session,
+        owner,
         member_count,
     }))
 }

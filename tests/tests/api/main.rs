@@ -7,6 +7,7 @@
 mod abuse;
 mod apollo;
 mod authorization;
+mod browser;
 mod concurrency;
 mod connections;
 mod cost;
@@ -16,6 +17,7 @@ mod friends;
 mod guests;
 mod health;
 mod http_protocol;
+mod invite_page;
 mod lifecycle;
 mod limits;
 mod metrics;

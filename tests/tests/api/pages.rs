@@ -3,13 +3,11 @@
 //! Chromium: a query with the token typed into the Headers tab, the headers kept across a
 //! reload, a subscription over the WebSocket, and not one request to another host.
 
-mod browser;
-
 use photon_tests::photos::{photo_bytes, sha256_hex, upload};
 use photon_tests::{TestApp, TestUser, create_session, join};
 use serde_json::{Value, json};
 
-use self::browser::{Browser, Page};
+use crate::browser::{Browser, Page};
 
 const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 

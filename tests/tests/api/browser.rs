@@ -332,6 +332,36 @@ impl Page<'_> {
         self.call("Input.insertText", json!({ "text": text })).await;
     }
 
+    /// A PNG of the element `selector` names, as the browser painted it (at one device
+    /// pixel per CSS pixel).
+    pub async fn screenshot(&self, selector: &str) -> Vec<u8> {
+        let rect = self
+            .eval(&format!(
+                "(() => {{ const r = document.querySelector({selector:?}).getBoundingClientRect(); \
+                 return {{ x: r.left + window.scrollX, y: r.top + window.scrollY, \
+                 width: r.width, height: r.height }}; }})()"
+            ))
+            .await;
+        let shot = self
+            .call(
+                "Page.captureScreenshot",
+                json!({
+                    "format": "png",
+                    "captureBeyondViewport": true,
+                    "clip": {
+                        "x": rect["x"], "y": rect["y"],
+                        "width": rect["width"], "height": rect["height"],
+                        "scale": 1,
+                    },
+                }),
+            )
+            .await;
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().unwrap())
+            .unwrap()
+    }
+
     /// What the recorder saw in the current document: CSP violations and uncaught errors.
     pub async fn recorded(&self) -> Value {
         self.try_eval("window.__photonTest")
