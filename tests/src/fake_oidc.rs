@@ -436,14 +436,15 @@ impl Drop for FakeOidc {
     }
 }
 
-/// Checks what every authorize request needs and records a grant; `Err` is the error page a
-/// real provider shows (it does not redirect a bad request).
+/// Checks what every authorize request needs and records a grant: the code, redirect URI
+/// and state; `None` for a bad request (which a real provider shows an error page for
+/// rather than redirect).
 fn authorize(
     inner: &mut Inner,
     query: &HashMap<String, String>,
     client_id: &str,
     scopes: &[&str],
-) -> Result<(String, String, String), Response> {
+) -> Option<(String, String, String)> {
     inner.authorize_requests.push(query.clone());
     let param = |name: &str| query.get(name).map(String::as_str).unwrap_or_default();
     let requested: Vec<&str> = param("scope").split(' ').collect();
@@ -456,7 +457,7 @@ fn authorize(
         && scopes.iter().all(|s| requested.contains(s))
         && !param("redirect_uri").is_empty();
     if !well_formed {
-        return Err((StatusCode::BAD_REQUEST, "invalid_request").into_response());
+        return None;
     }
     let code = format!("c.{}", uuid::Uuid::new_v4().simple());
     inner.grants.insert(
@@ -467,7 +468,7 @@ fn authorize(
             nonce: Some(param("nonce").to_owned()),
         },
     );
-    Ok((
+    Some((
         code,
         param("redirect_uri").to_owned(),
         param("state").to_owned(),
@@ -481,8 +482,8 @@ async fn google_authorize(
     let mut inner = lock(&shared);
     let (code, redirect_uri, state) =
         match authorize(&mut inner, &query, GOOGLE_CLIENT_ID, &["openid", "email"]) {
-            Ok(granted) => granted,
-            Err(page) => return page,
+            Some(granted) => granted,
+            None => return (StatusCode::BAD_REQUEST, "invalid_request").into_response(),
         };
     let mut url = url::Url::parse(&redirect_uri).expect("redirect_uri is a URL");
     if inner.deny {
@@ -541,8 +542,8 @@ async fn apple_authorize(
     }
     let (code, redirect_uri, state) =
         match authorize(&mut inner, &query, APPLE_CLIENT_ID, &["name", "email"]) {
-            Ok(granted) => granted,
-            Err(page) => return page,
+            Some(granted) => granted,
+            None => return (StatusCode::BAD_REQUEST, "invalid_request").into_response(),
         };
     if inner.deny {
         inner.grants.remove(&code);

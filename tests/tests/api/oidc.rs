@@ -672,8 +672,7 @@ fn apple_and_google_settings_are_checked_at_start_up() {
         dir.path().join("nope.p8").display()
     );
     let err = resolve(&[apple[0], apple[1], apple[2], missing.as_str()])
-        .err()
-        .expect("a missing key fails start-up");
+        .expect_err("a missing key fails start-up");
     assert!(format!("{err:#}").contains("APPLE_PRIVATE_KEY"), "{err:#}");
     let not_a_key = dir.path().join("not-a-key.p8");
     std::fs::write(
@@ -683,7 +682,6 @@ fn apple_and_google_settings_are_checked_at_start_up() {
     .unwrap();
     let bad = format!("--apple-private-key={}", not_a_key.display());
     let err = resolve(&[apple[0], apple[1], apple[2], bad.as_str()])
-        .err()
-        .expect("a bad key fails start-up");
+        .expect_err("a bad key fails start-up");
     assert!(format!("{err:#}").contains("P-256"), "{err:#}");
 }
