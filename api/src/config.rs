@@ -442,7 +442,9 @@ fn apple_credentials(args: &OAuthArgs) -> anyhow::Result<Option<AppleCredentials
         text(&args.apple_client_id),
         text(&args.apple_team_id),
         text(&args.apple_key_id),
-        args.apple_private_key.as_deref(),
+        args.apple_private_key
+            .as_deref()
+            .filter(|path| !path.as_os_str().is_empty()),
     ) {
         (Some(client_id), Some(team_id), Some(key_id), Some(path)) => Ok(Some(AppleCredentials {
             client_id,

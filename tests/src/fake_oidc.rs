@@ -201,6 +201,8 @@ struct Inner {
     account: Option<OidcAccount>,
     /// The keys `/certs` or `/auth/keys` publishes.
     published: Vec<SigningKey>,
+    /// Published before them: JWKs of kinds a verifier may not know.
+    extra_jwks: Vec<Value>,
     /// The key ID tokens are signed with.
     signer: SigningKey,
     tamper: Tamper,
@@ -268,6 +270,7 @@ impl FakeOidc {
             issuer: base_url.clone(),
             account: None,
             published: vec![signer.clone()],
+            extra_jwks: Vec::new(),
             signer,
             tamper: Tamper::default(),
             deny: false,
@@ -401,6 +404,11 @@ impl FakeOidc {
         let mut key = ec_key(kid);
         key.jwk = Value::Null;
         key
+    }
+
+    /// Publishes `jwk` as well (first in the set), as it is.
+    pub fn publish_raw(&self, jwk: Value) {
+        lock(&self.inner).extra_jwks.push(jwk);
     }
 
     /// The key that signs now.
@@ -748,7 +756,12 @@ fn id_token(
 async fn jwks(State(shared): State<Shared>) -> Response {
     let mut inner = lock(&shared);
     inner.jwks_requests += 1;
-    let keys: Vec<Value> = inner.published.iter().map(|key| key.jwk.clone()).collect();
+    let keys: Vec<Value> = inner
+        .extra_jwks
+        .iter()
+        .cloned()
+        .chain(inner.published.iter().map(|key| key.jwk.clone()))
+        .collect();
     (
         [(
             header::CACHE_CONTROL,

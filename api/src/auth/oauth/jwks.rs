@@ -9,7 +9,7 @@
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use serde::Deserialize;
 
 use super::providers::{ProfileError, read_json};
@@ -121,6 +121,8 @@ impl Jwks {
             .into_iter()
             .filter_map(|key| serde_json::from_value::<Jwk>(key).ok())
             .filter(|key| key.common.key_id.is_some())
+            // A key published for encryption does not vouch for signatures.
+            .filter(|key| !matches!(key.common.public_key_use, Some(PublicKeyUse::Encryption)))
             .collect();
         tracing::info!(url = %self.url, keys = keys.len(), "fetched a provider's signing keys");
         Ok(keys)
