@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{FromRef, State};
+use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::{HeaderName, Request, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -170,7 +170,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/auth/{provider}/callback",
-            get(oauth::callback).route_layer(per_ip(Rule::OAuth)),
+            get(oauth::callback)
+                .post(oauth::form_callback)
+                .layer(DefaultBodyLimit::max(oauth::MAX_CALLBACK_FORM_BYTES))
+                .route_layer(per_ip(Rule::OAuth)),
         )
         .layer(middleware::from_fn(time_limit));
     // Uploads of large photos over slow phone networks may take longer than API calls, so

@@ -14,7 +14,9 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use crate::auth::oauth::{ClientCredentials, OAuthArgs, OAuthSettings, ProviderUrls};
+use crate::auth::oauth::{
+    AppleCredentials, AppleKey, ClientCredentials, OAuthArgs, OAuthSettings, ProviderUrls,
+};
 use crate::auth::refresh::RefreshSettings;
 use crate::db::{DatabaseArgs, DatabaseTimeouts};
 use crate::graphql::cost::{CostLimits, CostSettings};
@@ -218,6 +220,12 @@ impl Settings {
             );
         }
         let oauth = OAuthSettings {
+            apple: apple_credentials(&self.oauth)?,
+            google: credentials(
+                "GOOGLE",
+                self.oauth.google_client_id,
+                self.oauth.google_client_secret,
+            )?,
             github: credentials(
                 "GITHUB",
                 self.oauth.github_client_id,
@@ -229,6 +237,14 @@ impl Settings {
                 self.oauth.discord_client_secret,
             )?,
             urls: ProviderUrls {
+                apple_base: web_base("APPLE_BASE_URL", self.oauth.apple_base_url)?,
+                google_issuer: web_base("GOOGLE_ISSUER_URL", self.oauth.google_issuer_url)?,
+                google_authorize: web_base(
+                    "GOOGLE_AUTHORIZE_URL",
+                    self.oauth.google_authorize_url,
+                )?,
+                google_token: web_base("GOOGLE_TOKEN_URL", self.oauth.google_token_url)?,
+                google_jwks: web_base("GOOGLE_JWKS_URL", self.oauth.google_jwks_url)?,
                 github_base: web_base("GITHUB_BASE_URL", self.oauth.github_base_url)?,
                 github_api: web_base("GITHUB_API_URL", self.oauth.github_api_url)?,
                 discord_base: web_base("DISCORD_BASE_URL", self.oauth.discord_base_url)?,
@@ -417,6 +433,37 @@ fn credentials(
         })),
         (None, None) => Ok(None),
         _ => bail!("{prefix}_CLIENT_ID and {prefix}_CLIENT_SECRET must be set together"),
+    }
+}
+
+/// Sign in with Apple's four settings, all or none; the key is read and checked here, so a
+/// bad one fails start-up.
+fn apple_credentials(args: &OAuthArgs) -> anyhow::Result<Option<AppleCredentials>> {
+    let text = |value: &Option<String>| {
+        value
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    match (
+        text(&args.apple_client_id),
+        text(&args.apple_team_id),
+        text(&args.apple_key_id),
+        args.apple_private_key
+            .as_deref()
+            .filter(|path| !path.as_os_str().is_empty()),
+    ) {
+        (Some(client_id), Some(team_id), Some(key_id), Some(path)) => Ok(Some(AppleCredentials {
+            client_id,
+            team_id,
+            key_id,
+            key: AppleKey::load(path)?,
+        })),
+        (None, None, None, None) => Ok(None),
+        _ => bail!(
+            "APPLE_CLIENT_ID, APPLE_TEAM_ID, APPLE_KEY_ID and APPLE_PRIVATE_KEY must be set together"
+        ),
     }
 }
 

@@ -10,7 +10,7 @@ pub struct Model {
     /// Lower-case hex SHA-256 of the state; the state itself is never stored.
     #[sea_orm(primary_key, auto_increment = false)]
     pub state_hash: String,
-    /// `github` or `discord`: a state is only good at the provider it was made for.
+    /// `github`, `discord`, `apple` or `google`: a state is only good at the provider it was made for.
     pub provider: String,
     /// The app URI the login code (or the error) goes to; on the allow-list when stored.
     pub redirect_uri: String,
@@ -19,6 +19,9 @@ pub struct Model {
     /// Our own PKCE verifier for the provider's token endpoint. Useless without the
     /// authorization code, which only the browser sees.
     pub pkce_verifier: String,
+    /// Lower-case hex SHA-256 of the OpenID Connect `nonce` sent to Apple or Google, which
+    /// their ID token must carry back; `None` for GitHub and Discord.
+    pub nonce_hash: Option<String>,
     pub created_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
 }

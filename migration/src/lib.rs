@@ -9,6 +9,7 @@ mod m20261128_000003_oauth;
 mod m20261201_000001_storage_limits;
 mod m20261201_000002_review_fixes;
 mod m20261202_000001_photo_processing;
+mod m20261202_000002_oidc_nonce;
 mod m20261202_000003_guests;
 
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_storage_limits::Migration),
             Box::new(m20261201_000002_review_fixes::Migration),
             Box::new(m20261202_000001_photo_processing::Migration),
+            Box::new(m20261202_000002_oidc_nonce::Migration),
             Box::new(m20261202_000003_guests::Migration),
         ]
     }

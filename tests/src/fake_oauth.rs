@@ -1,6 +1,7 @@
 //! Loopback stand-ins for GitHub and Discord as OAuth2 providers, speaking their wire formats
 //! so the server's real provider code is what gets tested, plus [`Browser`], which follows
-//! redirects the way the app's in-app browser does.
+//! redirects (and auto-submitting form posts, as Apple's callback is) the way the app's
+//! in-app browser does.
 //!
 //! One fake serves both providers' paths (they do not overlap):
 //!
@@ -730,12 +731,18 @@ impl Browser {
         if !matches!(url.scheme(), "http" | "https") {
             return Hop::Stop(Landing::App(url.clone()));
         }
-        let response = self
-            .client
-            .get(url.clone())
-            .send()
-            .await
-            .expect("browser request");
+        let request = self.client.get(url.clone());
+        self.send(url, request).await
+    }
+
+    /// Submits a form, as a page's script would.
+    pub async fn submit(&self, form: &crate::fake_oidc::FormPost) -> Hop {
+        let request = self.client.post(form.action.clone()).form(&form.fields);
+        self.send(&form.action, request).await
+    }
+
+    async fn send(&self, url: &url::Url, request: reqwest::RequestBuilder) -> Hop {
+        let response = request.send().await.expect("browser request");
         let status = response.status();
         if status.is_redirection() {
             let location = response
@@ -749,13 +756,44 @@ impl Browser {
         Hop::Stop(Landing::Page { status, body })
     }
 
-    /// Follows redirects from `start` until the app's deep link or a page.
+    /// Follows redirects (and submits auto-submitting forms) from `start` until the app's
+    /// deep link or a page.
     pub async fn visit(&self, start: &str) -> Landing {
+        let mut url = url::Url::parse(start).expect("a start URL");
+        let mut hop = self.hop(&url).await;
+        for _ in 0..10 {
+            match hop {
+                Hop::Next(next) => {
+                    hop = self.hop(&next).await;
+                    url = next;
+                }
+                Hop::Stop(Landing::Page { status, body }) => {
+                    match crate::fake_oidc::parse_form_post(&url, &body) {
+                        Some(form) if status.is_success() => {
+                            url = form.action.clone();
+                            hop = self.submit(&form).await;
+                        }
+                        _ => return Landing::Page { status, body },
+                    }
+                }
+                Hop::Stop(landing) => return landing,
+            }
+        }
+        panic!("more than 10 redirects from {start}");
+    }
+
+    /// Follows redirects from `start` until a page with an auto-submitting form, and returns
+    /// the form without submitting it (to tamper with or replay Apple's callback).
+    pub async fn visit_until_form(&self, start: &str) -> crate::fake_oidc::FormPost {
         let mut url = url::Url::parse(start).expect("a start URL");
         for _ in 0..10 {
             match self.hop(&url).await {
                 Hop::Next(next) => url = next,
-                Hop::Stop(landing) => return landing,
+                Hop::Stop(Landing::Page { body, .. }) => {
+                    return crate::fake_oidc::parse_form_post(&url, &body)
+                        .unwrap_or_else(|| panic!("not a form post page: {body}"));
+                }
+                Hop::Stop(landing) => panic!("stopped before a form: {landing:?}"),
             }
         }
         panic!("more than 10 redirects from {start}");

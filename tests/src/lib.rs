@@ -7,6 +7,7 @@ pub mod bench;
 pub mod client;
 pub mod fake_fcm;
 pub mod fake_oauth;
+pub mod fake_oidc;
 pub mod logs;
 pub mod photos;
 pub mod process;

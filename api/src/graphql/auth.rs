@@ -41,7 +41,7 @@ impl AuthPayload {
 /// A way to sign in.
 #[derive(SimpleObject)]
 pub struct AuthProvider {
-    /// `github` or `discord`.
+    /// `apple`, `google`, `github` or `discord`.
     name: String,
     /// Where the app's in-app browser starts the sign-in, once the app has appended
     /// `?redirect_uri=<an allowed app URI>&code_challenge=<S256 PKCE challenge>`. The browser
@@ -56,7 +56,7 @@ pub struct AuthQuery;
 #[Object]
 impl AuthQuery {
     /// The sign-in providers this server has enabled, for the login screen. Empty until
-    /// GitHub or Discord credentials are configured.
+    /// credentials for Apple, Google, GitHub or Discord are configured.
     async fn auth_providers(&self, ctx: &Context<'_>) -> Result<Vec<AuthProvider>> {
         let oauth = &ctx.deps()?.oauth;
         Ok(oauth
@@ -91,8 +91,8 @@ impl AuthMutation {
         Ok(AuthPayload(pair))
     }
 
-    /// Finishes a GitHub or Discord sign-in: swaps the one-time login code the browser
-    /// brought back to the app for tokens. The code works once, for 60 seconds, and only
+    /// Finishes a provider sign-in (Apple, Google, GitHub or Discord): swaps the one-time
+    /// login code the browser brought back to the app for tokens. The code works once, for 60 seconds, and only
     /// with the verifier of the `code_challenge` the sign-in started with; any failure is
     /// UNAUTHENTICATED and uses the code up, so the app starts the sign-in again.
     async fn exchange_login_code(

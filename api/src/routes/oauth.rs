@@ -1,12 +1,13 @@
-//! The two routes the in-app browser visits: `GET /auth/{provider}/start` and
-//! `GET /auth/{provider}/callback`.
+//! The routes the in-app browser visits: `GET /auth/{provider}/start` and
+//! `GET /auth/{provider}/callback` (Apple's: `POST`, a form, as `response_mode=form_post`
+//! sends it).
 //!
 //! The browser is only ever sent to an app URI that is on the allow-list and came from our
 //! own storage. A request without a trusted destination (a start with a bad `redirect_uri`, a
 //! callback with an unknown state) gets a JSON error page and goes nowhere.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::header::{CACHE_CONTROL, LOCATION, REFERRER_POLICY};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +19,9 @@ use oauth2::{
 use serde::Deserialize;
 use url::Url;
 
-use crate::auth::oauth::providers::{self, ProfileError, Provider};
+use crate::auth::oauth::id_token::{self, Expected};
+use crate::auth::oauth::providers::{self, Profile, ProfileError, Provider};
+use crate::auth::oauth::{OAuth, OidcTokenResponse, apple};
 use crate::clock;
 use crate::deps::Deps;
 use crate::error::{ApiError, ErrorCode};
@@ -35,7 +38,8 @@ enum Failure {
     InvalidRequest,
     /// The sign-in expired, or the callback was for another provider.
     InvalidState,
-    /// The provider refused the code, failed, timed out or answered garbage.
+    /// The provider refused the code, failed, timed out or answered garbage (an ID token
+    /// that fails its checks included).
     ProviderError,
     /// The provider has no verified e-mail address for the account.
     EmailUnverified,
@@ -112,7 +116,7 @@ fn no_store(mut response: Response) -> Response {
 /// 404.
 fn enabled_provider(deps: &Deps, name: &str) -> Result<Provider, String> {
     let Some(provider) = Provider::from_name(name) else {
-        return Err("no such sign-in provider (try github or discord)".to_owned());
+        return Err("no such sign-in provider (try apple, google, github or discord)".to_owned());
     };
     if deps.oauth.client(provider).is_none() {
         return Err(format!(
@@ -174,11 +178,15 @@ pub async fn start(
     // Our own PKCE pair for the provider, independent of the app's: the provider's code is
     // useless to whoever intercepts the callback without the verifier we keep.
     let (pkce_challenge, pkce_verifier) = PkceCodeChallenge::new_random_sha256();
+    // OpenID's nonce ties the ID token to this sign-in: one minted for another sign-in (or
+    // replayed from an earlier one) does not carry it.
+    let nonce = provider.is_oidc().then(flow::random_secret);
     let new = NewState {
         provider,
         redirect_uri: &redirect_uri,
         code_challenge: &code_challenge,
         pkce_verifier: pkce_verifier.secret(),
+        nonce: nonce.as_deref(),
     };
     let csrf = match flow::create_state(&deps.db, new).await {
         Ok(csrf) => csrf,
@@ -187,7 +195,7 @@ pub async fn start(
             return internal_error();
         }
     };
-    let (url, _) = client
+    let mut authorize = client
         .authorize_url(move || CsrfToken::new(csrf))
         .add_scopes(
             provider
@@ -195,8 +203,15 @@ pub async fn start(
                 .iter()
                 .map(|scope| Scope::new((*scope).to_owned())),
         )
-        .set_pkce_challenge(pkce_challenge)
-        .url();
+        .set_pkce_challenge(pkce_challenge);
+    if let Some(nonce) = &nonce {
+        authorize = authorize.add_extra_param("nonce", nonce);
+    }
+    if provider.posts_callback() {
+        // Apple insists on it when name or e-mail is asked for.
+        authorize = authorize.add_extra_param("response_mode", "form_post");
+    }
+    let (url, _) = authorize.url();
     tracing::info!(provider = provider.name(), "sign-in started");
     redirect(url.as_str())
 }
@@ -206,7 +221,12 @@ pub struct CallbackParams {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
+    /// Apple's, on first consent only: `{"name":{"firstName","lastName"},"email"}`.
+    user: Option<String>,
 }
+
+/// Most bytes of a callback form. Apple's is a code, a state and a name; a few hundred bytes.
+pub const MAX_CALLBACK_FORM_BYTES: usize = 16 * 1024;
 
 /// A provider's error code fit for the log: the short token the OAuth spec defines, never
 /// free text that a crafted URL could fill.
@@ -242,6 +262,19 @@ fn describe_token_error<E: std::error::Error>(
     }
 }
 
+fn wrong_method(provider: Provider) -> Response {
+    let message = if provider.posts_callback() {
+        "this provider calls back with a form POST"
+    } else {
+        "this provider calls back with a GET"
+    };
+    no_store(plain_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::BadRequest,
+        message,
+    ))
+}
+
 /// `GET /auth/{provider}/callback?code=…&state=…` (or `?error=…&state=…`): finishes the
 /// sign-in and sends the browser to the app with a login code or an error.
 pub async fn callback(
@@ -253,11 +286,88 @@ pub async fn callback(
         Ok(provider) => provider,
         Err(message) => return not_found(&message),
     };
-    let invalid_state =
-        || bad_request("this sign-in is unknown, finished or expired: start it again");
+    if provider.posts_callback() {
+        return wrong_method(provider);
+    }
     let Ok(Query(params)) = params else {
         return bad_request("the query string is malformed");
     };
+    finish(&deps, provider, params).await
+}
+
+/// `POST /auth/{provider}/callback` with `code`, `state` (and on first consent `user`), or
+/// `error` and `state`, as a form: Apple's `form_post` callback. Answers as the GET does.
+pub async fn form_callback(
+    State(deps): State<Deps>,
+    Path(provider): Path<String>,
+    params: Result<Form<CallbackParams>, FormRejection>,
+) -> Response {
+    let provider = match enabled_provider(&deps, &provider) {
+        Ok(provider) => provider,
+        Err(message) => return not_found(&message),
+    };
+    if !provider.posts_callback() {
+        return wrong_method(provider);
+    }
+    let params = match params {
+        Ok(Form(params)) => params,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return no_store(plain_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::BadRequest,
+                "the callback form is too large",
+            ));
+        }
+        Err(_) => {
+            return bad_request("the callback must be an application/x-www-form-urlencoded form");
+        }
+    };
+    finish(&deps, provider, params).await
+}
+
+/// The account behind an Apple or Google token response: its ID token checked (keys,
+/// issuer, audience, lifetime, then the nonce this sign-in stored), then its e-mail.
+async fn openid_profile(
+    oauth: &OAuth,
+    provider: Provider,
+    token: &OidcTokenResponse,
+    row: &entity::oauth_state::Model,
+    apple_user: Option<&str>,
+) -> Result<Profile, ProfileError> {
+    let Some(openid) = oauth.openid(provider) else {
+        return Err(ProfileError::Provider("not an OpenID provider".to_owned()));
+    };
+    let Some(token) = token.extra_fields().id_token.as_deref() else {
+        return Err(ProfileError::Provider(
+            "token response without an id_token".to_owned(),
+        ));
+    };
+    let expected = Expected {
+        issuers: &openid.issuers,
+        audience: &openid.client_id,
+        algorithms: openid.algorithms,
+        not_issued_before: row.created_at.timestamp(),
+        now: clock::now().timestamp(),
+    };
+    let verified = id_token::verify(&oauth.http, &openid.jwks, token, &expected).await?;
+    if !flow::nonce_matches(row, verified.nonce.as_deref()) {
+        return Err(ProfileError::Provider(
+            "id_token: not this sign-in's nonce".to_owned(),
+        ));
+    }
+    let mut profile = verified.into_profile()?;
+    if provider == Provider::Apple {
+        // Apple's relay addresses (`…@privaterelay.appleid.com`) are real, verified
+        // addresses that forward to the person: they are the account like any other.
+        profile.display_name = apple_user.and_then(apple::name_from_form);
+    }
+    Ok(profile)
+}
+
+/// The callback's work, whichever way it arrived.
+async fn finish(deps: &Deps, provider: Provider, params: CallbackParams) -> Response {
+    let invalid_state =
+        || bad_request("this sign-in is unknown, finished or expired: start it again");
     let Some(csrf) = params.state.filter(|s| !s.is_empty()) else {
         tracing::info!(provider = provider.name(), "sign-in callback without state");
         return invalid_state();
@@ -303,7 +413,8 @@ pub async fn callback(
     }
     if let Some(error) = params.error {
         let reason = format!("provider answered {}", loggable(&error));
-        let failure = if error == "access_denied" {
+        // Apple's word for it is `user_cancelled_authorize`.
+        let failure = if matches!(error.as_str(), "access_denied" | "user_cancelled_authorize") {
             Failure::AccessDenied
         } else {
             Failure::ProviderError
@@ -316,6 +427,18 @@ pub async fn callback(
     let Some(client) = oauth.client(provider) else {
         return refuse(Failure::ServerError, "client vanished");
     };
+    let with_fresh_secret;
+    let client = match oauth.fresh_client_secret(provider) {
+        Ok(None) => client,
+        Ok(Some(secret)) => {
+            with_fresh_secret = client.clone().set_client_secret(secret);
+            &with_fresh_secret
+        }
+        Err(err) => {
+            tracing::error!(provider = provider.name(), error = %err, "cannot make a client secret");
+            return fail(redirect_uri, Failure::ServerError);
+        }
+    };
     let token = match client
         .exchange_code(AuthorizationCode::new(code))
         .set_pkce_verifier(PkceCodeVerifier::new(row.pkce_verifier.clone()))
@@ -325,14 +448,18 @@ pub async fn callback(
         Ok(token) => token,
         Err(err) => return refuse(Failure::ProviderError, &describe_token_error(&err)),
     };
-    let profile = match providers::fetch_profile(
-        &oauth.http,
-        &oauth.urls,
-        provider,
-        token.access_token().secret(),
-    )
-    .await
-    {
+    let profile = if provider.is_oidc() {
+        openid_profile(oauth, provider, &token, &row, params.user.as_deref()).await
+    } else {
+        providers::fetch_profile(
+            &oauth.http,
+            &oauth.urls,
+            provider,
+            token.access_token().secret(),
+        )
+        .await
+    };
+    let profile = match profile {
         Ok(profile) => profile,
         Err(ProfileError::EmailUnverified) => {
             return refuse(Failure::EmailUnverified, "no verified e-mail address");

@@ -2,8 +2,10 @@
 //! start, the one-time login code that hands the result to the app, and the account the
 //! provider's verified e-mail address leads to.
 //!
-//! States and codes are random, stored only as SHA-256 hashes, and consumed by a
-//! `DELETE … RETURNING`: of two requests racing with the same value, exactly one gets the row.
+//! States, OpenID nonces and codes are random, stored only as SHA-256 hashes, and consumed by
+//! a `DELETE … RETURNING`: of two requests racing with the same value, exactly one gets the row.
+//! A nonce is only ever compared for equality, so its hash serves as well as the value and
+//! leaves a reader of the database nothing to put in a forged sign-in.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -34,7 +36,7 @@ const INVALID_CODE: ApiError =
     ApiError::Unauthenticated("invalid, expired or already used login code");
 
 /// 256 random bits, URL-safe: unguessable, and fits any query string.
-fn random_secret() -> String {
+pub fn random_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
@@ -42,6 +44,16 @@ fn random_secret() -> String {
 
 fn hash(secret: &str) -> String {
     hex(&Sha256::digest(secret.as_bytes()))
+}
+
+/// Whether an ID token's `nonce` is the one a sign-in stored (compared in constant time).
+pub fn nonce_matches(row: &oauth_state::Model, nonce: Option<&str>) -> bool {
+    match (row.nonce_hash.as_deref(), nonce) {
+        (Some(expected), Some(nonce)) => {
+            bool::from(hash(nonce).as_bytes().ct_eq(expected.as_bytes()))
+        }
+        _ => false,
+    }
 }
 
 /// The S256 PKCE challenge of a verifier: base64url(SHA-256(verifier)), no padding.
@@ -71,6 +83,8 @@ pub struct NewState<'a> {
     pub redirect_uri: &'a str,
     pub code_challenge: &'a str,
     pub pkce_verifier: &'a str,
+    /// The OpenID Connect nonce sent to Apple or Google.
+    pub nonce: Option<&'a str>,
 }
 
 /// Stores a sign-in in progress and returns its `state` (the only time it exists in clear).
@@ -83,6 +97,7 @@ pub async fn create_state(db: &impl ConnectionTrait, new: NewState<'_>) -> ApiRe
         redirect_uri: Set(new.redirect_uri.to_owned()),
         code_challenge: Set(new.code_challenge.to_owned()),
         pkce_verifier: Set(new.pkce_verifier.to_owned()),
+        nonce_hash: Set(new.nonce.map(hash)),
         created_at: Set(now),
         expires_at: Set(now + STATE_TTL),
     })
@@ -108,20 +123,17 @@ pub async fn consume_state(
 /// valid name (trimmed, bounded, no control characters); else `None` (the e-mail's local
 /// part, see [`users::upsert_by_email`]).
 fn account_name(profile: &Profile) -> Option<String> {
-    [
-        profile.display_name.as_deref(),
-        Some(profile.login.as_str()),
-    ]
-    .into_iter()
-    .flatten()
-    .find_map(|candidate| {
-        let bounded: String = candidate
-            .trim()
-            .chars()
-            .take(input::MAX_NAME_CHARS)
-            .collect();
-        input::label("name", &bounded, input::MAX_NAME_CHARS).ok()
-    })
+    [profile.display_name.as_deref(), profile.login.as_deref()]
+        .into_iter()
+        .flatten()
+        .find_map(|candidate| {
+            let bounded: String = candidate
+                .trim()
+                .chars()
+                .take(input::MAX_NAME_CHARS)
+                .collect();
+            input::label("name", &bounded, input::MAX_NAME_CHARS).ok()
+        })
 }
 
 /// The account a provider's profile signs in to, created or linked as needed.
@@ -280,7 +292,7 @@ mod tests {
         let profile = |display_name: Option<&str>, login: &str| Profile {
             subject: "1".to_owned(),
             email: "ana@example.com".to_owned(),
-            login: login.to_owned(),
+            login: Some(login.to_owned()),
             display_name: display_name.map(str::to_owned),
             avatar_url: None,
         };
@@ -301,5 +313,32 @@ mod tests {
             account_name(&profile(Some(&"é".repeat(100)), "ana")).map(|n| n.chars().count()),
             Some(input::MAX_NAME_CHARS)
         );
+        let mut nameless = profile(None, "");
+        nameless.login = None;
+        assert_eq!(
+            account_name(&nameless),
+            None,
+            "the e-mail's local part will do"
+        );
+    }
+
+    #[test]
+    fn a_nonce_matches_only_the_one_stored() {
+        let now = clock::now();
+        let row = |nonce: Option<&str>| oauth_state::Model {
+            state_hash: hash("state"),
+            provider: "google".to_owned(),
+            redirect_uri: "photon://auth".to_owned(),
+            code_challenge: "c".repeat(43),
+            pkce_verifier: "v".repeat(43),
+            nonce_hash: nonce.map(hash),
+            created_at: now,
+            expires_at: now,
+        };
+        assert!(nonce_matches(&row(Some("n-1")), Some("n-1")));
+        assert!(!nonce_matches(&row(Some("n-1")), Some("n-2")));
+        assert!(!nonce_matches(&row(Some("n-1")), None));
+        assert!(!nonce_matches(&row(None), Some("n-1")));
+        assert!(!nonce_matches(&row(None), None));
     }
 }

@@ -22,6 +22,7 @@ mod lifecycle;
 mod limits;
 mod metrics;
 mod oauth;
+mod oidc;
 mod pages;
 mod persisted;
 mod photos;

@@ -14,15 +14,15 @@ use sea_orm::EntityTrait;
 use sea_orm::sea_query::Expr;
 use serde_json::{Value, json};
 
-const APP_URI: &str = "photon://auth";
+pub(crate) const APP_URI: &str = "photon://auth";
 
-const EXCHANGE: &str = "mutation($code: String!, $verifier: String!) {
+pub(crate) const EXCHANGE: &str = "mutation($code: String!, $verifier: String!) {
     exchangeLoginCode(code: $code, codeVerifier: $verifier) {
         accessToken refreshToken accessTokenExpiresAt user { id name email avatarUrl }
     }
 }";
 
-async fn spawn_with_args(args: Vec<String>, extra: &[&str]) -> TestApp {
+pub(crate) async fn spawn_with_args(args: Vec<String>, extra: &[&str]) -> TestApp {
     let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
     all.extend_from_slice(extra);
     TestApp::spawn_with(&all).await
@@ -35,7 +35,12 @@ async fn spawn() -> (TestApp, FakeOAuth) {
     (app, fake)
 }
 
-fn start_url(app: &TestApp, provider: &str, redirect_uri: &str, challenge: &str) -> String {
+pub(crate) fn start_url(
+    app: &TestApp,
+    provider: &str,
+    redirect_uri: &str,
+    challenge: &str,
+) -> String {
     let mut url = url::Url::parse(&app.url(&format!("/auth/{provider}/start"))).unwrap();
     url.query_pairs_mut()
         .append_pair("redirect_uri", redirect_uri)
@@ -46,7 +51,7 @@ fn start_url(app: &TestApp, provider: &str, redirect_uri: &str, challenge: &str)
 
 /// The app's side of a sign-in up to its deep link: returns where the browser landed and
 /// the verifier the app kept.
-async fn sign_in_at(app: &TestApp, provider: &str) -> (Landing, String) {
+pub(crate) async fn sign_in_at(app: &TestApp, provider: &str) -> (Landing, String) {
     let (verifier, challenge) = pkce_pair();
     let landing = Browser::new()
         .visit(&start_url(app, provider, APP_URI, &challenge))
@@ -54,13 +59,17 @@ async fn sign_in_at(app: &TestApp, provider: &str) -> (Landing, String) {
     (landing, verifier)
 }
 
-async fn exchange(app: &TestApp, code: &str, verifier: &str) -> photon_tests::GqlResponse {
+pub(crate) async fn exchange(
+    app: &TestApp,
+    code: &str,
+    verifier: &str,
+) -> photon_tests::GqlResponse {
     app.gql_anon(EXCHANGE, json!({ "code": code, "verifier": verifier }))
         .await
 }
 
 /// A whole sign-in: deep link, exchange, and the payload.
-async fn sign_in(app: &TestApp, provider: &str) -> Value {
+pub(crate) async fn sign_in(app: &TestApp, provider: &str) -> Value {
     let (landing, verifier) = sign_in_at(app, provider).await;
     let query = landing.app_query();
     let code = query.get("code").expect("a login code");
@@ -68,7 +77,7 @@ async fn sign_in(app: &TestApp, provider: &str) -> Value {
 }
 
 /// The `error` a failed sign-in sent the app, after checking it carries nothing else.
-fn app_error(landing: &Landing) -> String {
+pub(crate) fn app_error(landing: &Landing) -> String {
     let url = landing.app_url();
     assert_eq!(
         format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default()),
@@ -79,14 +88,19 @@ fn app_error(landing: &Landing) -> String {
     query.get("error").cloned().expect("an error code")
 }
 
-async fn assert_nothing_created(app: &TestApp) {
+pub(crate) async fn assert_nothing_created(app: &TestApp) {
     assert_eq!(app.count("users", "").await, 0, "users");
     assert_eq!(app.count("identities", "").await, 0, "identities");
+    assert_eq!(
+        app.count("session_members", "").await,
+        0,
+        "session memberships"
+    );
     assert_eq!(app.count("login_codes", "").await, 0, "login codes");
     assert_eq!(app.count("refresh_tokens", "").await, 0, "refresh tokens");
 }
 
-fn ana_on_github() -> GitHubAccount {
+pub(crate) fn ana_on_github() -> GitHubAccount {
     GitHubAccount::new(583231, "ana-l", Some("Ana Lima"), "Ana@Example.com")
 }
 
@@ -94,7 +108,7 @@ fn ana_on_discord() -> DiscordAccount {
     DiscordAccount::new("80351110224678912", "ana_l", Some("Ana"), "ana@example.com")
 }
 
-async fn me(app: &TestApp, token: &str) -> Value {
+pub(crate) async fn me(app: &TestApp, token: &str) -> Value {
     app.gql(Some(token), "{ me { id name email avatarUrl } }", json!({}))
         .await
         .ok()["me"]
@@ -366,7 +380,11 @@ fn with_param(url: &url::Url, key: &str, value: Option<&str>) -> url::Url {
 }
 
 /// Visits `url` and expects a JSON error page, not a redirect anywhere.
-async fn assert_refused_without_redirect(url: &url::Url, status: StatusCode, code: &str) {
+pub(crate) async fn assert_refused_without_redirect(
+    url: &url::Url,
+    status: StatusCode,
+    code: &str,
+) {
     match Browser::new().hop(url).await {
         Hop::Stop(Landing::Page { status: got, body }) => {
             assert_eq!(got, status, "{body}");

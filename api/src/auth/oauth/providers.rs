@@ -1,5 +1,6 @@
-//! GitHub and Discord: their endpoints and scopes, and their profiles read into one
-//! [`Profile`] that carries only what the provider vouches for (a verified e-mail address).
+//! The sign-in providers: their endpoints and scopes, and GitHub's and Discord's profiles
+//! read into one [`Profile`] that carries only what the provider vouches for (a verified
+//! e-mail address). Apple's and Google's come from their ID tokens (see [`super::id_token`]).
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -8,20 +9,42 @@ use url::Url;
 /// A sign-in provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Provider {
+    Apple,
+    Google,
     GitHub,
     Discord,
 }
 
 impl Provider {
-    /// In the order the login screen lists them.
-    pub const ALL: [Provider; 2] = [Provider::GitHub, Provider::Discord];
+    /// In the order the login screen lists them (Apple's guidelines want Sign in with Apple
+    /// no less prominent than any other).
+    pub const ALL: [Provider; 4] = [
+        Provider::Apple,
+        Provider::Google,
+        Provider::GitHub,
+        Provider::Discord,
+    ];
 
     /// The name in URLs, in the API and in the `identities` table.
     pub fn name(self) -> &'static str {
         match self {
+            Self::Apple => "apple",
+            Self::Google => "google",
             Self::GitHub => "github",
             Self::Discord => "discord",
         }
+    }
+
+    /// Whether the account comes from an OpenID Connect ID token (rather than a profile API
+    /// read with the access token).
+    pub fn is_oidc(self) -> bool {
+        matches!(self, Self::Apple | Self::Google)
+    }
+
+    /// Whether the provider sends the browser back with a form POST (`response_mode=
+    /// form_post`) rather than a GET: Apple does whenever name or e-mail is asked for.
+    pub fn posts_callback(self) -> bool {
+        self == Self::Apple
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
@@ -31,6 +54,9 @@ impl Provider {
     /// The least each provider will grant that still yields a verified e-mail address.
     pub fn scopes(self) -> &'static [&'static str] {
         match self {
+            // Apple has no `openid` scope to ask for: every token response has an ID token.
+            Self::Apple => &["name", "email"],
+            Self::Google => &["openid", "email", "profile"],
             Self::GitHub => &["read:user", "user:email"],
             Self::Discord => &["identify", "email"],
         }
@@ -41,6 +67,14 @@ impl Provider {
 /// on loopback, and GitHub Enterprise users at their own server.
 #[derive(Debug, Clone)]
 pub struct ProviderUrls {
+    /// Apple's issuer, which also serves `/auth/authorize`, `/auth/token` and `/auth/keys`.
+    pub apple_base: Url,
+    /// The `iss` of Google's ID tokens.
+    pub google_issuer: Url,
+    pub google_authorize: Url,
+    pub google_token: Url,
+    /// Google's JWKS, the keys its ID tokens are signed with.
+    pub google_jwks: Url,
     /// Serves `/login/oauth/authorize` and `/login/oauth/access_token`.
     pub github_base: Url,
     /// Serves `/user` and `/user/emails`.
@@ -58,6 +92,8 @@ fn join(base: &Url, path: &str) -> String {
 impl ProviderUrls {
     pub fn authorize(&self, provider: Provider) -> String {
         match provider {
+            Provider::Apple => join(&self.apple_base, "/auth/authorize"),
+            Provider::Google => self.google_authorize.to_string(),
             Provider::GitHub => join(&self.github_base, "/login/oauth/authorize"),
             Provider::Discord => join(&self.discord_base, "/oauth2/authorize"),
         }
@@ -65,8 +101,34 @@ impl ProviderUrls {
 
     pub fn token(&self, provider: Provider) -> String {
         match provider {
+            Provider::Apple => join(&self.apple_base, "/auth/token"),
+            Provider::Google => self.google_token.to_string(),
             Provider::GitHub => join(&self.github_base, "/login/oauth/access_token"),
             Provider::Discord => join(&self.discord_base, "/api/oauth2/token"),
+        }
+    }
+
+    /// Where an OpenID provider publishes its signing keys.
+    pub fn jwks(&self, provider: Provider) -> Option<String> {
+        match provider {
+            Provider::Apple => Some(join(&self.apple_base, "/auth/keys")),
+            Provider::Google => Some(self.google_jwks.to_string()),
+            Provider::GitHub | Provider::Discord => None,
+        }
+    }
+
+    /// The `iss` values an OpenID provider's ID tokens may carry. Google documents both
+    /// `https://accounts.google.com` and the bare `accounts.google.com`.
+    pub fn issuers(&self, provider: Provider) -> Vec<String> {
+        let exact = |url: &Url| url.as_str().trim_end_matches('/').to_owned();
+        match provider {
+            Provider::Apple => vec![exact(&self.apple_base)],
+            Provider::Google => {
+                let issuer = exact(&self.google_issuer);
+                let bare = issuer.strip_prefix("https://").map(str::to_owned);
+                std::iter::once(issuer).chain(bare).collect()
+            }
+            Provider::GitHub | Provider::Discord => Vec::new(),
         }
     }
 }
@@ -77,8 +139,8 @@ pub struct Profile {
     pub subject: String,
     /// A verified e-mail address (the primary one on GitHub).
     pub email: String,
-    /// The login name, for when there is no display name.
-    pub login: String,
+    /// The login name, for when there is no display name (Apple and Google have none).
+    pub login: Option<String>,
     pub display_name: Option<String>,
     pub avatar_url: Option<String>,
 }
@@ -94,7 +156,7 @@ pub enum ProfileError {
     Provider(String),
 }
 
-/// Most bytes read from a profile endpoint: real answers are a few kilobytes.
+/// Most bytes read from a profile or JWKS endpoint: real answers are a few kilobytes.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// GETs `url` with the access token in the `Authorization` header (never in the URL) and
@@ -106,10 +168,20 @@ async fn get_json<T: DeserializeOwned>(
     accept: &'static str,
     endpoint: &'static str,
 ) -> Result<T, ProfileError> {
-    let mut response = http
+    let request = http
         .get(url)
         .bearer_auth(access_token)
-        .header(reqwest::header::ACCEPT, accept)
+        .header(reqwest::header::ACCEPT, accept);
+    read_json(request, endpoint).await
+}
+
+/// Sends `request` and reads a JSON body of type `T`, at most [`MAX_BODY_BYTES`] of it.
+/// Anything but a 2xx with that shape is a provider error.
+pub(crate) async fn read_json<T: DeserializeOwned>(
+    request: reqwest::RequestBuilder,
+    endpoint: &'static str,
+) -> Result<T, ProfileError> {
+    let mut response = request
         .send()
         .await
         .map_err(|err| ProfileError::Provider(format!("{endpoint}: request failed: {err}")))?;
@@ -147,6 +219,10 @@ pub async fn fetch_profile(
     match provider {
         Provider::GitHub => github_profile(http, &urls.github_api, access_token).await,
         Provider::Discord => discord_profile(http, &urls.discord_base, access_token).await,
+        // Their account is in the ID token, not behind the access token.
+        Provider::Apple | Provider::Google => Err(ProfileError::Provider(
+            "no profile endpoint: the account comes from the ID token".to_owned(),
+        )),
     }
 }
 
@@ -197,7 +273,7 @@ async fn github_profile(
     Ok(Profile {
         subject: user.id.to_string(),
         email: primary.email,
-        login: user.login,
+        login: Some(user.login),
         display_name: user.name,
         avatar_url: user.avatar_url,
     })
@@ -245,7 +321,7 @@ async fn discord_profile(
     Ok(Profile {
         subject: user.id,
         email,
-        login: user.username,
+        login: Some(user.username),
         display_name: user.global_name,
         avatar_url,
     })
@@ -261,12 +337,18 @@ mod tests {
             assert_eq!(Provider::from_name(provider.name()), Some(provider));
         }
         assert_eq!(Provider::from_name("GitHub"), None);
-        assert_eq!(Provider::from_name("google"), None);
+        assert_eq!(Provider::from_name("google"), Some(Provider::Google));
+        assert_eq!(Provider::from_name("microsoft"), None);
     }
 
     #[test]
     fn endpoints_keep_the_base_path() {
         let urls = ProviderUrls {
+            apple_base: Url::parse("https://appleid.apple.com").unwrap(),
+            google_issuer: Url::parse("https://accounts.google.com").unwrap(),
+            google_authorize: Url::parse("https://accounts.google.com/o/oauth2/v2/auth").unwrap(),
+            google_token: Url::parse("https://oauth2.googleapis.com/token").unwrap(),
+            google_jwks: Url::parse("https://www.googleapis.com/oauth2/v3/certs").unwrap(),
             github_base: Url::parse("https://ghe.example.com/").unwrap(),
             github_api: Url::parse("https://ghe.example.com/api/v3").unwrap(),
             discord_base: Url::parse("https://discord.com").unwrap(),
@@ -283,5 +365,15 @@ mod tests {
             urls.authorize(Provider::Discord),
             "https://discord.com/oauth2/authorize"
         );
+        assert_eq!(
+            urls.jwks(Provider::Apple).as_deref(),
+            Some("https://appleid.apple.com/auth/keys")
+        );
+        assert_eq!(urls.issuers(Provider::Apple), ["https://appleid.apple.com"]);
+        assert_eq!(
+            urls.issuers(Provider::Google),
+            ["https://accounts.google.com", "accounts.google.com"]
+        );
+        assert!(urls.issuers(Provider::GitHub).is_empty());
     }
 }
