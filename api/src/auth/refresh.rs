@@ -237,15 +237,31 @@ pub async fn consume(db: &impl ConnectionTrait, token: &str) -> ApiResult<Option
         .map(|row| row.user_id))
 }
 
-/// Revokes every live refresh token of `user_id`, in every family; returns how many.
+/// Revokes every live refresh token of `user_id`, in every family; returns how many. It runs
+/// until a pass finds nothing, for the reason [`revoke_family`] does.
 pub async fn revoke_user(db: &impl ConnectionTrait, user_id: Uuid) -> ApiResult<u64> {
-    Ok(refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::RevokedAt, Expr::value(clock::now()))
-        .filter(refresh_token::Column::UserId.eq(user_id))
-        .filter(refresh_token::Column::RevokedAt.is_null())
-        .exec(db)
+    let mut revoked = 0;
+    loop {
+        let result = refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::RevokedAt, Expr::value(clock::now()))
+            .filter(refresh_token::Column::UserId.eq(user_id))
+            .filter(refresh_token::Column::RevokedAt.is_null())
+            .exec(db)
+            .await?;
+        if result.rows_affected == 0 {
+            return Ok(revoked);
+        }
+        revoked += result.rows_affected;
+    }
+}
+
+/// The user a refresh token was issued to, whatever its state (nothing is locked or changed).
+pub async fn issued_to(db: &impl ConnectionTrait, token: &str) -> ApiResult<Option<Uuid>> {
+    Ok(refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(hash(token)))
+        .one(db)
         .await?
-        .rows_affected)
+        .map(|row| row.user_id))
 }
 
 /// Revokes the family of `token` (logout). Returns whether the token was known and live.

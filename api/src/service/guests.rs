@@ -12,10 +12,10 @@
 
 use chrono::{DateTime, Utc};
 use entity::session_member;
-use entity::{device, photo, session, user};
+use entity::{device, event, photo, session, user};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QuerySelect, TransactionTrait,
+    QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{Expr, ExprTrait, Query},
 };
 use uuid::Uuid;
@@ -35,22 +35,28 @@ pub const FORBIDDEN: ApiError =
 /// Whether `user_id` is a guest. A user that does not exist is not one (callers that need the
 /// user to exist check that themselves).
 pub async fn is_guest(db: &impl ConnectionTrait, user_id: Uuid) -> ApiResult<bool> {
-    let guest: Option<bool> = user::Entity::find_by_id(user_id)
+    Ok(guest_flag(db, user_id).await?.unwrap_or(false))
+}
+
+/// `Some(is_guest)` for a user that exists.
+async fn guest_flag(db: &impl ConnectionTrait, user_id: Uuid) -> ApiResult<Option<bool>> {
+    Ok(user::Entity::find_by_id(user_id)
         .select_only()
         .column(user::Column::IsGuest)
         .into_tuple()
         .one(db)
-        .await?;
-    Ok(guest.unwrap_or(false))
+        .await?)
 }
 
-/// The signed-in viewer's id, if they have an account: FORBIDDEN for a guest.
+/// The signed-in viewer's id, if they have an account: FORBIDDEN for a guest, and
+/// UNAUTHENTICATED for a token whose user is gone (a swept guest's last access token).
 pub async fn account_id(db: &impl ConnectionTrait, viewer: Viewer) -> ApiResult<Uuid> {
     let me = viewer.user_id()?;
-    if is_guest(db, me).await? {
-        return Err(FORBIDDEN);
+    match guest_flag(db, me).await? {
+        Some(false) => Ok(me),
+        Some(true) => Err(FORBIDDEN),
+        None => Err(ApiError::Unauthenticated("this account no longer exists")),
     }
-    Ok(me)
 }
 
 /// Whether `user_id` has ever been a member of the session (a guest who left may come back).
@@ -150,21 +156,45 @@ pub async fn claim(
     guest_refresh_token: &str,
 ) -> ApiResult<user::Model> {
     let me = account_id(db, viewer).await?;
-    let txn = db.begin().await?;
-    // Used up here, so of two claims racing with one token exactly one proceeds; any error
-    // below rolls this back and leaves the token as it was.
-    let guest_id = refresh::consume(&txn, guest_refresh_token)
+    let guest_id = refresh::issued_to(db, guest_refresh_token)
         .await?
         .ok_or(NOT_A_GUEST)?;
-    if !is_guest(&txn, guest_id).await? {
+    let txn = db.begin().await?;
+    // The guest's row first, as the sweeper's delete takes it (then its children): a claim
+    // and a sweep never wait on each other in opposite orders, and the sweep, re-checking
+    // `updated_at` after the wait, leaves a guest claimed meanwhile alone.
+    let locked = user::Entity::update_many()
+        .col_expr(user::Column::UpdatedAt, Expr::value(clock::now()))
+        .filter(user::Column::Id.eq(guest_id))
+        .filter(user::Column::IsGuest.eq(true))
+        .exec(&txn)
+        .await?;
+    if locked.rows_affected != 1 {
         return Err(NOT_A_GUEST);
     }
-    let memberships = session_member::Entity::find()
+    // Used up here, so of two claims racing with one token exactly one proceeds; any error
+    // below rolls this back and leaves the token as it was.
+    if refresh::consume(&txn, guest_refresh_token).await? != Some(guest_id) {
+        return Err(NOT_A_GUEST);
+    }
+    // Sessions in id order, each under its lock, the membership read again once locked: a
+    // leave or rejoin racing the claim is either wholly before it or waits for it.
+    let session_ids: Vec<Uuid> = session_member::Entity::find()
+        .select_only()
+        .column(session_member::Column::SessionId)
         .filter(session_member::Column::UserId.eq(guest_id))
+        .order_by_asc(session_member::Column::SessionId)
+        .into_tuple()
         .all(&txn)
         .await?;
-    for membership in memberships {
-        move_membership(&txn, &membership, me).await?;
+    for session_id in session_ids {
+        sessions::lock_session(&txn, session_id, false).await?;
+        if let Some(membership) = session_member::Entity::find_by_id((session_id, guest_id))
+            .one(&txn)
+            .await?
+        {
+            move_membership(&txn, &membership, me).await?;
+        }
     }
     photo::Entity::update_many()
         .col_expr(photo::Column::UploaderId, Expr::value(me))
@@ -176,12 +206,6 @@ pub async fn claim(
         .exec(&txn)
         .await?;
     refresh::revoke_user(&txn, guest_id).await?;
-    // The sweeper's clock for the empty row starts now.
-    user::Entity::update_many()
-        .col_expr(user::Column::UpdatedAt, Expr::value(clock::now()))
-        .filter(user::Column::Id.eq(guest_id))
-        .exec(&txn)
-        .await?;
     let claimer = user::Entity::find_by_id(me)
         .one(&txn)
         .await?
@@ -191,9 +215,9 @@ pub async fn claim(
     Ok(claimer)
 }
 
-/// Hands one of the guest's memberships to `me`, under that session's lock. If `me` was in
-/// the session already, the guest's row goes and `me`'s is revived if the guest was there
-/// and `me` had left.
+/// Hands one of the guest's memberships to `me`; the caller holds the session's lock. If `me`
+/// was in the session already, the guest's row goes, and `me`'s is revived if the guest was
+/// there and `me` had left.
 async fn move_membership(
     txn: &sea_orm::DatabaseTransaction,
     membership: &session_member::Model,
@@ -201,39 +225,35 @@ async fn move_membership(
 ) -> ApiResult<()> {
     let session_id = membership.session_id;
     let guest_id = membership.user_id;
-    sessions::lock_session(txn, session_id, false).await?;
     let mine = session_member::Entity::find_by_id((session_id, me))
         .one(txn)
         .await?;
     let guest_present = membership.left_at.is_none();
     let already_present = mine.as_ref().is_some_and(|m| m.left_at.is_none());
-    match mine {
-        None => {
+    if mine.is_none() {
+        session_member::Entity::update_many()
+            .col_expr(session_member::Column::UserId, Expr::value(me))
+            .filter(session_member::Column::SessionId.eq(session_id))
+            .filter(session_member::Column::UserId.eq(guest_id))
+            .exec(txn)
+            .await?;
+    } else {
+        session_member::Entity::delete_many()
+            .filter(session_member::Column::SessionId.eq(session_id))
+            .filter(session_member::Column::UserId.eq(guest_id))
+            .exec(txn)
+            .await?;
+        if guest_present && !already_present {
             session_member::Entity::update_many()
-                .col_expr(session_member::Column::UserId, Expr::value(me))
+                .col_expr(
+                    session_member::Column::LeftAt,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .col_expr(session_member::Column::JoinedAt, Expr::value(clock::now()))
                 .filter(session_member::Column::SessionId.eq(session_id))
-                .filter(session_member::Column::UserId.eq(guest_id))
+                .filter(session_member::Column::UserId.eq(me))
                 .exec(txn)
                 .await?;
-        }
-        Some(_) => {
-            session_member::Entity::delete_many()
-                .filter(session_member::Column::SessionId.eq(session_id))
-                .filter(session_member::Column::UserId.eq(guest_id))
-                .exec(txn)
-                .await?;
-            if guest_present && !already_present {
-                session_member::Entity::update_many()
-                    .col_expr(
-                        session_member::Column::LeftAt,
-                        Expr::value(Option::<DateTime<Utc>>::None),
-                    )
-                    .col_expr(session_member::Column::JoinedAt, Expr::value(clock::now()))
-                    .filter(session_member::Column::SessionId.eq(session_id))
-                    .filter(session_member::Column::UserId.eq(me))
-                    .exec(txn)
-                    .await?;
-            }
         }
     }
     if guest_present {
@@ -261,39 +281,18 @@ async fn move_membership(
 /// Most guests removed per sweep statement.
 const SWEEP_BATCH: u64 = 500;
 
-/// Removes guests that can matter to nobody any more: every session they were in has ended,
-/// they have no photo left (their photos expired), and nothing since `retained_from` names
-/// them. The last condition keeps a guest while the event log may still show them joining or
-/// leaving (events before it are gone), and it covers claimed guests, whose row was touched
-/// when they were claimed. Their tokens, devices and memberships go with them (cascades).
+/// Removes guests that can matter to nobody any more: no session they are in is still going,
+/// no photo of theirs is left (their photos expired), no event in the log names them (their
+/// joins and leaves, which members may still replay, have the member as actor), and their row
+/// has not changed since `retained_from` (a claim touches it). Their tokens, devices and
+/// memberships go with them (cascades).
 pub async fn sweep(db: &DatabaseConnection, retained_from: DateTime<Utc>) -> ApiResult<u64> {
     let mut removed = 0;
     loop {
-        let live_sessions = Query::select()
-            .column((session_member::Entity, session_member::Column::UserId))
-            .from(session_member::Entity)
-            .inner_join(
-                session::Entity,
-                Expr::col((session::Entity, session::Column::Id))
-                    .equals((session_member::Entity, session_member::Column::SessionId)),
-            )
-            .cond_where(
-                Condition::any()
-                    .add(Expr::col((session::Entity, session::Column::EndedAt)).is_null())
-                    .add(Expr::col((session::Entity, session::Column::EndedAt)).gte(retained_from)),
-            )
-            .to_owned();
-        let with_photos = Query::select()
-            .column(photo::Column::UploaderId)
-            .from(photo::Entity)
-            .to_owned();
         let due: Vec<Uuid> = user::Entity::find()
             .select_only()
             .column(user::Column::Id)
-            .filter(user::Column::IsGuest.eq(true))
-            .filter(user::Column::UpdatedAt.lt(retained_from))
-            .filter(user::Column::Id.not_in_subquery(live_sessions))
-            .filter(user::Column::Id.not_in_subquery(with_photos))
+            .filter(done_with(retained_from))
             .limit(SWEEP_BATCH)
             .into_tuple()
             .all(db)
@@ -301,11 +300,11 @@ pub async fn sweep(db: &DatabaseConnection, retained_from: DateTime<Utc>) -> Api
         if due.is_empty() {
             return Ok(removed);
         }
-        // Nothing can bring one of these back in between: rejoining or uploading needs a
-        // session that has not ended, and they have none.
+        // The same conditions again: on Postgres a row a claim changed meanwhile is read
+        // again once its lock is free, and its new `updated_at` keeps it.
         let deleted = user::Entity::delete_many()
             .filter(user::Column::Id.is_in(due.iter().copied()))
-            .filter(user::Column::IsGuest.eq(true))
+            .filter(done_with(retained_from))
             .exec(db)
             .await?;
         removed += deleted.rows_affected;
@@ -313,4 +312,38 @@ pub async fn sweep(db: &DatabaseConnection, retained_from: DateTime<Utc>) -> Api
             return Ok(removed);
         }
     }
+}
+
+/// The guests [`sweep`] removes, as one condition on `users`.
+fn done_with(retained_from: DateTime<Utc>) -> Condition {
+    let user_id = || Expr::col((user::Entity, user::Column::Id));
+    let in_live_session = Query::select()
+        .expr(Expr::val(1))
+        .from(session_member::Entity)
+        .inner_join(
+            session::Entity,
+            Expr::col((session::Entity, session::Column::Id))
+                .equals((session_member::Entity, session_member::Column::SessionId)),
+        )
+        .and_where(
+            Expr::col((session_member::Entity, session_member::Column::UserId)).eq(user_id()),
+        )
+        .and_where(Expr::col((session::Entity, session::Column::EndedAt)).is_null())
+        .to_owned();
+    let has_photo = Query::select()
+        .expr(Expr::val(1))
+        .from(photo::Entity)
+        .and_where(Expr::col((photo::Entity, photo::Column::UploaderId)).eq(user_id()))
+        .to_owned();
+    let named_by_event = Query::select()
+        .expr(Expr::val(1))
+        .from(event::Entity)
+        .and_where(Expr::col((event::Entity, event::Column::ActorId)).eq(user_id()))
+        .to_owned();
+    Condition::all()
+        .add(user::Column::IsGuest.eq(true))
+        .add(user::Column::UpdatedAt.lt(retained_from))
+        .add(Expr::exists(in_live_session).not())
+        .add(Expr::exists(has_photo).not())
+        .add(Expr::exists(named_by_event).not())
 }

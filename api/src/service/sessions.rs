@@ -258,12 +258,13 @@ pub async fn join_session(
     let session = find_by_code(db, code)
         .await?
         .ok_or(ApiError::NotFound("no session has this invite code"))?;
-    if guests::is_guest(db, me).await? && !guests::was_member(db, session.id, me).await? {
-        return Err(guests::FORBIDDEN);
-    }
     let txn = db.begin().await?;
     if !lock_session(&txn, session.id, true).await? {
         return Err(ENDED);
+    }
+    // Under the lock: a claim moving the guest's membership away is wholly before or after.
+    if guests::is_guest(&txn, me).await? && !guests::was_member(&txn, session.id, me).await? {
+        return Err(guests::FORBIDDEN);
     }
     add_member(&txn, session.id, me).await?;
     let view = get_as_member(&txn, session.id, me).await?;

@@ -415,6 +415,18 @@ async fn the_owner_decides_whether_guests_may_join() {
     app.gql_anon(UPDATE, json!({ "s": session, "on": true }))
         .await
         .assert_code("UNAUTHENTICATED");
+    let still = app
+        .gql_as(
+            &ana,
+            "query($s: ID!) { session(id: $s) { allowGuests } }",
+            json!({ "s": session }),
+        )
+        .await;
+    assert_eq!(
+        still.ok()["session"]["allowGuests"],
+        false,
+        "a refused update wrote"
+    );
 
     let on = app
         .gql_as(&ana, UPDATE, json!({ "s": session, "on": true }))
@@ -444,17 +456,36 @@ async fn the_sweeper_removes_a_guest_once_their_sessions_are_over() {
     let ana = app.sign_in("ana@example.com").await;
     let (session, code) = create_session(&app, &ana, "Beach day").await;
     let (live_session, live_code) = create_session(&app, &ana, "Still going").await;
+    let long_lived = app
+        .gql_as(
+            &ana,
+            "mutation { createSession(input: { title: \"Weekend\", photoLifetimeHours: 72 }) { id inviteCode } }",
+            json!({}),
+        )
+        .await;
+    let weekend = long_lived.ok()["createSession"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let weekend_code = long_lived.ok()["createSession"]["inviteCode"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let gus = guest(&app, &code, "Gus").await;
     let hal = guest(&app, &live_code, "Hal").await;
+    let ivy = guest(&app, &weekend_code, "Ivy").await;
     upload(&app, &gus, &session, &photo_bytes(1, 256)).await;
     upload(&app, &hal, &live_session, &photo_bytes(2, 256)).await;
-    app.gql_as(
-        &ana,
-        "mutation($s: ID!) { endSession(sessionId: $s) { id } }",
-        json!({ "s": session }),
-    )
-    .await
-    .ok();
+    upload(&app, &ivy, &weekend, &photo_bytes(3, 256)).await;
+    for ended in [&session, &weekend] {
+        app.gql_as(
+            &ana,
+            "mutation($s: ID!) { endSession(sessionId: $s) { id } }",
+            json!({ "s": ended }),
+        )
+        .await
+        .ok();
+    }
     let gus_uuid = uuid_of(&gus.id);
     let hal_uuid = uuid_of(&hal.id);
     let guest_rows = |id: uuid::Uuid| format!("id = {}", sql_id(&app, id));
@@ -493,6 +524,12 @@ async fn the_sweeper_removes_a_guest_once_their_sessions_are_over() {
         0
     );
     assert_eq!(app.count("users", &guest_rows(hal_uuid)).await, 1);
+    // Ivy's session ended too, but her photo lives 72 hours: she stays while it does.
+    let ivy_uuid = uuid_of(&ivy.id);
+    assert_eq!(app.count("users", &guest_rows(ivy_uuid)).await, 1);
+    let report = app.sweep_at(now + chrono::Duration::hours(73)).await;
+    assert_eq!(report.guests, 1);
+    assert_eq!(app.count("users", &guest_rows(ivy_uuid)).await, 0);
     app.gql_anon(
         "mutation($t: String!) { refreshToken(refreshToken: $t) { accessToken } }",
         json!({ "t": gus.refresh_token }),
@@ -514,6 +551,13 @@ async fn claiming_a_guest_account_moves_its_memberships_and_photos() {
     // Bob is already in the second session, which the guest also joined then left.
     join(&app, &bob, &second_code).await.ok();
     let gus_in_second = guest(&app, &second_code, "Gus again").await;
+    app.gql_as(
+        &gus_in_second,
+        "mutation($s: ID!) { leaveSession(sessionId: $s) }",
+        json!({ "s": second }),
+    )
+    .await
+    .ok();
 
     // Anonymous, a bad token, or an account's own token: refused, nothing moves, and the
     // account's token still works afterwards.
@@ -609,11 +653,14 @@ async fn claiming_a_guest_account_moves_its_memberships_and_photos() {
         .await;
     ana_claim.assert_code("UNAUTHENTICATED");
 
-    // A guest in a session the claimer is already in merges into the claimer's membership.
+    // A guest who left a session the claimer is in: their row goes, and nothing is announced
+    // (they were not there to leave).
+    let events_before = app.count("events", "").await;
     let claimed = app
         .gql_as(&bob, CLAIM, json!({ "t": gus_in_second.refresh_token }))
         .await;
     assert_eq!(claimed.ok()["claimGuestAccount"]["id"], bob.id);
+    assert_eq!(app.count("events", "").await, events_before);
     let in_second = members(&app, &ana, &second).await;
     assert!(in_second.contains(&bob.id) && !in_second.contains(&gus_in_second.id));
     assert_eq!(
@@ -676,16 +723,47 @@ async fn the_guests_migration_goes_down_and_up_again_around_existing_data() {
     assert_eq!(app.count("session_members", "").await, 2);
     assert_eq!(app.count("friendships", "").await, 1);
     assert_eq!(app.count("photos", "").await, 1);
+    let nameless = format!(
+        "INSERT INTO users (id, name, created_at, updated_at) \
+         SELECT {}, name, created_at, updated_at FROM users WHERE email = 'ana@example.com'",
+        sql_id(&app, uuid::Uuid::new_v4())
+    );
+    let refused = app
+        .db
+        .execute_unprepared(&nameless)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("NOT NULL") || refused.contains("not-null"),
+        "the e-mail is required again: {refused}"
+    );
     migration::Migrator::up(&app.db, None).await.unwrap();
     assert_eq!(
         app.count("users", "email IS NOT NULL AND NOT is_guest")
             .await,
         2
     );
-    assert_eq!(app.count("sessions", "allow_guests").await, 1);
+    // A session from before guests keeps its rule (sign in to join) until its owner says.
+    assert_eq!(app.count("sessions", "allow_guests").await, 0);
+    let name_index = match app.backend {
+        Backend::Postgres => "pg_indexes WHERE indexname = 'idx_users_name'",
+        Backend::Sqlite => "sqlite_master WHERE type = 'index' AND name = 'idx_users_name'",
+    };
+    assert_eq!(app.count(name_index, "").await, 1, "the name index is gone");
 
     // The server goes on as before on the rebuilt schema, guests included.
     assert!(members(&app, &ana, &session).await.contains(&bob.id));
+    join_as_guest(&app, &code, "Gus")
+        .await
+        .assert_code("FORBIDDEN");
+    app.gql_as(
+        &ana,
+        "mutation($s: ID!) { updateSession(sessionId: $s, input: { allowGuests: true }) { id } }",
+        json!({ "s": session }),
+    )
+    .await
+    .ok();
     let gus = guest(&app, &code, "Gus").await;
     assert!(members(&app, &ana, &session).await.contains(&gus.id));
     // The unique e-mail index survived the rebuild.
