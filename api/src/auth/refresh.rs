@@ -17,8 +17,9 @@ use chrono::Duration;
 use entity::refresh_token;
 use rand::RngCore;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    TransactionTrait, sea_query::Expr,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
+    sea_query::{Expr, SimpleExpr},
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -102,11 +103,17 @@ pub async fn start_family(
 /// rotation's row lock cannot see the token that rotation inserted (the statement's snapshot
 /// predates it), but the next pass, a new statement, can.
 async fn revoke_family(db: &impl ConnectionTrait, family_id: Uuid) -> ApiResult<u64> {
+    revoke_live(db, refresh_token::Column::FamilyId.eq(family_id)).await
+}
+
+/// Revokes every live token matching `which`, pass after pass until one finds nothing (see
+/// [`revoke_family`] for why one pass is not enough); returns how many.
+async fn revoke_live(db: &impl ConnectionTrait, which: SimpleExpr) -> ApiResult<u64> {
     let mut revoked = 0;
     loop {
         let result = refresh_token::Entity::update_many()
             .col_expr(refresh_token::Column::RevokedAt, Expr::value(clock::now()))
-            .filter(refresh_token::Column::FamilyId.eq(family_id))
+            .filter(which.clone())
             .filter(refresh_token::Column::RevokedAt.is_null())
             .exec(db)
             .await?;
@@ -237,22 +244,9 @@ pub async fn consume(db: &impl ConnectionTrait, token: &str) -> ApiResult<Option
         .map(|row| row.user_id))
 }
 
-/// Revokes every live refresh token of `user_id`, in every family; returns how many. It runs
-/// until a pass finds nothing, for the reason [`revoke_family`] does.
+/// Revokes every live refresh token of `user_id`, in every family; returns how many.
 pub async fn revoke_user(db: &impl ConnectionTrait, user_id: Uuid) -> ApiResult<u64> {
-    let mut revoked = 0;
-    loop {
-        let result = refresh_token::Entity::update_many()
-            .col_expr(refresh_token::Column::RevokedAt, Expr::value(clock::now()))
-            .filter(refresh_token::Column::UserId.eq(user_id))
-            .filter(refresh_token::Column::RevokedAt.is_null())
-            .exec(db)
-            .await?;
-        if result.rows_affected == 0 {
-            return Ok(revoked);
-        }
-        revoked += result.rows_affected;
-    }
+    revoke_live(db, refresh_token::Column::UserId.eq(user_id)).await
 }
 
 /// The user a refresh token was issued to, whatever its state (nothing is locked or changed).

@@ -5,7 +5,7 @@
 use std::sync::LazyLock;
 
 use axum::Json;
-use axum::http::header::{ACCEPT, CONTENT_SECURITY_POLICY};
+use axum::http::header::CONTENT_SECURITY_POLICY;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
@@ -66,29 +66,12 @@ pub async fn schema(headers: HeaderMap) -> Response {
 
 /// Whether `Accept` ranks JSON above HTML. No header, `*/*` and ties get HTML.
 fn prefers_json(headers: &HeaderMap) -> bool {
-    let Some(accept) = headers.get(ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
     let (mut html, mut json, mut any) = (None, None, 0.0_f32);
-    for part in accept.split(',') {
-        let mut params = part.split(';');
-        let range = params
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        let quality = params
-            .filter_map(|p| {
-                p.trim()
-                    .strip_prefix("q=")
-                    .map(|q| q.parse().unwrap_or(0.0))
-            })
-            .next()
-            .unwrap_or(1.0_f32);
+    for (range, weight) in super::accept_ranges(headers) {
         match range.as_str() {
-            "text/html" => html = Some(quality),
-            "application/json" => json = Some(quality),
-            "*/*" => any = quality,
+            "text/html" => html = Some(weight),
+            "application/json" => json = Some(weight),
+            "*/*" => any = weight,
             _ => {}
         }
     }
@@ -140,6 +123,7 @@ itself; <a href="{licenses}">their licences</a>.</small></p>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header::ACCEPT;
 
     fn accept(value: &'static str) -> HeaderMap {
         let mut headers = HeaderMap::new();

@@ -11,7 +11,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::header::{
-    ACCEPT, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, VARY,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, VARY,
     X_CONTENT_TYPE_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -146,27 +146,9 @@ fn redirect(config: &Config, code: &str) -> Response {
 /// link-preview fetchers do; `*/*` alone (curl, HTTP libraries) does not, so those keep the
 /// redirect they always got.
 fn accepts_html(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(ACCEPT)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|part| {
-            let mut params = part.split(';');
-            let range = params.next().unwrap_or_default().trim();
-            let weight = params
-                .filter_map(|p| {
-                    let (name, value) = p.split_once('=')?;
-                    name.trim()
-                        .eq_ignore_ascii_case("q")
-                        .then(|| value.trim().parse::<f32>().unwrap_or(0.0))
-                })
-                .next()
-                .unwrap_or(1.0);
-            (range.eq_ignore_ascii_case("text/html")
-                || range.eq_ignore_ascii_case("application/xhtml+xml"))
-                && weight > 0.0
-        })
+    super::accept_ranges(headers).any(|(range, weight)| {
+        (range == "text/html" || range == "application/xhtml+xml") && weight > 0.0
+    })
 }
 
 /// The page for `code`, with the status that says what the code leads to.
@@ -460,6 +442,7 @@ fn not_found_text() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header::ACCEPT;
 
     fn accept(value: &'static str) -> HeaderMap {
         let mut headers = HeaderMap::new();

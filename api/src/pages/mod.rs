@@ -13,8 +13,8 @@ pub mod qr;
 
 use axum::Router;
 use axum::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
-    X_FRAME_OPTIONS,
+    ACCEPT, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -34,6 +34,34 @@ pub fn routes() -> Router<AppState> {
             get(app_links::apple),
         )
         .route("/.well-known/assetlinks.json", get(app_links::android))
+}
+
+/// Every media range in the request's `Accept` headers, lower-cased, with its weight (`q`,
+/// 1 when absent, 0 when unreadable).
+fn accept_ranges(headers: &HeaderMap) -> impl Iterator<Item = (String, f32)> + '_ {
+    headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|part| {
+            let mut params = part.split(';');
+            let range = params
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            let weight = params
+                .filter_map(|p| {
+                    let (name, value) = p.split_once('=')?;
+                    name.trim()
+                        .eq_ignore_ascii_case("q")
+                        .then(|| value.trim().parse::<f32>().unwrap_or(0.0))
+                })
+                .next()
+                .unwrap_or(1.0);
+            (range, weight)
+        })
 }
 
 /// `text` made safe inside HTML text and double- or single-quoted attribute values.
