@@ -33,6 +33,12 @@ pub enum ErrorCode {
     QuotaExceeded,
     /// The cursor points before the retained event log.
     CursorExpired,
+    /// The session's owner has locked joins; its members stay, nobody new gets in.
+    JoinsLocked,
+    /// The session's owner removed the viewer and barred them from coming back.
+    Banned,
+    /// The session ended longer ago than its late-upload window: no more uploads.
+    UploadWindowClosed,
     /// The document is not GraphQL.
     GraphqlParseFailed,
     /// The document does not validate against the schema or is over a cost limit.
@@ -60,6 +66,9 @@ impl ErrorCode {
             Self::RateLimited => "RATE_LIMITED",
             Self::QuotaExceeded => "QUOTA_EXCEEDED",
             Self::CursorExpired => "CURSOR_EXPIRED",
+            Self::JoinsLocked => "JOINS_LOCKED",
+            Self::Banned => "BANNED",
+            Self::UploadWindowClosed => "UPLOAD_WINDOW_CLOSED",
             Self::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
             Self::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
             Self::InternalServerError => "INTERNAL_SERVER_ERROR",
@@ -120,6 +129,12 @@ pub enum ApiError {
     QuotaExceeded(&'static str),
     /// `CURSOR_EXPIRED`: the cursor points before the retained log; reload the list.
     CursorExpired,
+    /// `JOINS_LOCKED`: the owner has locked joins to this session.
+    JoinsLocked,
+    /// `BANNED`: the owner removed the viewer from this session and barred them.
+    Banned,
+    /// `UPLOAD_WINDOW_CLOSED`: the session ended and its late-upload window has passed.
+    UploadWindowClosed,
     /// `INTERNAL_SERVER_ERROR`: our fault. The cause is logged, never sent to the client.
     Internal(Arc<anyhow::Error>),
 }
@@ -147,6 +162,9 @@ impl ApiError {
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
             Self::CursorExpired => ErrorCode::CursorExpired,
+            Self::JoinsLocked => ErrorCode::JoinsLocked,
+            Self::Banned => ErrorCode::Banned,
+            Self::UploadWindowClosed => ErrorCode::UploadWindowClosed,
             Self::Internal(_) => ErrorCode::InternalServerError,
         }
     }
@@ -175,6 +193,11 @@ impl ApiError {
             Self::CursorExpired => {
                 "the cursor is older than the events kept; reload the list and resume from its newest cursor"
                     .to_owned()
+            }
+            Self::JoinsLocked => "the owner has locked joins to this session".to_owned(),
+            Self::Banned => "the owner removed you from this session".to_owned(),
+            Self::UploadWindowClosed => {
+                "this session has ended and no longer takes uploads".to_owned()
             }
             Self::Internal(_) => "internal error".to_owned(),
         }

@@ -29,6 +29,10 @@ pub enum EventKind {
     MemberJoined,
     #[sea_orm(string_value = "member_left")]
     MemberLeft,
+    #[sea_orm(string_value = "member_removed")]
+    MemberRemoved,
+    #[sea_orm(string_value = "session_updated")]
+    SessionUpdated,
     #[sea_orm(string_value = "member_invited")]
     MemberInvited,
     #[sea_orm(string_value = "session_ended")]

@@ -15,6 +15,7 @@ pub mod push_delivery;
 pub mod push_mark;
 pub mod refresh_token;
 pub mod session;
+pub mod session_ban;
 pub mod session_member;
 pub mod storage_orphan;
 pub mod user;
@@ -34,6 +35,7 @@ pub mod prelude {
     pub use super::push_mark::Entity as PushMark;
     pub use super::refresh_token::Entity as RefreshToken;
     pub use super::session::Entity as Session;
+    pub use super::session_ban::Entity as SessionBan;
     pub use super::session_member::Entity as SessionMember;
     pub use super::storage_orphan::Entity as StorageOrphan;
     pub use super::user::Entity as User;

@@ -17,6 +17,10 @@ pub struct Model {
     pub ended_at: Option<DateTimeUtc>,
     /// Whether `joinSessionAsGuest` may add new guests (existing ones stay either way).
     pub allow_guests: bool,
+    /// Invite codes are refused while this is set; members stay.
+    pub joins_locked: bool,
+    /// Hours after the end in which members may still upload (0: none).
+    pub late_upload_hours: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

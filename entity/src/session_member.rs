@@ -13,6 +13,8 @@ pub struct Model {
     pub role: SessionRole,
     pub joined_at: DateTimeUtc,
     pub left_at: Option<DateTimeUtc>,
+    /// How much this member wants the session to push them.
+    pub notifications: NotificationLevel,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
@@ -22,6 +24,21 @@ pub enum SessionRole {
     Owner,
     #[sea_orm(string_value = "member")]
     Member,
+}
+
+/// How much a session pushes one of its members.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum NotificationLevel {
+    /// Photo pushes, paced; everything else as it happens.
+    #[sea_orm(string_value = "all")]
+    All,
+    /// One summary of the photos after the session ends.
+    #[sea_orm(string_value = "digest")]
+    Digest,
+    /// No pushes from this session.
+    #[sea_orm(string_value = "none")]
+    None,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

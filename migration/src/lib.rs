@@ -11,6 +11,9 @@ mod m20261201_000002_review_fixes;
 mod m20261202_000001_photo_processing;
 mod m20261202_000002_oidc_nonce;
 mod m20261202_000003_guests;
+mod m20261202_000004_owner_controls;
+mod m20261202_000005_safety;
+mod m20261202_000006_push_pacing;
 
 pub struct Migrator;
 
@@ -26,6 +29,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_photo_processing::Migration),
             Box::new(m20261202_000002_oidc_nonce::Migration),
             Box::new(m20261202_000003_guests::Migration),
+            Box::new(m20261202_000004_owner_controls::Migration),
+            Box::new(m20261202_000005_safety::Migration),
+            Box::new(m20261202_000006_push_pacing::Migration),
         ]
     }
 }

@@ -22,6 +22,14 @@ pub enum EventPayload {
     MemberInvited {
         user_id: Uuid,
     },
+    /// The owner removed a member; `banned` when they may not come back.
+    MemberRemoved {
+        user_id: Uuid,
+        #[serde(default)]
+        banned: bool,
+    },
+    /// The owner changed the session's settings; the session as it is now is what to show.
+    SessionUpdated {},
     SessionEnded {
         ended_at: DateTime<Utc>,
     },
@@ -68,6 +76,8 @@ impl EventPayload {
             Self::MemberJoined { .. } => EventKind::MemberJoined,
             Self::MemberLeft { .. } => EventKind::MemberLeft,
             Self::MemberInvited { .. } => EventKind::MemberInvited,
+            Self::MemberRemoved { .. } => EventKind::MemberRemoved,
+            Self::SessionUpdated {} => EventKind::SessionUpdated,
             Self::SessionEnded { .. } => EventKind::SessionEnded,
             Self::PhotoAdded { .. } => EventKind::PhotoAdded,
             Self::PhotoDeleted { .. } => EventKind::PhotoDeleted,
@@ -82,7 +92,8 @@ impl EventPayload {
             Ok(serde_json::Value::Object(mut tagged)) => {
                 tagged.remove("payload").unwrap_or_default()
             }
-            // Every variant has fields, so serde always writes an object with both keys.
+            // Every variant is a struct (`SessionUpdated {}` too), so serde writes an object
+            // with both keys.
             _ => serde_json::Value::Null,
         }
     }
@@ -122,7 +133,8 @@ impl EventPayload {
         match self {
             Self::MemberJoined { user_id }
             | Self::MemberLeft { user_id }
-            | Self::MemberInvited { user_id } => Some(*user_id),
+            | Self::MemberInvited { user_id }
+            | Self::MemberRemoved { user_id, .. } => Some(*user_id),
             _ => None,
         }
     }
@@ -137,6 +149,8 @@ impl Serialize for KindTag {
             EventKind::MemberJoined => "member_joined",
             EventKind::MemberLeft => "member_left",
             EventKind::MemberInvited => "member_invited",
+            EventKind::MemberRemoved => "member_removed",
+            EventKind::SessionUpdated => "session_updated",
             EventKind::SessionEnded => "session_ended",
             EventKind::PhotoAdded => "photo_added",
             EventKind::PhotoDeleted => "photo_deleted",
@@ -172,6 +186,11 @@ mod tests {
             EventPayload::MemberJoined { user_id: id },
             EventPayload::MemberLeft { user_id: id },
             EventPayload::MemberInvited { user_id: id },
+            EventPayload::MemberRemoved {
+                user_id: id,
+                banned: true,
+            },
+            EventPayload::SessionUpdated {},
             EventPayload::SessionEnded { ended_at },
             EventPayload::PhotoAdded { photo_id: id },
             EventPayload::PhotoDeleted {

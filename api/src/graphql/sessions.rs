@@ -2,7 +2,7 @@
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
-use entity::session_member::{self, SessionRole as Role};
+use entity::session_member::{self, NotificationLevel as Level, SessionRole as Role};
 
 use super::ContextExt;
 use super::connection::{self, Conn};
@@ -34,6 +34,39 @@ impl From<Role> for SessionRole {
         match role {
             Role::Owner => Self::Owner,
             Role::Member => Self::Member,
+        }
+    }
+}
+
+/// How much a session pushes one member. Invites and friend requests are not a session's
+/// and always arrive.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum NotificationLevel {
+    /// A push for new photos, at most one per session every few minutes
+    /// (`PHOTON_PUSH_MIN_INTERVAL_SECS`), summing up what arrived since.
+    All,
+    /// One summary of the photos after the session ends.
+    Digest,
+    /// No pushes from this session.
+    None,
+}
+
+impl From<Level> for NotificationLevel {
+    fn from(level: Level) -> Self {
+        match level {
+            Level::All => Self::All,
+            Level::Digest => Self::Digest,
+            Level::None => Self::None,
+        }
+    }
+}
+
+impl From<NotificationLevel> for Level {
+    fn from(level: NotificationLevel) -> Self {
+        match level {
+            NotificationLevel::All => Self::All,
+            NotificationLevel::Digest => Self::Digest,
+            NotificationLevel::None => Self::None,
         }
     }
 }
@@ -94,6 +127,23 @@ impl Session {
     /// (`joinSessionAsGuest`). The owner sets it at creation and with `updateSession`.
     async fn allow_guests(&self) -> bool {
         self.0.session.allow_guests
+    }
+
+    /// Whether the owner has locked joins: invite codes are refused (`JOINS_LOCKED`) while
+    /// the members already in stay.
+    async fn joins_locked(&self) -> bool {
+        self.0.session.joins_locked
+    }
+
+    /// Hours after the end in which members may still upload (0: none), so a phone that had
+    /// no signal at the venue catches up.
+    async fn late_upload_hours(&self) -> i32 {
+        self.0.session.late_upload_hours
+    }
+
+    /// How much this session pushes the viewer (`setSessionNotifications` changes it).
+    async fn viewer_notifications(&self) -> NotificationLevel {
+        self.0.viewer_notifications.into()
     }
 
     /// Ready photos, newest first.

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::ContextExt;
 use super::ids::{self, Kind};
 use super::photos::Photo;
+use super::sessions::Session;
 use super::users::User;
 use crate::clock;
 use crate::error::ApiError;
@@ -21,6 +22,7 @@ use crate::realtime::FeedItem;
 use crate::realtime::feed::{self, Following};
 use crate::realtime::log;
 use crate::service::pagination::{decode_cursor, encode_cursor};
+use crate::service::sessions;
 
 #[derive(Default)]
 pub struct Subscription;
@@ -58,10 +60,10 @@ impl Subscription {
         }))
     }
 
-    /// Everything else that happens in a session: members joining and leaving, photos
-    /// processed and deleted, the session ending. Same resume rule as `photoAdded`, except that nothing
+    /// Everything else that happens in a session: members joining, leaving and being
+    /// removed, settings changed, photos processed and deleted, the session ending. Same resume rule as `photoAdded`, except that nothing
     /// from before the viewer's latest join is replayed; completes after `SessionEnded`, or
-    /// after the viewer's own `MemberLeft`. Fails with `CURSOR_EXPIRED` when events after
+    /// after the viewer's own `MemberLeft` or `MemberRemoved`. Fails with `CURSOR_EXPIRED` when events after
     /// `after` are no longer kept: reload the session, then subscribe without `after`.
     async fn session_events(
         &self,
@@ -110,6 +112,13 @@ fn session_event(item: &Arc<FeedItem>) -> Option<SessionEvent> {
         EventPayload::MemberLeft { user_id } => {
             SessionEvent::MemberLeft(MemberLeft { cursor, user_id })
         }
+        EventPayload::MemberRemoved { user_id, .. } => {
+            SessionEvent::MemberRemoved(MemberRemoved { cursor, user_id })
+        }
+        EventPayload::SessionUpdated {} => SessionEvent::SessionUpdated(SessionUpdated {
+            cursor,
+            session_id: item.event.session_id?,
+        }),
         EventPayload::PhotoDeleted { photo_id, .. } => SessionEvent::PhotoDeleted(PhotoDeleted {
             cursor,
             photo_id: ids::encode(Kind::Photo, photo_id),
@@ -148,6 +157,8 @@ pub struct PhotoAddedEvent {
 pub enum SessionEvent {
     MemberJoined(MemberJoined),
     MemberLeft(MemberLeft),
+    MemberRemoved(MemberRemoved),
+    SessionUpdated(SessionUpdated),
     PhotoDeleted(PhotoDeleted),
     SessionEnded(SessionEnded),
     PhotoProcessed(PhotoProcessed),
@@ -201,6 +212,51 @@ impl MemberLeft {
     /// Who left.
     async fn user(&self, ctx: &Context<'_>) -> Result<User> {
         Ok(User::new(ctx.loaders()?.user(self.user_id).await?))
+    }
+}
+
+/// The owner removed someone from the session (they may have been banned too; only the owner
+/// sees that, in `Session.bannedMembers`). When it is the viewer, nothing follows.
+pub struct MemberRemoved {
+    cursor: String,
+    user_id: Uuid,
+}
+
+/// The owner removed someone from the session.
+#[Object]
+impl MemberRemoved {
+    /// Pass as `after` to resume right after this event.
+    async fn cursor(&self) -> &str {
+        &self.cursor
+    }
+
+    /// Who was removed.
+    async fn user(&self, ctx: &Context<'_>) -> Result<User> {
+        Ok(User::new(ctx.loaders()?.user(self.user_id).await?))
+    }
+}
+
+/// The owner changed the session's settings (title, photo lifetime, joins, guests, late
+/// uploads).
+pub struct SessionUpdated {
+    cursor: String,
+    session_id: Uuid,
+}
+
+/// The owner changed the session's settings.
+#[Object]
+impl SessionUpdated {
+    /// Pass as `after` to resume right after this event.
+    async fn cursor(&self) -> &str {
+        &self.cursor
+    }
+
+    /// The session as it is now (not as it was when the event was recorded: a replay shows
+    /// the latest settings, which is what a client's cache wants).
+    async fn session(&self, ctx: &Context<'_>) -> Result<Session> {
+        let deps = ctx.deps()?;
+        let view = sessions::get_session(&deps.db, ctx.viewer(), self.session_id).await?;
+        Ok(Session(view))
     }
 }
 

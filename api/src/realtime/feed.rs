@@ -199,12 +199,13 @@ impl Feed {
         }
     }
 
-    /// The session ended, or the viewer left it since their latest join: nothing more is
-    /// theirs to see. A departure before that join is history they came back from.
+    /// The session ended, or the viewer left it or was removed since their latest join:
+    /// nothing more is theirs to see. A departure before that join is history they came back
+    /// from.
     fn ends_feed(&self, item: &FeedItem) -> bool {
         match item.event.kind {
             EventKind::SessionEnded => true,
-            EventKind::MemberLeft => {
+            EventKind::MemberLeft | EventKind::MemberRemoved => {
                 item.event.id > self.joined && log::user_id(&item.event) == Some(self.viewer_id)
             }
             _ => false,

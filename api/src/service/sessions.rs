@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use entity::session_member::{self, SessionRole};
+use entity::session_member::{self, NotificationLevel, SessionRole};
 use entity::{session, user};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
@@ -25,6 +25,8 @@ use crate::service::{friends, guests, input, invite_code, is_unique_violation, p
 
 pub const DEFAULT_PHOTO_LIFETIME_HOURS: i32 = 5;
 pub const MAX_PHOTO_LIFETIME_HOURS: i32 = 72;
+/// Hours after the end in which members may still upload, unless the owner says otherwise.
+pub const DEFAULT_LATE_UPLOAD_HOURS: i32 = 12;
 /// Most users one `inviteToSession` call may name.
 pub const MAX_INVITEES: usize = 50;
 
@@ -36,6 +38,18 @@ const OWNER_ONLY: ApiError = ApiError::Forbidden("only the session's owner can d
 pub struct SessionView {
     pub session: session::Model,
     pub viewer_role: SessionRole,
+    /// How much the session pushes the viewer.
+    pub viewer_notifications: NotificationLevel,
+}
+
+impl SessionView {
+    fn of(session: session::Model, member: &session_member::Model) -> Self {
+        Self {
+            session,
+            viewer_role: member.role,
+            viewer_notifications: member.notifications,
+        }
+    }
 }
 
 /// What someone holding an invite code may see before joining, signed in or not: the
@@ -68,12 +82,7 @@ async fn find_as_member(
         .filter(session_member::Column::LeftAt.is_null())
         .one(db)
         .await?;
-    Ok(row.and_then(|(session, member)| {
-        member.map(|m| SessionView {
-            session,
-            viewer_role: m.role,
-        })
-    }))
+    Ok(row.and_then(|(session, member)| member.map(|m| SessionView::of(session, &m))))
 }
 
 async fn get_as_member(
@@ -110,17 +119,7 @@ pub async fn load_sessions_for(
         .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(session, member)| {
-            member.map(|m| {
-                (
-                    session.id,
-                    SessionView {
-                        session,
-                        viewer_role: m.role,
-                    },
-                )
-            })
-        })
+        .filter_map(|(session, member)| member.map(|m| (session.id, SessionView::of(session, &m))))
         .collect())
 }
 
@@ -168,6 +167,8 @@ pub async fn create_session(
         created_at: now,
         ended_at: None,
         allow_guests: new.allow_guests.unwrap_or(true),
+        joins_locked: false,
+        late_upload_hours: DEFAULT_LATE_UPLOAD_HOURS,
     };
     // 80 random bits make a collision vanishingly rare; the unique index makes it harmless.
     session::Entity::insert(session::ActiveModel::from(session.clone()))
@@ -179,6 +180,7 @@ pub async fn create_session(
         role: Set(SessionRole::Owner),
         joined_at: Set(now),
         left_at: Set(None),
+        notifications: Set(NotificationLevel::All),
     })
     .exec(&txn)
     .await?;
@@ -186,6 +188,7 @@ pub async fn create_session(
     Ok(SessionView {
         session,
         viewer_role: SessionRole::Owner,
+        viewer_notifications: NotificationLevel::All,
     })
 }
 
@@ -288,6 +291,7 @@ pub(crate) async fn add_member(
         role: Set(SessionRole::Member),
         joined_at: Set(now),
         left_at: Set(None),
+        notifications: Set(NotificationLevel::All),
     })
     .on_conflict_do_nothing_on([
         session_member::Column::SessionId,
@@ -591,12 +595,7 @@ pub async fn list_sessions(
         .await?;
     let views = rows
         .into_iter()
-        .filter_map(|(session, member)| {
-            member.map(|m| SessionView {
-                session,
-                viewer_role: m.role,
-            })
-        })
+        .filter_map(|(session, member)| member.map(|m| SessionView::of(session, &m)))
         .collect();
     Ok(Page::from_rows(&page, views, |v: &SessionView| {
         v.session.id
