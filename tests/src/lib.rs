@@ -475,12 +475,21 @@ pub async fn create_session(
     owner: &(impl Bearer + ?Sized),
     title: &str,
 ) -> (String, String) {
+    create_session_with(api, owner, json!({ "title": title })).await
+}
+
+/// Creates a session from a whole `CreateSessionInput`; returns its id and invite code.
+pub async fn create_session_with(
+    api: &impl AsRef<Client>,
+    owner: &(impl Bearer + ?Sized),
+    input: Value,
+) -> (String, String) {
     let response = api
         .as_ref()
         .as_user(owner)
         .gql(
-            "mutation($title: String!) { createSession(input: { title: $title }) { id inviteCode } }",
-            json!({ "title": title }),
+            "mutation($input: CreateSessionInput!) { createSession(input: $input) { id inviteCode } }",
+            json!({ "input": input }),
         )
         .await;
     let session = &response.ok()["createSession"];

@@ -7,6 +7,7 @@ use super::auth::AuthPayload;
 use super::users::User;
 use crate::limits::Rule;
 use crate::limits::graphql::RateLimitExt;
+use crate::service::Viewer;
 use crate::service::guests as service;
 
 #[derive(Default)]
@@ -28,7 +29,12 @@ impl GuestMutation {
     ) -> Result<AuthPayload> {
         ctx.rate_limit(Rule::SignIn)?;
         let deps = ctx.deps()?;
-        let pair = service::join_as_guest(&deps.db, &deps.tokens, &invite_code, &name).await?;
+        let signed_in = match ctx.viewer() {
+            Viewer::User(id) => Some(id),
+            Viewer::Anonymous => None,
+        };
+        let pair =
+            service::join_as_guest(&deps.db, &deps.tokens, &invite_code, &name, signed_in).await?;
         Ok(AuthPayload(pair))
     }
 

@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
-use entity::{friendship, photo, session_member, user};
+use entity::{friendship, photo, session_ban, session_member, user};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::service::Viewer;
+use crate::service::moderation::{self, BanKey};
 use crate::service::pagination::{Page, PageRequest};
 use crate::service::photos::{self, PhotoKey};
 use crate::service::sessions::{self, MemberKey, SessionView};
@@ -52,6 +53,7 @@ pub struct SessionPage<K> {
 
 pub type MembersKey = SessionPage<MemberKey>;
 pub type PhotosKey = SessionPage<PhotoKey>;
+pub type BansKey = SessionPage<BanKey>;
 
 /// Groups `keys` by page, fetches each group with `fetch(session_ids, page)` and files the
 /// pages back under their keys.
@@ -94,6 +96,20 @@ impl Loader<MembersKey> for MembersLoader {
     ) -> Result<HashMap<MembersKey, Self::Value>, ApiError> {
         load_session_pages(keys, |ids, page| async move {
             sessions::list_members(&self.0, &ids, &page).await
+        })
+        .await
+    }
+}
+
+pub struct BansLoader(DatabaseConnection);
+
+impl Loader<BansKey> for BansLoader {
+    type Value = Page<session_ban::Model>;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[BansKey]) -> Result<HashMap<BansKey, Self::Value>, ApiError> {
+        load_session_pages(keys, |ids, page| async move {
+            moderation::list_banned(&self.0, &ids, &page).await
         })
         .await
     }
@@ -145,6 +161,7 @@ impl Loader<Uuid> for PhotoCountLoader {
 pub struct Loaders {
     pub users: Arc<DataLoader<UserLoader, HashMapCache>>,
     pub members: Arc<DataLoader<MembersLoader>>,
+    pub bans: Arc<DataLoader<BansLoader>>,
     pub photo_counts: Arc<DataLoader<PhotoCountLoader>>,
     pub photos: Arc<DataLoader<PhotosLoader>>,
     /// Sessions the viewer belongs to (none for an anonymous request).
@@ -163,6 +180,7 @@ impl Loaders {
                 HashMapCache::default(),
             )),
             members: Arc::new(DataLoader::new(MembersLoader(db.clone()), tokio::spawn)),
+            bans: Arc::new(DataLoader::new(BansLoader(db.clone()), tokio::spawn)),
             photo_counts: Arc::new(DataLoader::new(PhotoCountLoader(db.clone()), tokio::spawn)),
             photos: Arc::new(DataLoader::new(PhotosLoader(db.clone()), tokio::spawn)),
             sessions: Arc::new(DataLoader::with_cache(

@@ -301,8 +301,14 @@ impl PhotoMutation {
     ) -> Result<Photo> {
         let deps = ctx.deps()?;
         let id = ids::expect(Kind::Photo, &photo_id, "photoId")?;
-        let photo =
-            service::complete_upload(&deps.db, deps.store.as_ref(), ctx.viewer(), id).await?;
+        let photo = service::complete_upload(
+            &deps.db,
+            deps.store.as_ref(),
+            deps.config.upload_rules.upload_url_ttl,
+            ctx.viewer(),
+            id,
+        )
+        .await?;
         Ok(Photo(photo))
     }
 

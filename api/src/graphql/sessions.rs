@@ -7,16 +7,17 @@ use entity::session_member::{self, NotificationLevel as Level, SessionRole as Ro
 use super::ContextExt;
 use super::connection::{self, Conn};
 use super::ids::{self, Kind};
-use super::loaders::{MembersKey, PhotosKey};
+use super::loaders::{BansKey, MembersKey, PhotosKey};
 use super::photos::Photo;
 use super::users::User;
+use crate::error::ApiError;
 use crate::limits::Rule;
 use crate::limits::graphql::RateLimitExt;
 use crate::service::pagination::{Page, PageRequest};
 use crate::service::sessions::{
     self as service, InvitePreview, NewSession, SessionChange, SessionView,
 };
-use crate::service::{Viewer, invite_code};
+use crate::service::{Viewer, invite_code, moderation};
 
 pub struct Session(pub SessionView);
 
@@ -178,6 +179,37 @@ impl Session {
         Ok(count.unwrap_or(0))
     }
 
+    /// Users the owner removed and barred, in the order they were banned. Owner only: anyone
+    /// else gets `FORBIDDEN`.
+    #[graphql(complexity = "connection::complexity(first, child_complexity)")]
+    async fn banned_members(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the last edge already seen.")] after: Option<String>,
+    ) -> Result<Conn<User>> {
+        if !moderation::is_owner(&self.0) {
+            return Err(ApiError::Forbidden("only the session's owner can see its bans").into());
+        }
+        let page = PageRequest::parse(first, after.as_deref())?;
+        let key = BansKey {
+            session_id: self.0.session.id,
+            page,
+        };
+        let loaders = ctx.loaders()?;
+        let page = loaders
+            .bans
+            .load_one(key)
+            .await?
+            .unwrap_or_else(Page::empty);
+        let users = loaders
+            .users
+            .load_many(page.items.iter().map(|(_, ban)| ban.user_id))
+            .await?;
+        let page = page.filter_map(|ban| users.get(&ban.user_id).cloned());
+        Ok(connection::from_page(page, User::new))
+    }
+
     /// Current members, in the order they joined.
     #[graphql(complexity = "connection::complexity(first, child_complexity)")]
     async fn members(
@@ -265,18 +297,30 @@ impl SessionInvite {
 pub struct CreateSessionInput {
     /// 1 to 80 characters.
     title: String,
-    /// How long photos stay after upload, 1 to 72 hours (default 5).
+    /// How long photos stay after upload, 1 to `PHOTON_MAX_PHOTO_LIFETIME_HOURS` (72) hours
+    /// (default 5).
     photo_lifetime_hours: Option<i32>,
     /// Whether people without an account may join with the invite code
     /// (`joinSessionAsGuest`); default true.
     allow_guests: Option<bool>,
+    /// Hours after the end in which members may still upload, 0 to 72 (default 12).
+    late_upload_hours: Option<i32>,
 }
 
 /// Changes to a session's settings; omitted fields stay as they are.
 #[derive(InputObject)]
 pub struct UpdateSessionInput {
+    /// 1 to 80 characters.
+    title: Option<String>,
+    /// How long photos stay after upload, 1 to `PHOTON_MAX_PHOTO_LIFETIME_HOURS` (72). The
+    /// photos already there follow: each expires this long after it was uploaded.
+    photo_lifetime_hours: Option<i32>,
+    /// Refuses invite codes (`JOINS_LOCKED`) while set; the members already in stay.
+    joins_locked: Option<bool>,
     /// Whether new guests may join. Turning it off keeps the guests already in.
     allow_guests: Option<bool>,
+    /// Hours after the end in which members may still upload, 0 to 72 (default 12).
+    late_upload_hours: Option<i32>,
 }
 
 #[derive(Default)]
@@ -340,13 +384,16 @@ impl SessionMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The new session.")] input: CreateSessionInput,
     ) -> Result<Session> {
+        let deps = ctx.deps()?;
         let new = NewSession {
             title: input.title,
             photo_lifetime_hours: input.photo_lifetime_hours,
             allow_guests: input.allow_guests,
+            late_upload_hours: input.late_upload_hours,
+            max_photo_lifetime_hours: deps.config.upload_rules.limits.max_photo_lifetime_hours,
         };
         Ok(Session(
-            service::create_session(&ctx.deps()?.db, ctx.viewer(), new).await?,
+            service::create_session(&deps.db, ctx.viewer(), new).await?,
         ))
     }
 
@@ -413,11 +460,51 @@ impl SessionMutation {
     ) -> Result<Session> {
         let id = ids::expect(Kind::Session, &session_id, "sessionId")?;
         let change = SessionChange {
+            title: input.title,
+            photo_lifetime_hours: input.photo_lifetime_hours,
+            joins_locked: input.joins_locked,
             allow_guests: input.allow_guests,
+            late_upload_hours: input.late_upload_hours,
         };
+        let deps = ctx.deps()?;
+        let max = deps.config.upload_rules.limits.max_photo_lifetime_hours;
         Ok(Session(
-            service::update_session(&ctx.deps()?.db, ctx.viewer(), id, change).await?,
+            service::update_session(&deps.db, ctx.viewer(), id, change, max).await?,
         ))
+    }
+
+    /// Removes a member (owner only); with `ban`, they cannot come back with any code, current
+    /// or rotated, nor rejoin as a guest. Their subscriptions end, their pending uploads are
+    /// refused and they get no more pushes from the session; their photos stay. The others
+    /// see `MemberRemoved`. The owner cannot remove themselves.
+    async fn remove_member(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A Session id.")] session_id: ID,
+        #[graphql(desc = "The member to remove.")] user_id: ID,
+        #[graphql(desc = "Also bar them from coming back.", default = false)] ban: bool,
+    ) -> Result<Session> {
+        let session_id = ids::expect(Kind::Session, &session_id, "sessionId")?;
+        let user_id = ids::expect(Kind::User, &user_id, "userId")?;
+        let view =
+            moderation::remove_member(&ctx.deps()?.db, ctx.viewer(), session_id, user_id, ban)
+                .await?;
+        Ok(Session(view))
+    }
+
+    /// Lifts a ban (owner only): they may join again with the invite code; they are not
+    /// added back.
+    async fn unban_member(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A Session id.")] session_id: ID,
+        #[graphql(desc = "The banned user.")] user_id: ID,
+    ) -> Result<Session> {
+        let session_id = ids::expect(Kind::Session, &session_id, "sessionId")?;
+        let user_id = ids::expect(Kind::User, &user_id, "userId")?;
+        let view =
+            moderation::unban_member(&ctx.deps()?.db, ctx.viewer(), session_id, user_id).await?;
+        Ok(Session(view))
     }
 
     /// Replaces the invite code (owner only); the old code and link stop working.

@@ -38,7 +38,9 @@ impl Subscription {
     /// Photos added to a session the viewer belongs to. With `after` (the cursor of an earlier
     /// event, or of an edge in `Session.photos`), first replays every photo added since, in
     /// order, then streams new ones live, with no gap and no duplicate; without it, only new
-    /// photos. Completes when the session ends or the viewer leaves it. While it runs, the
+    /// photos. Completes when the viewer leaves or is removed, and after the session ends once
+    /// its late-upload window (`Session.lateUploadHours`) has closed: photos uploaded late
+    /// still arrive. While it runs, the
     /// viewer gets no push notifications for this session's photos. Fails with
     /// `CURSOR_EXPIRED` when a photo added after `after` is still listed but its event is no
     /// longer kept: reload `Session.photos` and resume from its newest cursor.
@@ -61,10 +63,12 @@ impl Subscription {
     }
 
     /// Everything else that happens in a session: members joining, leaving and being
-    /// removed, settings changed, photos processed and deleted, the session ending. Same resume rule as `photoAdded`, except that nothing
-    /// from before the viewer's latest join is replayed; completes after `SessionEnded`, or
-    /// after the viewer's own `MemberLeft` or `MemberRemoved`. Fails with `CURSOR_EXPIRED` when events after
-    /// `after` are no longer kept: reload the session, then subscribe without `after`.
+    /// removed, settings changed, photos processed and deleted, the session ending. Same
+    /// resume rule as `photoAdded`, except that nothing from before the viewer's latest join is
+    /// replayed; completes after the viewer's own `MemberLeft` or `MemberRemoved`, and once the
+    /// late-upload window after `SessionEnded` has closed. Fails with `CURSOR_EXPIRED` when
+    /// events after `after` are no longer kept: reload the session, then subscribe without
+    /// `after`.
     async fn session_events(
         &self,
         ctx: &Context<'_>,
@@ -269,7 +273,8 @@ pub struct PhotoDeleted {
     photo_id: ID,
 }
 
-/// The owner ended the session. Nothing follows this event.
+/// The owner ended the session. Only late uploads (and what happens to them) follow, for
+/// `Session.lateUploadHours`.
 #[derive(SimpleObject)]
 pub struct SessionEnded {
     /// Pass as `after` to resume right after this event.

@@ -22,8 +22,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use entity::event::EventKind;
+use entity::session;
 use futures_util::Stream;
 use sea_orm::DatabaseConnection;
+use sea_orm::EntityTrait;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
@@ -65,6 +67,12 @@ struct Feed {
     backlog: VecDeque<Arc<FeedItem>>,
     catch_up: bool,
     done: bool,
+    /// When an ended session stops taking late uploads: once it has passed and the log is
+    /// read to its end, nothing more can come. `None` while the session runs.
+    closes_at: Option<DateTime<Utc>>,
+    /// The log has been read once more after `closes_at` (an event committed just before it
+    /// may not have reached the channel yet).
+    final_read: bool,
     _presence: Option<Online>,
     /// Events recorded from then on are live; earlier ones are replayed history.
     opened_at: DateTime<Utc>,
@@ -114,7 +122,8 @@ pub async fn open(
     // Checked after subscribing: a departure or an end committed from here on reaches the
     // channel, and one committed before is seen here.
     let view = sessions::get_session(&db, Viewer::User(start.viewer_id), start.session_id).await?;
-    let ended = view.session.ended_at.is_some();
+    let closes_at = closes_at(&view.session);
+    let taking_uploads = sessions::takes_uploads(&view.session, opened_at);
     let joined = log::latest_join(&db, start.session_id, start.viewer_id).await?;
     let (last, catch_up) = match start.after {
         Some(after) => {
@@ -132,7 +141,9 @@ pub async fn open(
     };
     // Only once the feed receives events does the viewer count as online.
     let online = match &start.presence {
-        Some(presence) if !ended => Some(presence.enter(start.session_id, start.viewer_id).await?),
+        Some(presence) if taking_uploads => {
+            Some(presence.enter(start.session_id, start.viewer_id).await?)
+        }
         _ => None,
     };
     let feed = Feed {
@@ -145,8 +156,10 @@ pub async fn open(
         last,
         backlog: VecDeque::new(),
         catch_up,
-        // A live-only feed of an ended session has nothing to wait for.
-        done: ended && !catch_up,
+        // A live-only feed of a session past its late-upload window has nothing to wait for.
+        done: !taking_uploads && !catch_up,
+        closes_at,
+        final_read: false,
         _presence: online,
         opened_at,
     };
@@ -167,6 +180,12 @@ impl Feed {
                 }
                 self.last = item.event.id;
                 self.done = self.ends_feed(&item);
+                if matches!(
+                    item.event.kind,
+                    EventKind::SessionEnded | EventKind::SessionUpdated
+                ) {
+                    self.reread_window().await;
+                }
                 let committed_at = item.event.created_at;
                 let handed = HandedOut {
                     committed_at,
@@ -188,7 +207,26 @@ impl Feed {
                 }
                 continue;
             }
-            match self.rx.recv().await {
+            let received = match self.closes_at {
+                None => self.rx.recv().await,
+                Some(closes_at) => {
+                    let now = clock::now();
+                    if closes_at <= now {
+                        if self.final_read {
+                            return None;
+                        }
+                        self.final_read = true;
+                        self.catch_up = true;
+                        continue;
+                    }
+                    let wait = (closes_at - now).to_std().unwrap_or_default();
+                    tokio::select! {
+                        received = self.rx.recv() => received,
+                        () = tokio::time::sleep(wait) => continue,
+                    }
+                }
+            };
+            match received {
                 Ok(BusMessage::Event(item)) => self.backlog.push_back(item),
                 Ok(BusMessage::Resync) | Err(RecvError::Lagged(_)) => self.catch_up = true,
                 Err(RecvError::Closed) => {
@@ -199,18 +237,37 @@ impl Feed {
         }
     }
 
-    /// The session ended, or the viewer left it or was removed since their latest join:
-    /// nothing more is theirs to see. A departure before that join is history they came back
-    /// from.
+    /// When the session stops taking late uploads, read again after it ended or its settings
+    /// changed. A failed read keeps the window known so far (the next event or the end of the
+    /// window comes round again).
+    async fn reread_window(&mut self) {
+        match session::Entity::find_by_id(self.session_id)
+            .one(&self.db)
+            .await
+        {
+            Ok(Some(row)) => self.closes_at = closes_at(&row),
+            Ok(None) => self.done = true,
+            Err(err) => tracing::warn!(error = %err, "could not read the session's upload window"),
+        }
+    }
+
+    /// The viewer left or was removed since their latest join: nothing more is theirs to see.
+    /// A departure before that join is history they came back from. The session's end does
+    /// not end the feed by itself: photos uploaded late still arrive, until the window closes.
     fn ends_feed(&self, item: &FeedItem) -> bool {
         match item.event.kind {
-            EventKind::SessionEnded => true,
             EventKind::MemberLeft | EventKind::MemberRemoved => {
                 item.event.id > self.joined && log::user_id(&item.event) == Some(self.viewer_id)
             }
             _ => false,
         }
     }
+}
+
+fn closes_at(session: &session::Model) -> Option<DateTime<Utc>> {
+    session
+        .ended_at
+        .map(|ended_at| sessions::late_uploads_close(ended_at, session.late_upload_hours))
 }
 
 /// Which of a session's feeds a subscription follows.

@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use entity::session_member;
 use entity::{device, event, photo, session, user};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{Expr, ExprTrait, Query},
 };
 use uuid::Uuid;
@@ -26,7 +26,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::events::EventPayload;
 use crate::service::sessions::{self, ENDED};
 use crate::service::sign_in::{TokenPair, Tokens};
-use crate::service::{Viewer, input};
+use crate::service::{Viewer, input, moderation};
 
 /// What a guest gets for anything beyond their session.
 pub const FORBIDDEN: ApiError =
@@ -101,6 +101,7 @@ pub async fn join_as_guest(
     tokens: &Tokens,
     invite_code: &str,
     name: &str,
+    signed_in: Option<Uuid>,
 ) -> ApiResult<TokenPair> {
     let name = input::label("name", name, input::MAX_NAME_CHARS)?;
     let found = sessions::find_by_code(db, invite_code)
@@ -112,14 +113,19 @@ pub async fn join_as_guest(
     }
     // Read under the lock: the owner turning guests off commits before or after this, never
     // in between.
-    let allowed = session::Entity::find_by_id(found.id)
-        .one(&txn)
-        .await?
-        .is_some_and(|s| s.allow_guests);
-    if !allowed {
+    let locked_row = session::Entity::find_by_id(found.id).one(&txn).await?;
+    if !locked_row.as_ref().is_some_and(|s| s.allow_guests) {
         return Err(ApiError::Forbidden(
             "this session does not take guests; sign in to join",
         ));
+    }
+    // A banned account cannot walk back in as a guest while signed in. A stranger's phone
+    // with no account cannot be told from anyone else's: against that the owner has locked
+    // joins, guests turned off and a rotated code.
+    if let Some(account) = signed_in {
+        sessions::check_may_join(&txn, found.id, account).await?;
+    } else if locked_row.is_some_and(|s| s.joins_locked) {
+        return Err(ApiError::JoinsLocked);
     }
     let now = clock::now();
     let guest = user::Model {
@@ -187,12 +193,21 @@ pub async fn claim(
         .into_tuple()
         .all(&txn)
         .await?;
+    // Whoever was barred as a guest stays barred as themselves.
+    moderation::move_bans(&txn, guest_id, me).await?;
     for session_id in session_ids {
         sessions::lock_session(&txn, session_id, false).await?;
-        if let Some(membership) = session_member::Entity::find_by_id((session_id, guest_id))
+        let Some(membership) = session_member::Entity::find_by_id((session_id, guest_id))
             .one(&txn)
             .await?
-        {
+        else {
+            continue;
+        };
+        if moderation::is_banned(&txn, session_id, me).await? {
+            // The account may not be in this session: the guest's place there ends instead
+            // of passing to them.
+            end_guest_membership(&txn, &membership).await?;
+        } else {
             move_membership(&txn, &membership, me).await?;
         }
     }
@@ -213,6 +228,32 @@ pub async fn claim(
     txn.commit().await?;
     tracing::info!(guest_id = %guest_id, user_id = %me, "guest account claimed");
     Ok(claimer)
+}
+
+/// Ends a guest's membership without handing it on; the caller holds the session's lock.
+async fn end_guest_membership(
+    txn: &DatabaseTransaction,
+    membership: &session_member::Model,
+) -> ApiResult<()> {
+    if membership.left_at.is_some() {
+        return Ok(());
+    }
+    session_member::Entity::update_many()
+        .col_expr(session_member::Column::LeftAt, Expr::value(clock::now()))
+        .filter(session_member::Column::SessionId.eq(membership.session_id))
+        .filter(session_member::Column::UserId.eq(membership.user_id))
+        .exec(txn)
+        .await?;
+    sessions::record(
+        txn,
+        membership.session_id,
+        membership.user_id,
+        EventPayload::MemberLeft {
+            user_id: membership.user_id,
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// Hands one of the guest's memberships to `me`; the caller holds the session's lock. If `me`

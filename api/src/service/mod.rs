@@ -6,6 +6,7 @@ pub mod friends;
 pub mod guests;
 pub mod input;
 pub mod invite_code;
+pub mod moderation;
 pub mod oauth_sign_in;
 pub mod pagination;
 pub mod photos;

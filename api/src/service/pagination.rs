@@ -127,6 +127,20 @@ impl<T> Page<T> {
             has_previous_page: self.has_previous_page,
         }
     }
+
+    /// Like [`Page::map`], dropping the items `f` has nothing for (rows gone since the page
+    /// was read); the cursors of the rest stay as they were.
+    pub fn filter_map<U>(self, f: impl Fn(T) -> Option<U>) -> Page<U> {
+        Page {
+            items: self
+                .items
+                .into_iter()
+                .filter_map(|(c, t)| f(t).map(|u| (c, u)))
+                .collect(),
+            has_next_page: self.has_next_page,
+            has_previous_page: self.has_previous_page,
+        }
+    }
 }
 
 /// One page per session from a single statement: `select` holds the rows of several sessions

@@ -11,10 +11,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use entity::photo::{self, PhotoStatus, Processing};
 use entity::session_member::SessionRole;
-use entity::user;
+use entity::{session, user};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QuerySelect, TransactionTrait, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
+    sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -64,6 +65,12 @@ pub struct UploadLimits {
     #[arg(long, env = "PHOTON_USER_MAX_BYTES", default_value_t = 5 * GIB,
         value_parser = clap::value_parser!(u64).range(1024 * 1024..=16 * 1024 * GIB))]
     pub user_max_bytes: u64,
+
+    /// Longest photo lifetime, in hours, a session's owner may choose
+    /// (`photoLifetimeHours` at creation and in `updateSession`).
+    #[arg(long, env = "PHOTON_MAX_PHOTO_LIFETIME_HOURS", default_value_t = 72,
+        value_parser = clap::value_parser!(i32).range(1..=8760))]
+    pub max_photo_lifetime_hours: i32,
 
     /// Seconds one PUT to the local object store may take before it is cut off.
     #[arg(long, env = "PHOTON_LOCAL_UPLOAD_TIMEOUT_SECS", default_value_t = 300,
@@ -134,8 +141,8 @@ pub async fn request_upload(
     let me = viewer.user_id()?;
     let (sha256, content_type) = check_request(rules, &request)?;
     let view = sessions::get_session(db, viewer, request.session_id).await?;
-    if view.session.ended_at.is_some() {
-        return Err(ApiError::Conflict("this session has ended"));
+    if !sessions::takes_uploads(&view.session, clock::now()) {
+        return Err(ApiError::UploadWindowClosed);
     }
     // Each round finds the row as it is; one whose state moved under us (removed by the
     // sweeper, completed by someone else) is looked at again.
@@ -205,6 +212,42 @@ pub async fn request_upload(
     Ok(UploadSlot { photo, upload })
 }
 
+/// Whether a pending photo may complete now (read under the session's lock): while the
+/// session takes uploads, and for a slot opened before the end, for as long as its upload URL
+/// works, whatever the late-upload window says.
+fn check_completes(
+    session: &session::Model,
+    photo: &photo::Model,
+    url_ttl: Duration,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    if sessions::takes_uploads(session, now) {
+        return Ok(());
+    }
+    let opened_before_end = session
+        .ended_at
+        .is_some_and(|ended| photo.created_at < ended);
+    let url_expires = photo.created_at + chrono::Duration::from_std(url_ttl).unwrap_or_default();
+    if opened_before_end && now <= url_expires + URL_CLOCK_SLACK {
+        return Ok(());
+    }
+    Err(ApiError::UploadWindowClosed)
+}
+
+/// Takes the session's lock and checks, under it, that the session still takes uploads: an
+/// end (or a shorter late window) committed meanwhile is seen here.
+async fn uploads_open_locked(txn: &DatabaseTransaction, session_id: Uuid) -> ApiResult<()> {
+    sessions::lock_session(txn, session_id, false).await?;
+    let session = session::Entity::find_by_id(session_id)
+        .one(txn)
+        .await?
+        .ok_or(ApiError::NotFound("no such session"))?;
+    if !sessions::takes_uploads(&session, clock::now()) {
+        return Err(ApiError::UploadWindowClosed);
+    }
+    Ok(())
+}
+
 async fn find_slot(
     db: &DatabaseConnection,
     session_id: Uuid,
@@ -230,9 +273,7 @@ async fn open_slot(
     content_type: &str,
 ) -> ApiResult<photo::Model> {
     let txn = db.begin().await?;
-    if !sessions::lock_session(&txn, request.session_id, true).await? {
-        return Err(ApiError::Conflict("this session has ended"));
-    }
+    uploads_open_locked(&txn, request.session_id).await?;
     user::Entity::update_many()
         .col_expr(user::Column::Id, Expr::col(user::Column::Id))
         .filter(user::Column::Id.eq(me))
@@ -430,6 +471,7 @@ pub async fn find_photo(
 pub async fn complete_upload(
     db: &DatabaseConnection,
     store: &dyn ObjectStore,
+    url_ttl: Duration,
     viewer: Viewer,
     photo_id: Uuid,
 ) -> ApiResult<photo::Model> {
@@ -459,9 +501,12 @@ pub async fn complete_upload(
         ));
     }
     let txn = db.begin().await?;
-    if !sessions::lock_session(&txn, photo.session_id, true).await? {
-        return Err(ApiError::Conflict("this session has ended"));
-    }
+    sessions::lock_session(&txn, photo.session_id, false).await?;
+    let session = session::Entity::find_by_id(photo.session_id)
+        .one(&txn)
+        .await?
+        .ok_or(NO_SUCH_PHOTO)?;
+    check_completes(&session, &photo, url_ttl, clock::now())?;
     // Under the session's lock only one completion gets here for a pending photo: a
     // concurrent one that won has already made it ready.
     let Some(current) = photo::Entity::find_by_id(photo.id).one(&txn).await? else {
@@ -498,6 +543,34 @@ pub async fn complete_upload(
     txn.commit().await?;
     processing::wake();
     Ok(photo)
+}
+
+/// Gives the session's ready photos a new lifetime: each expires `hours` after it became
+/// ready. One statement whatever the number of photos; the date arithmetic is each backend's
+/// own, written so SQLite's result stays in the RFC 3339 form its other timestamps are in
+/// (and each with its own placeholder: sea-query numbers them for Postgres only).
+/// A photo that had already expired and not yet been swept comes back if the new lifetime
+/// covers it: the owner asked for it to last that long.
+pub(crate) async fn set_lifetime(
+    txn: &impl ConnectionTrait,
+    session_id: Uuid,
+    hours: i32,
+) -> ApiResult<()> {
+    let expires = match txn.get_database_backend() {
+        DbBackend::Sqlite => Expr::cust_with_values(
+            "strftime('%Y-%m-%dT%H:%M:%f', ready_at, ? || ' hours') || '+00:00'",
+            [format!("{hours:+}")],
+        ),
+        _ => Expr::cust_with_values("ready_at + make_interval(hours => $1)", [hours]),
+    };
+    photo::Entity::update_many()
+        .col_expr(photo::Column::ExpiresAt, expires)
+        .filter(photo::Column::SessionId.eq(session_id))
+        .filter(photo::Column::Status.eq(PhotoStatus::Ready))
+        .filter(photo::Column::ReadyAt.is_not_null())
+        .exec(txn)
+        .await?;
+    Ok(())
 }
 
 /// Margin for the object store's clock running behind ours when it checks a URL's expiry.

@@ -21,12 +21,15 @@ use crate::events::{self, EventPayload, NewEvent};
 use crate::push::marks;
 use crate::service::Viewer;
 use crate::service::pagination::{Page, PageRequest, pages_per_session};
-use crate::service::{friends, guests, input, invite_code, is_unique_violation, photos};
+use crate::service::{
+    friends, guests, input, invite_code, is_unique_violation, moderation, photos,
+};
 
 pub const DEFAULT_PHOTO_LIFETIME_HOURS: i32 = 5;
-pub const MAX_PHOTO_LIFETIME_HOURS: i32 = 72;
 /// Hours after the end in which members may still upload, unless the owner says otherwise.
 pub const DEFAULT_LATE_UPLOAD_HOURS: i32 = 12;
+/// The longest late-upload window an owner may set.
+pub const MAX_LATE_UPLOAD_HOURS: i32 = 72;
 /// Most users one `inviteToSession` call may name.
 pub const MAX_INVITEES: usize = 50;
 
@@ -95,6 +98,54 @@ async fn get_as_member(
         .ok_or(NO_SUCH_SESSION)
 }
 
+/// The session, if `user_id` owns it: NOT_FOUND for strangers (as everywhere), FORBIDDEN for
+/// members.
+pub(crate) async fn get_as_owner(
+    db: &impl ConnectionTrait,
+    session_id: Uuid,
+    user_id: Uuid,
+) -> ApiResult<SessionView> {
+    let view = get_as_member(db, session_id, user_id).await?;
+    if view.viewer_role != SessionRole::Owner {
+        return Err(OWNER_ONLY);
+    }
+    Ok(view)
+}
+
+/// Whether members may still upload to the session at `now`: while it runs, and for its
+/// late-upload window after the end, so a phone that had no signal at the venue catches up.
+pub fn takes_uploads(session: &session::Model, now: DateTime<Utc>) -> bool {
+    match session.ended_at {
+        None => true,
+        Some(ended_at) => now < late_uploads_close(ended_at, session.late_upload_hours),
+    }
+}
+
+/// When an ended session stops taking uploads.
+pub fn late_uploads_close(ended_at: DateTime<Utc>, late_upload_hours: i32) -> DateTime<Utc> {
+    ended_at + chrono::Duration::hours(i64::from(late_upload_hours.max(0)))
+}
+
+fn late_upload_hours(hours: i32) -> ApiResult<i32> {
+    if !(0..=MAX_LATE_UPLOAD_HOURS).contains(&hours) {
+        return Err(ApiError::bad_input(
+            "lateUploadHours",
+            format!("lateUploadHours must be between 0 and {MAX_LATE_UPLOAD_HOURS}"),
+        ));
+    }
+    Ok(hours)
+}
+
+fn photo_lifetime(hours: i32, max: i32) -> ApiResult<i32> {
+    if !(1..=max).contains(&hours) {
+        return Err(ApiError::bad_input(
+            "photoLifetimeHours",
+            format!("photoLifetimeHours must be between 1 and {max}"),
+        ));
+    }
+    Ok(hours)
+}
+
 /// The session, or NOT_FOUND unless the viewer is a current member.
 pub async fn get_session(
     db: &impl ConnectionTrait,
@@ -138,6 +189,9 @@ pub struct NewSession {
     pub photo_lifetime_hours: Option<i32>,
     /// Whether guests may join with the invite code (default: yes).
     pub allow_guests: Option<bool>,
+    pub late_upload_hours: Option<i32>,
+    /// The longest photo lifetime allowed (`PHOTON_MAX_PHOTO_LIFETIME_HOURS`).
+    pub max_photo_lifetime_hours: i32,
 }
 
 pub async fn create_session(
@@ -147,15 +201,13 @@ pub async fn create_session(
 ) -> ApiResult<SessionView> {
     let me = guests::account_id(db, viewer).await?;
     let title = input::label("title", &new.title, input::MAX_TITLE_CHARS)?;
-    let lifetime = new
-        .photo_lifetime_hours
-        .unwrap_or(DEFAULT_PHOTO_LIFETIME_HOURS);
-    if !(1..=MAX_PHOTO_LIFETIME_HOURS).contains(&lifetime) {
-        return Err(ApiError::bad_input(
-            "photoLifetimeHours",
-            format!("photoLifetimeHours must be between 1 and {MAX_PHOTO_LIFETIME_HOURS}"),
-        ));
-    }
+    let lifetime = photo_lifetime(
+        new.photo_lifetime_hours
+            .unwrap_or(DEFAULT_PHOTO_LIFETIME_HOURS.min(new.max_photo_lifetime_hours)),
+        new.max_photo_lifetime_hours,
+    )?;
+    let late_upload_hours =
+        late_upload_hours(new.late_upload_hours.unwrap_or(DEFAULT_LATE_UPLOAD_HOURS))?;
     let txn = db.begin().await?;
     let now = clock::now();
     let session = session::Model {
@@ -168,7 +220,7 @@ pub async fn create_session(
         ended_at: None,
         allow_guests: new.allow_guests.unwrap_or(true),
         joins_locked: false,
-        late_upload_hours: DEFAULT_LATE_UPLOAD_HOURS,
+        late_upload_hours,
     };
     // 80 random bits make a collision vanishingly rare; the unique index makes it harmless.
     session::Entity::insert(session::ActiveModel::from(session.clone()))
@@ -265,7 +317,13 @@ pub async fn join_session(
     if !lock_session(&txn, session.id, true).await? {
         return Err(ENDED);
     }
-    // Under the lock: a claim moving the guest's membership away is wholly before or after.
+    // Already in: joining again is harmless, locked or not.
+    if let Some(view) = find_as_member(&txn, session.id, me).await? {
+        return Ok(view);
+    }
+    // Under the lock: a ban, a lock or a claim moving the guest's membership away is wholly
+    // before this join or after it.
+    check_may_join(&txn, session.id, me).await?;
     if guests::is_guest(&txn, me).await? && !guests::was_member(&txn, session.id, me).await? {
         return Err(guests::FORBIDDEN);
     }
@@ -273,6 +331,26 @@ pub async fn join_session(
     let view = get_as_member(&txn, session.id, me).await?;
     txn.commit().await?;
     Ok(view)
+}
+
+/// Refuses a join by someone who is not a current member: BANNED when the owner barred them,
+/// JOINS_LOCKED while joins are locked. Call under the session's lock.
+pub(crate) async fn check_may_join(
+    txn: &DatabaseTransaction,
+    session_id: Uuid,
+    user_id: Uuid,
+) -> ApiResult<()> {
+    if moderation::is_banned(txn, session_id, user_id).await? {
+        return Err(ApiError::Banned);
+    }
+    let locked = session::Entity::find_by_id(session_id)
+        .one(txn)
+        .await?
+        .is_some_and(|s| s.joins_locked);
+    if locked {
+        return Err(ApiError::JoinsLocked);
+    }
+    Ok(())
 }
 
 /// Makes `user_id` a current member, under the session's lock (see [`lock_session`]): a new
@@ -413,7 +491,20 @@ pub async fn invite_to_session(
     if !lock_session(&txn, session_id, true).await? {
         return Err(ENDED);
     }
+    // An invite nobody can accept would only ring a phone for nothing.
+    let locked = session::Entity::find_by_id(session_id)
+        .one(&txn)
+        .await?
+        .is_some_and(|s| s.joins_locked);
+    if locked {
+        return Err(ApiError::JoinsLocked);
+    }
     for invitee in user_ids.iter().filter(|id| !members.contains(id)) {
+        // A banned user's invite would be refused at the door; it is dropped here instead,
+        // without telling the member who sent it (the ban is the owner's business).
+        if moderation::is_banned(&txn, session_id, *invitee).await? {
+            continue;
+        }
         // Inviting the same friend again records the invite but rings their phone once.
         let mark = marks::invite(session_id, *invitee);
         let push = marks::take(&txn, mark, marks::INVITE_WINDOW, clock::now()).await?;
@@ -473,10 +564,7 @@ pub async fn end_session(
     session_id: Uuid,
 ) -> ApiResult<SessionView> {
     let me = viewer.user_id()?;
-    let view = get_as_member(db, session_id, me).await?;
-    if view.viewer_role != SessionRole::Owner {
-        return Err(OWNER_ONLY);
-    }
+    get_as_owner(db, session_id, me).await?;
     let txn = db.begin().await?;
     let now = clock::now();
     let ended = session::Entity::update_many()
@@ -506,10 +594,7 @@ pub async fn rotate_invite_code(
     session_id: Uuid,
 ) -> ApiResult<SessionView> {
     let me = viewer.user_id()?;
-    let view = get_as_member(db, session_id, me).await?;
-    if view.viewer_role != SessionRole::Owner {
-        return Err(OWNER_ONLY);
-    }
+    get_as_owner(db, session_id, me).await?;
     // A fresh code colliding with another session's is a 2^-80 event; one retry covers it.
     for _ in 0..2 {
         let result = session::Entity::update_many()
@@ -534,32 +619,75 @@ pub async fn rotate_invite_code(
 /// A change to a session's settings (owner only). `None` leaves a setting as it is.
 #[derive(Debug, Default)]
 pub struct SessionChange {
+    pub title: Option<String>,
+    /// Existing photos' `expiresAt` follow: their time of upload plus the new lifetime.
+    pub photo_lifetime_hours: Option<i32>,
+    pub joins_locked: Option<bool>,
     pub allow_guests: Option<bool>,
+    pub late_upload_hours: Option<i32>,
 }
 
-/// Changes a session's settings (owner only). Taking the session's lock orders the change
-/// with joins: a guest join that committed before it stands, and none after it gets in.
+/// Changes a session's settings (owner only), ended sessions too (a longer lifetime or late
+/// window after the end is what keeps the night). Taking the session's lock orders the change
+/// with joins and uploads: a join that committed before a lock stands, none after it gets in.
+/// A change that changes something records `SessionUpdated`; one that does not records nothing.
 pub async fn update_session(
     db: &DatabaseConnection,
     viewer: Viewer,
     session_id: Uuid,
     change: SessionChange,
+    max_photo_lifetime_hours: i32,
 ) -> ApiResult<SessionView> {
     let me = viewer.user_id()?;
-    let view = get_as_member(db, session_id, me).await?;
-    if view.viewer_role != SessionRole::Owner {
-        return Err(OWNER_ONLY);
-    }
+    get_as_owner(db, session_id, me).await?;
+    // Every field is checked before anything is written.
+    let title = change
+        .title
+        .as_deref()
+        .map(|t| input::label("title", t, input::MAX_TITLE_CHARS))
+        .transpose()?;
+    let lifetime = change
+        .photo_lifetime_hours
+        .map(|h| photo_lifetime(h, max_photo_lifetime_hours))
+        .transpose()?;
+    let late = change
+        .late_upload_hours
+        .map(late_upload_hours)
+        .transpose()?;
     let txn = db.begin().await?;
     lock_session(&txn, session_id, false).await?;
-    if let Some(allow) = change.allow_guests {
-        session::Entity::update_many()
-            .col_expr(session::Column::AllowGuests, Expr::value(allow))
-            .filter(session::Column::Id.eq(session_id))
-            .exec(&txn)
-            .await?;
+    let current = get_as_owner(&txn, session_id, me).await?.session;
+    let mut update = session::Entity::update_many().filter(session::Column::Id.eq(session_id));
+    let mut changed = false;
+    if let Some(title) = title.filter(|t| *t != current.title) {
+        update = update.col_expr(session::Column::Title, Expr::value(title));
+        changed = true;
     }
-    let view = get_as_member(&txn, session_id, me).await?;
+    let lifetime = lifetime.filter(|h| *h != current.photo_lifetime_hours);
+    if let Some(hours) = lifetime {
+        update = update.col_expr(session::Column::PhotoLifetimeHours, Expr::value(hours));
+        changed = true;
+    }
+    if let Some(locked) = change.joins_locked.filter(|l| *l != current.joins_locked) {
+        update = update.col_expr(session::Column::JoinsLocked, Expr::value(locked));
+        changed = true;
+    }
+    if let Some(allow) = change.allow_guests.filter(|a| *a != current.allow_guests) {
+        update = update.col_expr(session::Column::AllowGuests, Expr::value(allow));
+        changed = true;
+    }
+    if let Some(hours) = late.filter(|h| *h != current.late_upload_hours) {
+        update = update.col_expr(session::Column::LateUploadHours, Expr::value(hours));
+        changed = true;
+    }
+    if changed {
+        update.exec(&txn).await?;
+        if let Some(hours) = lifetime {
+            photos::set_lifetime(&txn, session_id, hours).await?;
+        }
+        record(&txn, session_id, me, EventPayload::SessionUpdated {}).await?;
+    }
+    let view = get_as_owner(&txn, session_id, me).await?;
     txn.commit().await?;
     Ok(view)
 }

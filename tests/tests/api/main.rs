@@ -23,6 +23,7 @@ mod limits;
 mod metrics;
 mod oauth;
 mod oidc;
+mod owner_controls;
 mod pages;
 mod persisted;
 mod photos;

@@ -4,7 +4,7 @@ use futures_util::future::join_all;
 use photon_tests::photos::{
     COMPLETE, REQUEST, photo_bytes, put, put_to, request_slot, sha256_hex, slot_headers, upload,
 };
-use photon_tests::{TestApp, create_session, join};
+use photon_tests::{TestApp, create_session, create_session_with, join};
 use serde_json::{Value, json};
 
 const DELETE: &str = "mutation($id: ID!) { deletePhoto(photoId: $id) }";
@@ -236,7 +236,8 @@ async fn only_members_of_a_live_session_add_photos() {
     let app = TestApp::spawn().await;
     let ana = app.sign_in("ana@example.com").await;
     let eve = app.sign_in("eve@example.com").await;
-    let (session_id, _) = create_session(&app, &ana, "Beach").await;
+    let input = json!({ "title": "Beach", "lateUploadHours": 0 });
+    let (session_id, _) = create_session_with(&app, &ana, input).await;
     let bytes = photo_bytes(6, 100);
     request_slot(&app, &eve, &session_id, &bytes)
         .await
@@ -254,7 +255,7 @@ async fn only_members_of_a_live_session_add_photos() {
     .ok();
     request_slot(&app, &ana, &session_id, &bytes)
         .await
-        .assert_code("CONFLICT");
+        .assert_code("UPLOAD_WINDOW_CLOSED");
     assert_eq!(app.count("photos", "").await, 0);
 }
 

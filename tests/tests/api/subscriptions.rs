@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use photon_tests::photos::{photo_bytes, upload};
 use photon_tests::ws::{Protocol, Received, WsClient};
-use photon_tests::{TestApp, TestUser, create_session, join};
+use photon_tests::{TestApp, TestUser, create_session, create_session_with, join};
 use serde_json::{Value, json};
 
 const PHOTO_ADDED: &str = "subscription($s: ID!, $after: String) { photoAdded(sessionId: $s, after: $after) { cursor photo { id sha256 status url uploader { id } } } }";
@@ -240,7 +240,9 @@ async fn session_events_cover_joins_leaves_deletions_and_the_end() {
     let app = TestApp::spawn().await;
     let owner = app.sign_in("ana@example.com").await;
     let ben = app.sign_in("ben@example.com").await;
-    let (session, code) = create_session(&app, &owner, "Beach day").await;
+    // No late uploads: the end is the last thing that can happen.
+    let input = json!({ "title": "Beach day", "lateUploadHours": 0 });
+    let (session, code) = create_session_with(&app, &owner, input).await;
     let mut client = WsClient::connect_as(&app, Protocol::Transport, &owner.token).await;
     client
         .subscribe("e", SESSION_EVENTS, json!({ "s": session }))
@@ -291,7 +293,7 @@ async fn session_events_cover_joins_leaves_deletions_and_the_end() {
     assert_eq!(seen[1]["photoId"], photo);
     assert_eq!(seen[2]["user"]["id"], ben.id);
     assert!(seen[3]["endedAt"].is_string());
-    // The end of the session completes the stream.
+    // The end of a session without a late-upload window completes the stream.
     client.expect_complete("e").await;
 
     // Replaying from the first event's cursor gives the rest again, then completes.
