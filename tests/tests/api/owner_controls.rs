@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use photon_tests::photos::{COMPLETE, complete, photo_bytes, request_slot, stage, upload};
 use photon_tests::ws::{Protocol, WsClient};
 use photon_tests::{
-    Backend, GqlResponse, TestApp, TestUser, create_session, create_session_with, join,
+    Backend, GqlResponse, TestApp, TestUser, befriend, create_session, create_session_with, join,
 };
 use serde_json::{Value, json};
 
@@ -397,6 +397,16 @@ async fn update_session_edits_locks_and_announces_itself() {
         session
     );
     assert_eq!(app.count("users", "is_guest").await, 0);
+    // An invite nobody could accept is refused rather than ringing a phone.
+    befriend(&app, &ana, &cy).await;
+    app.gql_as(
+        &ana,
+        "mutation($s: ID!, $u: [ID!]!) { inviteToSession(sessionId: $s, userIds: $u) { id } }",
+        json!({ "s": session, "u": [cy.id] }),
+    )
+    .await
+    .assert_code("JOINS_LOCKED");
+    assert_eq!(app.count("events", "kind = 'member_invited'").await, 0);
     // The same settings again change nothing and announce nothing.
     update(
         &app,
