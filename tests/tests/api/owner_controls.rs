@@ -532,3 +532,39 @@ async fn late_uploads_reach_subscribers_until_the_window_closes() {
         .await
         .assert_code("UPLOAD_WINDOW_CLOSED");
 }
+
+/// A removed member's phone stops hearing from the session; the others' does not.
+#[tokio::test]
+async fn a_removed_member_gets_no_more_pushes_from_the_session() {
+    use photon_tests::fake_fcm::FakeFcm;
+    let fcm = FakeFcm::start().await;
+    let mut args = fcm.args();
+    args.push("--push-poll-ms=25".to_owned());
+    args.push("--push-coalesce-ms=0".to_owned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let app = TestApp::spawn_with(&args).await;
+    let ana = app.sign_in("ana@example.com").await;
+    let bo = app.sign_in("bo@example.com").await;
+    let cy = app.sign_in("cy@example.com").await;
+    let (session, code) = create_session(&app, &ana, "Beach day").await;
+    join(&app, &bo, &code).await.ok();
+    join(&app, &cy, &code).await.ok();
+    for (user, token) in [(&bo, "bo-phone"), (&cy, "cy-phone")] {
+        app.gql_as(
+            user,
+            "mutation($t: String!) { registerDevice(token: $t, platform: ANDROID) { id } }",
+            json!({ "t": token }),
+        )
+        .await
+        .ok();
+    }
+    remove(&app, &ana, &session, &cy.id, false).await.ok();
+    upload(&app, &ana, &session, &photo_bytes(1, 256)).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.count("events", "push_state = 'pending'").await > 0 {
+        assert!(Instant::now() < deadline, "pushes still pending");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(fcm.delivered_to("bo-phone").len(), 1);
+    assert!(fcm.delivered_to("cy-phone").is_empty());
+}
