@@ -376,6 +376,8 @@ impl Settings {
             push: (self.push.push_poll_ms > 0).then(|| PushSettings {
                 poll_interval: Duration::from_millis(self.push.push_poll_ms),
                 coalesce_window: Duration::from_millis(self.push.push_coalesce_ms),
+                min_interval: Duration::from_secs(self.push.push_min_interval_secs),
+                expiry_warning: Duration::from_secs(self.push.expiry_warning_mins * 60),
                 fcm,
             }),
             rate_limits: self.rate_limits,

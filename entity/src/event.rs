@@ -33,6 +33,8 @@ pub enum EventKind {
     MemberRemoved,
     #[sea_orm(string_value = "session_updated")]
     SessionUpdated,
+    #[sea_orm(string_value = "photos_expiring")]
+    PhotosExpiring,
     #[sea_orm(string_value = "member_invited")]
     MemberInvited,
     #[sea_orm(string_value = "session_ended")]

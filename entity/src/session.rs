@@ -21,6 +21,10 @@ pub struct Model {
     pub joins_locked: bool,
     /// Hours after the end in which members may still upload (0: none).
     pub late_upload_hours: i32,
+    /// When the push dispatcher last claimed a push of this session's photos (pacing).
+    pub photos_pushed_at: Option<DateTimeUtc>,
+    /// When members were warned that the photos are about to expire (once).
+    pub expiry_warned_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

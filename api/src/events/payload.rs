@@ -30,6 +30,10 @@ pub enum EventPayload {
     },
     /// The owner changed the session's settings; the session as it is now is what to show.
     SessionUpdated {},
+    /// The session's first photos expire within the warning lead time: a push-only event.
+    PhotosExpiring {
+        expires_at: DateTime<Utc>,
+    },
     SessionEnded {
         ended_at: DateTime<Utc>,
     },
@@ -78,6 +82,7 @@ impl EventPayload {
             Self::MemberInvited { .. } => EventKind::MemberInvited,
             Self::MemberRemoved { .. } => EventKind::MemberRemoved,
             Self::SessionUpdated {} => EventKind::SessionUpdated,
+            Self::PhotosExpiring { .. } => EventKind::PhotosExpiring,
             Self::SessionEnded { .. } => EventKind::SessionEnded,
             Self::PhotoAdded { .. } => EventKind::PhotoAdded,
             Self::PhotoDeleted { .. } => EventKind::PhotoDeleted,
@@ -151,6 +156,7 @@ impl Serialize for KindTag {
             EventKind::MemberInvited => "member_invited",
             EventKind::MemberRemoved => "member_removed",
             EventKind::SessionUpdated => "session_updated",
+            EventKind::PhotosExpiring => "photos_expiring",
             EventKind::SessionEnded => "session_ended",
             EventKind::PhotoAdded => "photo_added",
             EventKind::PhotoDeleted => "photo_deleted",
@@ -191,6 +197,9 @@ mod tests {
                 banned: true,
             },
             EventPayload::SessionUpdated {},
+            EventPayload::PhotosExpiring {
+                expires_at: ended_at,
+            },
             EventPayload::SessionEnded { ended_at },
             EventPayload::PhotoAdded { photo_id: id },
             EventPayload::PhotoDeleted {

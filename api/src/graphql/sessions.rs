@@ -17,7 +17,7 @@ use crate::service::pagination::{Page, PageRequest};
 use crate::service::sessions::{
     self as service, InvitePreview, NewSession, SessionChange, SessionView,
 };
-use crate::service::{Viewer, invite_code, moderation};
+use crate::service::{Viewer, invite_code, moderation, notifications};
 
 pub struct Session(pub SessionView);
 
@@ -488,6 +488,22 @@ impl SessionMutation {
         let user_id = ids::expect(Kind::User, &user_id, "userId")?;
         let view =
             moderation::remove_member(&ctx.deps()?.db, ctx.viewer(), session_id, user_id, ban)
+                .await?;
+        Ok(Session(view))
+    }
+
+    /// Chooses how much this session pushes the viewer (any member, for themselves): ALL
+    /// (photo pushes, at most one every `PHOTON_PUSH_MIN_INTERVAL_SECS`), DIGEST (one summary
+    /// after the end) or NONE. Invites and friend requests are unaffected.
+    async fn set_session_notifications(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A Session id.")] session_id: ID,
+        #[graphql(desc = "How much to hear from it.")] level: NotificationLevel,
+    ) -> Result<Session> {
+        let session_id = ids::expect(Kind::Session, &session_id, "sessionId")?;
+        let view =
+            notifications::set_level(&ctx.deps()?.db, ctx.viewer(), session_id, level.into())
                 .await?;
         Ok(Session(view))
     }

@@ -142,6 +142,7 @@ fn session_event(item: &Arc<FeedItem>) -> Option<SessionEvent> {
             })
         }
         EventPayload::PhotoAdded { .. }
+        | EventPayload::PhotosExpiring { .. }
         | EventPayload::MemberInvited { .. }
         | EventPayload::FriendRequested { .. } => return None,
     })

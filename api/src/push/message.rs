@@ -27,12 +27,7 @@ pub fn photos_added(
     count: usize,
     collapse_key: String,
 ) -> Notification {
-    let who = match uploaders {
-        [] => "Someone".to_owned(),
-        [one] => (*one).to_owned(),
-        [first, second] => format!("{first} and {second}"),
-        [first, rest @ ..] => format!("{first} and {} others", rest.len()),
-    };
+    let who = who(uploaders);
     let what = if count == 1 {
         "a photo".to_owned()
     } else {
@@ -47,6 +42,57 @@ pub fn photos_added(
             ("cursor", cursor),
         ]),
         collapse_key,
+    }
+}
+
+/// "14 photos from Ana and 3 others in Beach day": the one summary a DIGEST member gets after
+/// the end.
+pub fn digest(
+    session_title: &str,
+    session_id: String,
+    uploaders: &[&str],
+    count: usize,
+    collapse_key: String,
+) -> Notification {
+    let what = if count == 1 {
+        "1 photo".to_owned()
+    } else {
+        format!("{count} photos")
+    };
+    Notification {
+        title: session_title.to_owned(),
+        body: format!("{what} from {} in {session_title}", who(uploaders)),
+        data: BTreeMap::from([
+            ("type", "photos_digest".to_owned()),
+            ("sessionId", session_id),
+        ]),
+        collapse_key,
+    }
+}
+
+/// "Beach day's photos disappear in an hour — save them".
+pub fn photos_expiring(
+    session_title: &str,
+    session_id: String,
+    collapse_key: String,
+) -> Notification {
+    Notification {
+        title: session_title.to_owned(),
+        body: format!("{session_title}'s photos disappear in an hour \u{2014} save them"),
+        data: BTreeMap::from([
+            ("type", "photos_expiring".to_owned()),
+            ("sessionId", session_id),
+        ]),
+        collapse_key,
+    }
+}
+
+fn who(uploaders: &[&str]) -> String {
+    match uploaders {
+        [] => "someone".to_owned(),
+        [one] => (*one).to_owned(),
+        [first, second] => format!("{first} and {second}"),
+        [first, rest @ ..] => format!("{first} and {} others", rest.len()),
     }
 }
 
@@ -143,6 +189,22 @@ mod tests {
             body(&["Ana", "Bo", "Cy"], 5),
             "Ana and 2 others added 5 photos to Beach day"
         );
+    }
+
+    #[test]
+    fn digests_and_warnings_say_what_and_whose() {
+        let digest = |who: &[&str], n| digest("Beach day", "s".into(), who, n, "k".into()).body;
+        assert_eq!(digest(&["Ana"], 1), "1 photo from Ana in Beach day");
+        assert_eq!(
+            digest(&["Ana", "Bo", "Cy", "Di"], 14),
+            "14 photos from Ana and 3 others in Beach day"
+        );
+        let warning = photos_expiring("Beach day", "s".into(), "k".into());
+        assert_eq!(
+            warning.body,
+            "Beach day's photos disappear in an hour \u{2014} save them"
+        );
+        assert_eq!(warning.data["type"], "photos_expiring");
     }
 
     #[test]

@@ -22,6 +22,11 @@ pub struct PushSettings {
     pub poll_interval: Duration,
     /// A session's new photos wait this long for more before one push announces them all.
     pub coalesce_window: Duration,
+    /// At most one photo push per session (so per member) this often; what arrives in
+    /// between is summed up by the next one. Zero: no pacing.
+    pub min_interval: Duration,
+    /// How long before a session's first photos expire its members are warned.
+    pub expiry_warning: Duration,
     /// `None`: pushes are logged instead of sent.
     pub fcm: Option<fcm::FcmSettings>,
 }
@@ -42,6 +47,18 @@ pub struct PushArgs {
     #[arg(long, env = "PHOTON_PUSH_COALESCE_MS", default_value_t = 5000,
         value_parser = clap::value_parser!(u64).range(0..=600_000))]
     pub push_coalesce_ms: u64,
+
+    /// Seconds between two photo pushes of one session: the later one sums up everything
+    /// that arrived since the earlier one. 0 turns pacing off.
+    #[arg(long, env = "PHOTON_PUSH_MIN_INTERVAL_SECS", default_value_t = 600,
+        value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub push_min_interval_secs: u64,
+
+    /// Minutes before a session's first photos expire that its members get one warning
+    /// ("… disappear in an hour — save them"); 0 sends none.
+    #[arg(long, env = "PHOTON_EXPIRY_WARNING_MINS", default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(0..=1_440))]
+    pub expiry_warning_mins: u64,
 
     /// Milliseconds between the push dispatcher's looks for pushes to send; 0 turns the
     /// dispatcher off in this replica.

@@ -7,6 +7,7 @@ pub mod guests;
 pub mod input;
 pub mod invite_code;
 pub mod moderation;
+pub mod notifications;
 pub mod oauth_sign_in;
 pub mod pagination;
 pub mod photos;

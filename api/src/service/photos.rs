@@ -570,6 +570,15 @@ pub(crate) async fn set_lifetime(
         .filter(photo::Column::ReadyAt.is_not_null())
         .exec(txn)
         .await?;
+    // The warning was about the old expiry: the new one deserves its own.
+    session::Entity::update_many()
+        .col_expr(
+            session::Column::ExpiryWarnedAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(session::Column::Id.eq(session_id))
+        .exec(txn)
+        .await?;
     Ok(())
 }
 

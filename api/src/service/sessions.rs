@@ -221,6 +221,8 @@ pub async fn create_session(
         allow_guests: new.allow_guests.unwrap_or(true),
         joins_locked: false,
         late_upload_hours,
+        photos_pushed_at: None,
+        expiry_warned_at: None,
     };
     // 80 random bits make a collision vanishingly rare; the unique index makes it harmless.
     session::Entity::insert(session::ActiveModel::from(session.clone()))
@@ -574,11 +576,15 @@ pub async fn end_session(
         .exec(&txn)
         .await?;
     if ended.rows_affected == 1 {
-        record(
+        // The end is what members who chose DIGEST hear about (one summary of the photos).
+        events::record(
             &txn,
-            session_id,
-            me,
-            EventPayload::SessionEnded { ended_at: now },
+            NewEvent {
+                session_id: Some(session_id),
+                actor_id: me,
+                payload: EventPayload::SessionEnded { ended_at: now },
+                push: true,
+            },
         )
         .await?;
     }

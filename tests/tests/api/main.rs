@@ -29,6 +29,7 @@ mod persisted;
 mod photos;
 mod processing;
 mod push;
+mod push_pacing;
 mod rate_limits;
 mod replicas;
 mod schema;

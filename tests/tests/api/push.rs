@@ -41,6 +41,8 @@ fn fcm_args(fcm: &FakeFcm, coalesce_ms: u64) -> Vec<String> {
     let mut args = fcm.args();
     args.push(POLL.to_owned());
     args.push(format!("--push-coalesce-ms={coalesce_ms}"));
+    // Pacing has tests of its own (push_pacing.rs); these count pushes per photo group.
+    args.push("--push-min-interval-secs=0".to_owned());
     args
 }
 
@@ -358,6 +360,8 @@ fn settings_for(fcm: &FakeFcm) -> PushSettings {
     PushSettings {
         poll_interval: Duration::from_secs(1),
         coalesce_window: Duration::ZERO,
+        min_interval: Duration::ZERO,
+        expiry_warning: Duration::ZERO,
         fcm: Some(FcmSettings {
             account: ServiceAccount::load(&fcm.credentials_as(CLIENT_EMAIL)).unwrap(),
             endpoint: fcm.base_url.parse().unwrap(),

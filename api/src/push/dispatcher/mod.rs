@@ -17,6 +17,14 @@
 //! members without a live `photoAdded` subscription on any replica (the presence table),
 //! each told only about other people's photos.
 //!
+//! **Pacing.** A session's photo group is also claimed only when its turn has come: at most
+//! one photo push per session every `min_interval` (`PHOTON_PUSH_MIN_INTERVAL_SECS`), so the
+//! next one sums up everything that arrived since. Only members whose level is `ALL` hear
+//! photos; `DIGEST` members get one summary when the session ends (its `session_ended`
+//! event pushes), `NONE` members nothing from the session. About `expiry_warning` before a
+//! session's first photos expire, a `photos_expiring` event warns its members once
+//! ([`expiring`]).
+//!
 //! **Settling.** A round marks its events sent; or, when a delivery may succeed later (429,
 //! 5xx, network), due again after an exponential back-off that honours `Retry-After`; or
 //! failed once they have been tried [`MAX_ATTEMPTS`] times. A device row is deleted only when
@@ -32,6 +40,7 @@
 //! push are recorded, and every unfinished job is handed back due at once (its lease
 //! cleared), so another replica takes it immediately instead of after the lease.
 
+mod expiring;
 mod outbox;
 mod recipients;
 mod round;
@@ -60,6 +69,13 @@ pub struct Dispatcher {
     db: DatabaseConnection,
     sender: Sender,
     window: chrono::Duration,
+    /// Shortest time between two photo pushes of one session.
+    min_interval: chrono::Duration,
+    /// How long before the first photos expire a session's members are warned.
+    expiry_warning: chrono::Duration,
+    /// When this replica last looked for sessions to warn, and how often it does.
+    looked_for_expiring: Mutex<Option<std::time::Instant>>,
+    look_every: Duration,
     /// What the round in progress claimed, until it is settled.
     held: Mutex<Option<outbox::Held>>,
 }
@@ -75,6 +91,10 @@ impl Dispatcher {
             sender,
             window: chrono::Duration::from_std(settings.coalesce_window)
                 .context("the push coalescing window is too long")?,
+            min_interval: chrono_duration(settings.min_interval),
+            expiry_warning: chrono_duration(settings.expiry_warning),
+            looked_for_expiring: Mutex::new(None),
+            look_every: (settings.poll_interval * 10).min(expiring::LOOK_EVERY),
             held: Mutex::new(None),
         })
     }

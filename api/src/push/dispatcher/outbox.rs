@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use entity::event::{self, EventKind, PushState};
-use entity::push_delivery;
+use entity::{push_delivery, session};
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DbBackend, EntityTrait, Order, QueryFilter,
@@ -64,13 +64,57 @@ impl Dispatcher {
             .order_by_expr(Expr::col(event::Column::Id).min(), Order::Asc)
             .limit(MAX_GROUPS)
             .to_owned();
+        let sessions = self.take_photo_turns(ready, now).await?;
+        if sessions.is_empty() {
+            return Ok(Vec::new());
+        }
         let rows = event::Entity::find()
             .select_only()
             .column(event::Column::Id)
             .filter(event::Column::Kind.eq(EventKind::PhotoAdded))
             .filter(pending_and_due(now))
-            .filter(event::Column::SessionId.in_subquery(ready));
+            .filter(event::Column::SessionId.is_in(sessions));
         self.claim(rows, lease).await
+    }
+
+    /// Of the sessions `ready` names, those whose turn for a photo push has come, each marked
+    /// as pushed now in the same statement: at most one photo push per session (so per
+    /// member) every `min_interval`, the next one summing up everything that arrived since.
+    /// A group being retried is not held back. The statement is the claim: of two replicas,
+    /// the one whose update lands second sees the turn taken and skips the session.
+    async fn take_photo_turns(
+        &self,
+        ready: sea_orm::sea_query::SelectStatement,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<Uuid>> {
+        let retried = Query::select()
+            .column(event::Column::SessionId)
+            .from(event::Entity)
+            .and_where(event::Column::Kind.eq(EventKind::PhotoAdded))
+            .and_where(event::Column::PushState.eq(PushState::Pending))
+            .and_where(event::Column::PushAttempts.gt(0))
+            .and_where(event::Column::SessionId.is_not_null())
+            .to_owned();
+        let turn = Condition::any()
+            .add(session::Column::PhotosPushedAt.is_null())
+            .add(session::Column::PhotosPushedAt.lte(now - self.min_interval))
+            .add(session::Column::Id.in_subquery(retried));
+        let mut due = session::Entity::find()
+            .select_only()
+            .column(session::Column::Id)
+            .filter(session::Column::Id.in_subquery(ready))
+            .filter(turn);
+        // A session whose row a writer holds (an upload completing) waits for the next round
+        // rather than this one waiting for it, so no lock order between the two matters.
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            due = due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        let taken = session::Entity::update_many()
+            .col_expr(session::Column::PhotosPushedAt, Expr::value(now))
+            .filter(session::Column::Id.in_subquery(due.into_query()))
+            .exec_with_returning(&self.db)
+            .await?;
+        Ok(taken.into_iter().map(|s| s.id).collect())
     }
 
     /// Claims pending events of every other kind (one push each), oldest first.

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use entity::event::{self, EventKind};
 use entity::friendship::{self, FriendshipStatus};
 use entity::photo::{self, PhotoStatus};
+use entity::session_member::NotificationLevel;
 use entity::{device, session, session_member, user};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use super::Dispatcher;
@@ -19,8 +20,8 @@ use crate::graphql::ids::{self, Kind};
 use crate::jobs::JobResult;
 use crate::push::message::{self, Notification};
 use crate::realtime::presence;
-use crate::service::invite_code;
 use crate::service::pagination::encode_cursor;
+use crate::service::{invite_code, sessions};
 
 /// A user to push, and what.
 pub(super) struct Recipient {
@@ -36,6 +37,8 @@ impl Dispatcher {
             EventKind::PhotoAdded => self.photo_recipients(job).await,
             EventKind::MemberInvited => self.invite_recipient(first).await,
             EventKind::FriendRequested => self.friend_request_recipient(first).await,
+            EventKind::SessionEnded => self.digest_recipients(first).await,
+            EventKind::PhotosExpiring => self.expiry_recipients(first).await,
             // Nothing else asks for a push today.
             _ => Ok(Vec::new()),
         }
@@ -45,7 +48,12 @@ impl Dispatcher {
         let Some(session_id) = job[0].session_id else {
             return Ok(Vec::new());
         };
-        let Some(session) = live_session(&self.db, session_id).await? else {
+        // Late uploads after the end are news too, while the session takes them.
+        let Some(session) = session::Entity::find_by_id(session_id)
+            .one(&self.db)
+            .await?
+            .filter(|s| sessions::takes_uploads(s, clock::now()))
+        else {
             return Ok(Vec::new());
         };
         // Photos deleted or expired since they were added are not announced.
@@ -74,14 +82,8 @@ impl Dispatcher {
         if uploads.is_empty() {
             return Ok(Vec::new());
         }
-        let members: Vec<Uuid> = session_member::Entity::find()
-            .select_only()
-            .column(session_member::Column::UserId)
-            .filter(session_member::Column::SessionId.eq(session_id))
-            .filter(session_member::Column::LeftAt.is_null())
-            .into_tuple()
-            .all(&self.db)
-            .await?;
+        // Only members who hear every photo: DIGEST waits for the end, NONE hears nothing.
+        let members = members_at(&self.db, session_id, &[NotificationLevel::All]).await?;
         // A member's own photos never push them: only members someone else added to hear.
         let candidates: Vec<Uuid> = members
             .into_iter()
@@ -98,12 +100,7 @@ impl Dispatcher {
         let mut recipients = Vec::new();
         for member in candidates.into_iter().filter(|m| !online.contains(m)) {
             let theirs: Vec<Uuid> = uploads.iter().copied().filter(|u| *u != member).collect();
-            let mut uploaders: Vec<Uuid> = Vec::new();
-            for uploader in theirs.iter().rev() {
-                if !uploaders.contains(uploader) {
-                    uploaders.push(*uploader);
-                }
-            }
+            let uploaders = newest_first(&theirs);
             let count = theirs.len();
             let notification = texts
                 .entry((uploaders, count))
@@ -125,6 +122,88 @@ impl Dispatcher {
             });
         }
         Ok(recipients)
+    }
+
+    /// The summary that members who chose DIGEST get when the session ends: everything others
+    /// added ("14 photos from Ana and 3 others in Beach day"); nothing if that is nothing.
+    async fn digest_recipients(&self, event: &event::Model) -> anyhow::Result<Vec<Recipient>> {
+        let Some(session_id) = event.session_id else {
+            return Ok(Vec::new());
+        };
+        let Some(session) = session::Entity::find_by_id(session_id)
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(Vec::new());
+        };
+        let members = members_at(&self.db, session_id, &[NotificationLevel::Digest]).await?;
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Uploaders of the photos still there, oldest first (one row per photo: a session
+        // holds at most `PHOTON_SESSION_MAX_PHOTOS`).
+        let uploads: Vec<Uuid> = photo::Entity::find()
+            .select_only()
+            .column(photo::Column::UploaderId)
+            .filter(photo::Column::SessionId.eq(session_id))
+            .filter(photo::Column::Status.eq(PhotoStatus::Ready))
+            .filter(photo::Column::ExpiresAt.gt(clock::now()))
+            .order_by_asc(photo::Column::Seq)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let names = self.names(&uploads).await?;
+        let session_gid = ids::encode(Kind::Session, session_id).0;
+        let mut recipients = Vec::new();
+        for member in members {
+            let theirs: Vec<Uuid> = uploads.iter().copied().filter(|u| *u != member).collect();
+            if theirs.is_empty() {
+                continue;
+            }
+            let who: Vec<&str> = newest_first(&theirs)
+                .into_iter()
+                .map(|u| name(&names, u))
+                .collect();
+            recipients.push(Recipient {
+                user_id: member,
+                notification: Arc::new(message::digest(
+                    &session.title,
+                    session_gid.clone(),
+                    &who,
+                    theirs.len(),
+                    format!("photos:{session_id}"),
+                )),
+            });
+        }
+        Ok(recipients)
+    }
+
+    /// The warning before the photos start to expire: every current member who has not
+    /// chosen NONE.
+    async fn expiry_recipients(&self, event: &event::Model) -> anyhow::Result<Vec<Recipient>> {
+        let Some(session_id) = event.session_id else {
+            return Ok(Vec::new());
+        };
+        let Some(session) = session::Entity::find_by_id(session_id)
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(Vec::new());
+        };
+        let levels = [NotificationLevel::All, NotificationLevel::Digest];
+        let members = members_at(&self.db, session_id, &levels).await?;
+        let notification = Arc::new(message::photos_expiring(
+            &session.title,
+            ids::encode(Kind::Session, session_id).0,
+            format!("expiring:{session_id}"),
+        ));
+        Ok(members
+            .into_iter()
+            .map(|user_id| Recipient {
+                user_id,
+                notification: notification.clone(),
+            })
+            .collect())
     }
 
     async fn invite_recipient(&self, event: &event::Model) -> anyhow::Result<Vec<Recipient>> {
@@ -233,6 +312,34 @@ async fn live_session(
         .filter(session::Column::EndedAt.is_null())
         .one(db)
         .await?)
+}
+
+/// The session's current members whose notification level is one of `levels`.
+async fn members_at(
+    db: &DatabaseConnection,
+    session_id: Uuid,
+    levels: &[NotificationLevel],
+) -> anyhow::Result<Vec<Uuid>> {
+    Ok(session_member::Entity::find()
+        .select_only()
+        .column(session_member::Column::UserId)
+        .filter(session_member::Column::SessionId.eq(session_id))
+        .filter(session_member::Column::LeftAt.is_null())
+        .filter(session_member::Column::Notifications.is_in(levels.iter().copied()))
+        .into_tuple()
+        .all(db)
+        .await?)
+}
+
+/// Distinct uploaders, the most recent first, from uploads listed oldest first.
+fn newest_first(uploads: &[Uuid]) -> Vec<Uuid> {
+    let mut uploaders: Vec<Uuid> = Vec::new();
+    for uploader in uploads.iter().rev() {
+        if !uploaders.contains(uploader) {
+            uploaders.push(*uploader);
+        }
+    }
+    uploaders
 }
 
 fn name(names: &HashMap<Uuid, String>, user_id: Uuid) -> &str {

@@ -94,6 +94,7 @@ impl Dispatcher {
     /// what it could not finish.
     pub async fn round(&self, stop: &CancellationToken) -> anyhow::Result<RoundReport> {
         let now = clock::now();
+        self.warn_expiring(now).await?;
         // An idle replica only reads: the claims below are writes, even when they match
         // nothing.
         let waiting = event::Entity::find()
