@@ -693,6 +693,10 @@ async fn a_request_that_waits_for_a_pool_connection_counts_as_a_wait() {
                 .unwrap(),
         );
     }
+    // Tracing caches each call site's interest across dispatchers, and other test threads
+    // registering theirs while sqlx's acquire event registers can leave that cache saying
+    // nobody wants it: ask again, now that this thread's is set.
+    tracing::callsite::rebuild_interest_cache();
     // ...so this request waits for one.
     let request = {
         let client = app.client.clone();

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use photon_tests::fake_fcm::{FakeFcm, Sent};
-use photon_tests::photos::{photo_bytes, upload};
+use photon_tests::photos::{complete, photo_bytes, stage, upload};
 use photon_tests::{Backend, TestApp, TestUser, create_session, create_session_with, join};
 use serde_json::json;
 
@@ -20,7 +20,7 @@ async fn spawn(interval_secs: u64, extra: &[&str]) -> (TestApp, FakeFcm) {
     args.extend(
         [
             "--push-poll-ms=25".to_owned(),
-            "--push-coalesce-ms=200".to_owned(),
+            "--push-coalesce-ms=1000".to_owned(),
             format!("--push-min-interval-secs={interval_secs}"),
         ]
         .into_iter()
@@ -110,7 +110,7 @@ async fn only_members_set_their_own_level() {
 /// summing up everything held back. NONE hears nothing; DIGEST one summary at the end.
 #[tokio::test]
 async fn photo_pushes_are_paced_and_levels_are_kept() {
-    let (app, fcm) = spawn(3, &["--expiry-warning-mins=0"]).await;
+    let (app, fcm) = spawn(4, &["--expiry-warning-mins=0"]).await;
     let ana = app.sign_in("ana@example.com").await;
     let bo = app.sign_in("bo@example.com").await;
     let cy = app.sign_in("cy@example.com").await;
@@ -124,20 +124,34 @@ async fn photo_pushes_are_paced_and_levels_are_kept() {
     set_level(&app, &cy, &session, "NONE").await;
     set_level(&app, &di, &session, "DIGEST").await;
 
-    for seed in 0..2 {
-        upload(&app, &ana, &session, &photo_bytes(seed, 256)).await;
+    // Every photo is staged (slot and bytes) first, so each burst is only its completions.
+    let mut staged = Vec::new();
+    for (seed, who) in [
+        (0, &ana),
+        (1, &ana),
+        (2, &bo),
+        (3, &bo),
+        (4, &bo),
+        (5, &ana),
+    ] {
+        staged.push((
+            stage(&app, who, &session, photo_bytes(seed, 256)).await,
+            who,
+        ));
+    }
+    for (photo, who) in &staged[..2] {
+        complete(&app, *who, photo).await;
     }
     let first = delivered(&fcm, "bo-phone", 1).await;
     assert_eq!(first[0].body(), "ana added 2 photos to Beach day");
     // A second burst right away is held back for the interval, then summed up in one push.
-    for seed in 2..5 {
-        upload(&app, &bo, &session, &photo_bytes(seed, 256)).await;
+    for (photo, who) in &staged[2..] {
+        complete(&app, *who, photo).await;
     }
-    upload(&app, &ana, &session, &photo_bytes(5, 256)).await;
     let second = delivered(&fcm, "bo-phone", 2).await;
     let gap = second[1].at.duration_since(first[0].at);
     // The interval runs between claims; the sends after them differ by a few milliseconds.
-    assert!(gap >= Duration::from_millis(2900), "paced by only {gap:?}");
+    assert!(gap >= Duration::from_millis(3900), "paced by only {gap:?}");
     assert_eq!(second[1].body(), "ana added a photo to Beach day");
     let ana_heard = delivered(&fcm, "ana-phone", 1).await;
     assert_eq!(ana_heard[0].body(), "bo added 3 photos to Beach day");
