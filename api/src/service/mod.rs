@@ -1,6 +1,7 @@
 //! The service layer: business rules as plain async functions that take a database connection
 //! and the [`Viewer`](crate::service::Viewer). Nothing here knows about GraphQL.
 
+pub mod blocks;
 pub mod devices;
 pub mod friends;
 pub mod guests;
@@ -10,6 +11,7 @@ pub mod moderation;
 pub mod oauth_sign_in;
 pub mod pagination;
 pub mod photos;
+pub mod reports;
 pub mod sessions;
 pub mod sign_in;
 pub mod users;
