@@ -31,6 +31,7 @@ mod processing;
 mod push;
 mod rate_limits;
 mod replicas;
+mod safety;
 mod schema;
 mod sessions;
 mod subscriptions;
