@@ -186,13 +186,13 @@ impl Loaders {
             )),
             members: Arc::new(DataLoader::new(MembersLoader(db.clone()), tokio::spawn)),
             bans: Arc::new(DataLoader::new(BansLoader(db.clone()), tokio::spawn)),
-            photo_counts: Arc::new(DataLoader::new(PhotoCountLoader(db.clone(), me), tokio::spawn)),
+            photo_counts: Arc::new(DataLoader::new(
+                PhotoCountLoader(db.clone(), me),
+                tokio::spawn,
+            )),
             photos: Arc::new(DataLoader::new(PhotosLoader(db.clone(), me), tokio::spawn)),
             sessions: Arc::new(DataLoader::with_cache(
-                SessionLoader {
-                    db: db.clone(),
-                    me,
-                },
+                SessionLoader { db: db.clone(), me },
                 tokio::spawn,
                 HashMapCache::default(),
             )),

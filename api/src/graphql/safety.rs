@@ -5,6 +5,8 @@ use async_graphql::{Context, ID, Object, Result};
 
 use super::ContextExt;
 use super::ids::{self, Kind};
+use crate::limits::Rule;
+use crate::limits::graphql::RateLimitExt;
 use crate::service::{blocks, reports};
 
 #[derive(Default)]
@@ -23,6 +25,7 @@ impl SafetyMutation {
         #[graphql(desc = "The photo to report.")] photo_id: ID,
         #[graphql(desc = "Why, in 1 to 500 characters.")] reason: String,
     ) -> Result<bool> {
+        ctx.rate_limit(Rule::Report)?;
         let photo_id = ids::expect(Kind::Photo, &photo_id, "photoId")?;
         let deps = ctx.deps()?;
         Ok(reports::report_photo(

@@ -58,12 +58,12 @@ impl Subscription {
         Ok(items.filter_map(move |item| {
             let blocked = blocked.clone();
             async move {
-            match item {
-                Ok(item) => photo_added(&item)
-                    .filter(|event| !blocked.contains(&event.photo.0.uploader_id))
-                    .map(Ok),
-                Err(err) => Some(Err(err.into())),
-            }
+                match item {
+                    Ok(item) => photo_added(&item)
+                        .filter(|event| !blocked.contains(&event.photo.0.uploader_id))
+                        .map(Ok),
+                    Err(err) => Some(Err(err.into())),
+                }
             }
         }))
     }

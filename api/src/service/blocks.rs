@@ -52,7 +52,11 @@ pub async fn block_user(db: &DatabaseConnection, viewer: Viewer, target: Uuid) -
         return Err(ApiError::bad_input("userId", "you cannot block yourself"));
     }
     findable(db, me, target).await?;
-    let (low, high) = if me < target { (me, target) } else { (target, me) };
+    let (low, high) = if me < target {
+        (me, target)
+    } else {
+        (target, me)
+    };
     let txn = db.begin().await?;
     user_block::Entity::insert(user_block::ActiveModel {
         blocker_id: Set(me),
@@ -103,7 +107,11 @@ pub async fn blocks(db: &impl ConnectionTrait, blocker: Uuid, blocked: Uuid) -> 
 /// What a blocked user gets back for a friend request to the user who blocks them: a pending
 /// request like any other, stored nowhere.
 pub fn unsent_request(me: Uuid, target: Uuid) -> friendship::Model {
-    let (low, high) = if me < target { (me, target) } else { (target, me) };
+    let (low, high) = if me < target {
+        (me, target)
+    } else {
+        (target, me)
+    };
     friendship::Model {
         id: Uuid::now_v7(),
         user_low_id: low,

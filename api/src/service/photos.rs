@@ -23,9 +23,9 @@ use crate::clock;
 use crate::error::{ApiError, ApiResult};
 use crate::events::{self, DeleteReason, EventPayload, NewEvent};
 use crate::processing;
-use crate::service::{Viewer, blocks};
 use crate::service::pagination::{Page, PageRequest, pages_per_session};
 use crate::service::sessions::{self, SessionView};
+use crate::service::{Viewer, blocks};
 use crate::storage::{ObjectStore, PresignedUpload, UploadSpec, orphans, photo_key};
 
 /// The limits uploads are held to.
