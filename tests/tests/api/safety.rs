@@ -249,3 +249,36 @@ async fn reports_hide_a_photo_from_all_but_its_uploader_at_the_threshold() {
     .unwrap();
     assert_eq!(app.count("photos", "1=1").await, 0);
 }
+
+#[tokio::test]
+async fn guests_block_co_members_and_are_not_found_by_strangers() {
+    let app = TestApp::spawn().await;
+    let ana = app.sign_in("ana@example.com").await;
+    let eve = app.sign_in("eve@example.com").await;
+    let (session, code) = create_session(&app, &ana, "Party").await;
+    let joined = app
+        .gql_anon(
+            "mutation($code: String!) { joinSessionAsGuest(inviteCode: $code, name: \"Gus\") { accessToken user { id } } }",
+            json!({ "code": code }),
+        )
+        .await;
+    let payload = &joined.ok()["joinSessionAsGuest"];
+    let gus = TestUser {
+        id: payload["user"]["id"].as_str().unwrap().to_owned(),
+        email: String::new(),
+        token: payload["accessToken"].as_str().unwrap().to_owned(),
+        refresh_token: String::new(),
+    };
+    upload(&app, &ana, &session, &photo_bytes(9, 2048)).await;
+    let r = app.gql_as(&gus, BLOCK, json!({ "id": ana.id })).await;
+    assert_eq!(r.ok()["blockUser"], true);
+    let list = app.gql_as(&gus, PHOTOS, json!({ "s": session })).await;
+    assert!(photo_ids(list.ok()).is_empty(), "{}", list.body);
+    // A stranger cannot find the guest to block them.
+    app.gql_as(&eve, BLOCK, json!({ "id": gus.id }))
+        .await
+        .assert_code("NOT_FOUND");
+    // The owner, a co-member, can.
+    let r = app.gql_as(&ana, BLOCK, json!({ "id": gus.id })).await;
+    assert_eq!(r.ok()["blockUser"], true);
+}
