@@ -107,6 +107,9 @@ pub struct Settings {
 
     #[command(flatten, next_help_heading = "Persisted queries")]
     pub persisted: PersistedSettings,
+
+    #[command(flatten, next_help_heading = "Safety")]
+    pub safety: crate::service::reports::SafetySettings,
 }
 
 /// Parses settings from command-line style arguments (plus the environment), as the binary
@@ -175,6 +178,8 @@ pub struct Config {
     pub metrics: MetricsSettings,
     /// Trusted documents and the automatic persisted query cache.
     pub persisted: PersistedConfig,
+    /// When reports hide a photo.
+    pub safety: crate::service::reports::SafetySettings,
 }
 
 /// The shortest HS256 secret accepted: the hash's own output size.
@@ -383,6 +388,7 @@ impl Settings {
             rate_limits: self.rate_limits,
             metrics: self.metrics,
             persisted,
+            safety: self.safety,
         })
     }
 }

@@ -58,6 +58,19 @@ enum Command {
         #[command(flatten)]
         settings: Box<Settings>,
     },
+    /// List reported photos (photo, session, uploader, count, hidden or not, reporters,
+    /// reasons), or with `--resolve <photo-id>` decide one: `--keep` unhides it and closes its
+    /// reports, `--remove` deletes it as its uploader would.
+    Reports {
+        #[arg(long, value_name = "PHOTO_ID")]
+        resolve: Option<uuid::Uuid>,
+        #[arg(long, requires = "resolve", conflicts_with = "remove")]
+        keep: bool,
+        #[arg(long, requires = "resolve")]
+        remove: bool,
+        #[command(flatten)]
+        settings: Box<Settings>,
+    },
 }
 
 /// Where a serving replica notes the issuer its tokens are checked against, so `photon token`
@@ -74,7 +87,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve { settings }
         | Command::Worker { settings }
         | Command::Migrate { settings }
-        | Command::Token { settings, .. } => settings.log_format.clone(),
+        | Command::Token { settings, .. }
+        | Command::Reports { settings, .. } => settings.log_format.clone(),
         Command::ExportSchema { .. } => "text".to_owned(),
     };
     photon::telemetry::init(&log_format);
@@ -102,7 +116,54 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token { email, settings } => token(&email, *settings).await,
+        Command::Reports {
+            resolve,
+            keep,
+            remove,
+            settings,
+        } => reports(resolve, keep, remove, *settings).await,
     }
+}
+
+/// `photon reports`: the operators' view of reported photos.
+async fn reports(
+    resolve: Option<uuid::Uuid>,
+    keep: bool,
+    remove: bool,
+    settings: Settings,
+) -> anyhow::Result<()> {
+    use photon::service::reports::{self, Decision};
+    let config = settings.resolve()?;
+    let stats = std::sync::Arc::default();
+    let db = photon::db::connect(&config, stats).await?;
+    photon::db::migrate(&db).await?;
+    let deps = Deps::new(db, std::sync::Arc::new(config))?;
+    let Some(photo_id) = resolve else {
+        let open = reports::open_reports(&deps.db)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot list reports: {}", e.detail()))?;
+        print!("{}", reports::format_reports(&open));
+        return Ok(());
+    };
+    let decision = match (keep, remove) {
+        (true, false) => Decision::Keep,
+        (false, true) => Decision::Remove,
+        _ => anyhow::bail!("say --keep or --remove"),
+    };
+    let found = reports::resolve(
+        &deps.db,
+        deps.store.as_ref(),
+        deps.config.upload_rules.upload_url_ttl,
+        photo_id,
+        decision,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot resolve: {}", e.detail()))?;
+    if !found {
+        anyhow::bail!("no photo {photo_id}");
+    }
+    println!("{photo_id}: {}", if keep { "kept" } else { "removed" });
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -10,6 +10,7 @@ pub mod login_code;
 pub mod oauth_state;
 pub mod photo;
 pub mod photo_job;
+pub mod photo_report;
 pub mod presence;
 pub mod push_delivery;
 pub mod push_mark;
@@ -19,6 +20,7 @@ pub mod session_ban;
 pub mod session_member;
 pub mod storage_orphan;
 pub mod user;
+pub mod user_block;
 
 pub mod prelude {
     pub use super::device::Entity as Device;
@@ -30,6 +32,7 @@ pub mod prelude {
     pub use super::oauth_state::Entity as OauthState;
     pub use super::photo::Entity as Photo;
     pub use super::photo_job::Entity as PhotoJob;
+    pub use super::photo_report::Entity as PhotoReport;
     pub use super::presence::Entity as Presence;
     pub use super::push_delivery::Entity as PushDelivery;
     pub use super::push_mark::Entity as PushMark;
@@ -39,4 +42,5 @@ pub mod prelude {
     pub use super::session_member::Entity as SessionMember;
     pub use super::storage_orphan::Entity as StorageOrphan;
     pub use super::user::Entity as User;
+    pub use super::user_block::Entity as UserBlock;
 }

@@ -35,6 +35,9 @@ pub struct Model {
     /// The object predates the per-photo folder: it lives at `sessions/{session}/{sha256}`
     /// and has no derivatives.
     pub legacy_key: bool,
+    /// Set once enough members reported it: hidden from everyone but its uploader until an
+    /// operator keeps (clears this) or removes it.
+    pub hidden_at: Option<DateTimeUtc>,
 }
 
 /// Where a photo stands with the processing workers.

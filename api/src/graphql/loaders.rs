@@ -115,7 +115,7 @@ impl Loader<BansKey> for BansLoader {
     }
 }
 
-pub struct PhotosLoader(DatabaseConnection);
+pub struct PhotosLoader(DatabaseConnection, Uuid);
 
 impl Loader<PhotosKey> for PhotosLoader {
     type Value = Page<photo::Model>;
@@ -123,7 +123,7 @@ impl Loader<PhotosKey> for PhotosLoader {
 
     async fn load(&self, keys: &[PhotosKey]) -> Result<HashMap<PhotosKey, Self::Value>, ApiError> {
         load_session_pages(keys, |ids, page| async move {
-            photos::list_photos(&self.0, &ids, &page).await
+            photos::list_photos(&self.0, self.1, &ids, &page).await
         })
         .await
     }
@@ -145,14 +145,14 @@ impl Loader<Uuid> for SessionLoader {
 }
 
 /// Ready photos per session.
-pub struct PhotoCountLoader(DatabaseConnection);
+pub struct PhotoCountLoader(DatabaseConnection, Uuid);
 
 impl Loader<Uuid> for PhotoCountLoader {
     type Value = i64;
     type Error = ApiError;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, i64>, ApiError> {
-        photos::count_photos(&self.0, keys).await
+        photos::count_photos(&self.0, self.1, keys).await
     }
 }
 
@@ -172,6 +172,11 @@ pub struct Loaders {
 
 impl Loaders {
     pub fn new(db: &DatabaseConnection, viewer: Viewer) -> Self {
+        // An anonymous viewer is nobody's member: the nil id matches no row.
+        let me = match viewer {
+            Viewer::User(me) => me,
+            Viewer::Anonymous => Uuid::nil(),
+        };
         Self {
             // Cached for the request: the same people turn up as owners, members, requesters.
             users: Arc::new(DataLoader::with_cache(
@@ -181,17 +186,13 @@ impl Loaders {
             )),
             members: Arc::new(DataLoader::new(MembersLoader(db.clone()), tokio::spawn)),
             bans: Arc::new(DataLoader::new(BansLoader(db.clone()), tokio::spawn)),
-            photo_counts: Arc::new(DataLoader::new(PhotoCountLoader(db.clone()), tokio::spawn)),
-            photos: Arc::new(DataLoader::new(PhotosLoader(db.clone()), tokio::spawn)),
+            photo_counts: Arc::new(DataLoader::new(
+                PhotoCountLoader(db.clone(), me),
+                tokio::spawn,
+            )),
+            photos: Arc::new(DataLoader::new(PhotosLoader(db.clone(), me), tokio::spawn)),
             sessions: Arc::new(DataLoader::with_cache(
-                SessionLoader {
-                    db: db.clone(),
-                    // An anonymous viewer is nobody's member: the nil id matches no row.
-                    me: match viewer {
-                        Viewer::User(me) => me,
-                        Viewer::Anonymous => Uuid::nil(),
-                    },
-                },
+                SessionLoader { db: db.clone(), me },
                 tokio::spawn,
                 HashMapCache::default(),
             )),

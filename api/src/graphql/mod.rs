@@ -16,6 +16,7 @@ mod loaders;
 mod node;
 pub mod persisted;
 mod photos;
+mod safety;
 mod sessions;
 mod subscriptions;
 mod users;
@@ -50,6 +51,7 @@ pub struct Mutation(
     photos::PhotoMutation,
     devices::DeviceMutation,
     guests::GuestMutation,
+    safety::SafetyMutation,
 );
 
 pub type PhotonSchema = Schema<Query, Mutation, Subscription>;

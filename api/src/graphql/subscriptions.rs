@@ -22,7 +22,7 @@ use crate::realtime::FeedItem;
 use crate::realtime::feed::{self, Following};
 use crate::realtime::log;
 use crate::service::pagination::{decode_cursor, encode_cursor};
-use crate::service::sessions;
+use crate::service::{blocks, sessions};
 
 #[derive(Default)]
 pub struct Subscription;
@@ -54,10 +54,16 @@ impl Subscription {
         let after = parse_after(after.as_deref())?;
         let deps = ctx.deps()?;
         let items = feed::follow(deps, ctx.viewer(), session_id, after, Following::Photos).await?;
-        Ok(items.filter_map(|item| async move {
-            match item {
-                Ok(item) => photo_added(&item).map(Ok),
-                Err(err) => Some(Err(err.into())),
+        let blocked = Arc::new(blocks::blocked_by(&deps.db, ctx.viewer()).await?);
+        Ok(items.filter_map(move |item| {
+            let blocked = blocked.clone();
+            async move {
+                match item {
+                    Ok(item) => photo_added(&item)
+                        .filter(|event| !blocked.contains(&event.photo.0.uploader_id))
+                        .map(Ok),
+                    Err(err) => Some(Err(err.into())),
+                }
             }
         }))
     }

@@ -148,6 +148,16 @@ pub struct RateLimitSettings {
         value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub friend_request_burst: u32,
 
+    /// `reportPhoto` calls per user. Sustained rate, per minute.
+    #[arg(long = "rate-report-per-minute", env = "PHOTON_RATE_REPORT_PER_MINUTE", default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub report_per_minute: u32,
+
+    /// How many of these may come at once before the rate above applies (the bucket size).
+    #[arg(long = "rate-report-burst", env = "PHOTON_RATE_REPORT_BURST", default_value_t = 20,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub report_burst: u32,
+
     /// `joinSession` and `leaveSession` calls per user, together: toggling membership cannot flood
     /// a session's event log. Sustained rate, per minute.
     #[arg(long = "rate-join-leave-per-minute", env = "PHOTON_RATE_JOIN_LEAVE_PER_MINUTE", default_value_t = 6,

@@ -57,6 +57,8 @@ pub enum Rule {
     RegisterDevice,
     /// `findUserByEmail`, per user.
     FindUserByEmail,
+    /// `reportPhoto`, per user.
+    Report,
     /// WebSocket `connection_init`, per IP.
     WsInit,
     /// Subscription starts, per WebSocket connection.
@@ -64,7 +66,7 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 14] = [
+    pub const ALL: [Rule; 15] = [
         Rule::Anonymous,
         Rule::SignIn,
         Rule::Refresh,
@@ -77,6 +79,7 @@ impl Rule {
         Rule::Invite,
         Rule::RegisterDevice,
         Rule::FindUserByEmail,
+        Rule::Report,
         Rule::WsInit,
         Rule::WsSubscribe,
     ];
@@ -95,6 +98,7 @@ impl Rule {
             Rule::Invite => "invite",
             Rule::RegisterDevice => "register-device",
             Rule::FindUserByEmail => "find-user",
+            Rule::Report => "report",
             Rule::WsInit => "ws-init",
             Rule::WsSubscribe => "ws-subscribe",
         }
@@ -112,6 +116,7 @@ impl Rule {
                 | Rule::Invite
                 | Rule::RegisterDevice
                 | Rule::FindUserByEmail
+                | Rule::Report
         )
     }
 
@@ -130,6 +135,7 @@ impl Rule {
             Rule::Invite => (s.invite_per_minute, s.invite_burst),
             Rule::RegisterDevice => (s.register_device_per_minute, s.register_device_burst),
             Rule::FindUserByEmail => (s.find_user_per_minute, s.find_user_burst),
+            Rule::Report => (s.report_per_minute, s.report_burst),
             Rule::WsInit => (s.ws_init_per_minute, s.ws_init_burst),
             Rule::WsSubscribe => (s.ws_subscribe_per_minute, s.ws_subscribe_burst),
         }

@@ -27,7 +27,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::events::{self, EventPayload, NewEvent};
 use crate::push::marks;
 use crate::service::pagination::{Page, PageRequest};
-use crate::service::{Viewer, guests};
+use crate::service::{Viewer, blocks, guests};
 
 /// How another user stands with the viewer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +147,10 @@ pub async fn send_request(
     let found = user::Entity::find_by_id(target).one(db).await?;
     if found.is_none_or(|u| u.is_guest) {
         return Err(NO_SUCH_USER);
+    }
+    // Blocked by them: it looks sent, and nothing is stored or sent (see `blocks`).
+    if blocks::blocks(db, target, me).await? {
+        return Ok(blocks::unsent_request(me, target));
     }
     let (low, high) = pair(me, target);
     // Each round either wins a conditional write or sees a state another request just

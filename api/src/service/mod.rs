@@ -1,6 +1,7 @@
 //! The service layer: business rules as plain async functions that take a database connection
 //! and the [`Viewer`](crate::service::Viewer). Nothing here knows about GraphQL.
 
+pub mod blocks;
 pub mod devices;
 pub mod friends;
 pub mod guests;
@@ -11,6 +12,7 @@ pub mod notifications;
 pub mod oauth_sign_in;
 pub mod pagination;
 pub mod photos;
+pub mod reports;
 pub mod sessions;
 pub mod sign_in;
 pub mod users;

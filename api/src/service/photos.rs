@@ -23,9 +23,9 @@ use crate::clock;
 use crate::error::{ApiError, ApiResult};
 use crate::events::{self, DeleteReason, EventPayload, NewEvent};
 use crate::processing;
-use crate::service::Viewer;
 use crate::service::pagination::{Page, PageRequest, pages_per_session};
 use crate::service::sessions::{self, SessionView};
+use crate::service::{Viewer, blocks};
 use crate::storage::{ObjectStore, PresignedUpload, UploadSpec, orphans, photo_key};
 
 /// The limits uploads are held to.
@@ -453,6 +453,9 @@ async fn find_visible(
     if photo.expires_at.is_some_and(|at| at <= clock::now()) {
         return Ok(None);
     }
+    if !blocks::may_see(db, me, &photo).await? {
+        return Ok(None);
+    }
     Ok(Some((photo, view)))
 }
 
@@ -653,16 +656,18 @@ pub async fn delete_photo(
 pub type PhotoKey = i64;
 
 /// Ready photos of sessions the caller has shown the viewer belongs to, newest first: one
-/// page per session, all in one statement.
+/// page per session, all in one statement; without those `viewer` blocks or reports hid.
 pub async fn list_photos(
     db: &impl ConnectionTrait,
+    viewer: Uuid,
     session_ids: &[Uuid],
     page: &PageRequest<PhotoKey>,
 ) -> ApiResult<HashMap<Uuid, Page<photo::Model>>> {
     let mut query = photo::Entity::find()
         .filter(photo::Column::SessionId.is_in(session_ids.iter().copied()))
         .filter(photo::Column::Status.eq(PhotoStatus::Ready))
-        .filter(photo::Column::ExpiresAt.gt(clock::now()));
+        .filter(photo::Column::ExpiresAt.gt(clock::now()))
+        .filter(blocks::visible_uploaders(viewer));
     if let Some(seq) = page.after {
         query = query.filter(photo::Column::Seq.lt(seq));
     }
@@ -678,9 +683,11 @@ pub async fn list_photos(
     .await
 }
 
-/// Ready photos per session, for the DataLoader behind `Session.photoCount`.
+/// Ready photos per session that `viewer` may see, for the DataLoader behind
+/// `Session.photoCount` (the nil id for a count shown to anyone).
 pub async fn count_photos(
     db: &impl ConnectionTrait,
+    viewer: Uuid,
     session_ids: &[Uuid],
 ) -> ApiResult<HashMap<Uuid, i64>> {
     let counts: Vec<(Uuid, i64)> = photo::Entity::find()
@@ -690,6 +697,7 @@ pub async fn count_photos(
         .filter(photo::Column::SessionId.is_in(session_ids.iter().copied()))
         .filter(photo::Column::Status.eq(PhotoStatus::Ready))
         .filter(photo::Column::ExpiresAt.gt(clock::now()))
+        .filter(blocks::visible_uploaders(viewer))
         .group_by(photo::Column::SessionId)
         .into_tuple()
         .all(db)

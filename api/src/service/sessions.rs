@@ -287,7 +287,7 @@ pub async fn preview_invite(
                 .map_err(ApiError::from)
         },
         member_count(db, session.id),
-        photos::count_photos(db, &ids),
+        photos::count_photos(db, Uuid::nil(), &ids),
     )?;
     let owner = owner.ok_or_else(|| {
         ApiError::internal(anyhow::anyhow!(

@@ -32,6 +32,7 @@ mod push;
 mod push_pacing;
 mod rate_limits;
 mod replicas;
+mod safety;
 mod schema;
 mod sessions;
 mod subscriptions;
