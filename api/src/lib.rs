@@ -4,6 +4,7 @@
 //! same [`app::Application`] the binary does.
 
 pub mod app;
+pub mod archive;
 pub mod auth;
 pub mod clock;
 pub mod config;
@@ -24,5 +25,6 @@ pub mod realtime;
 pub mod routes;
 pub mod server;
 pub mod service;
+pub mod signing;
 pub mod storage;
 pub mod telemetry;

@@ -38,6 +38,9 @@ pub struct Model {
     /// Set once enough members reported it: hidden from everyone but its uploader until an
     /// operator keeps (clears this) or removes it.
     pub hidden_at: Option<DateTimeUtc>,
+    /// Bytes of the location-free copy (`shared`), once processing wrote it; `None` before,
+    /// when there is none, and for photos processed before sizes were recorded.
+    pub shared_byte_size: Option<i64>,
 }
 
 /// Where a photo stands with the processing workers.

@@ -14,6 +14,7 @@ mod m20261202_000003_guests;
 mod m20261202_000004_owner_controls;
 mod m20261202_000005_safety;
 mod m20261202_000006_push_pacing;
+mod m20261203_000001_shared_size;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000004_owner_controls::Migration),
             Box::new(m20261202_000005_safety::Migration),
             Box::new(m20261202_000006_push_pacing::Migration),
+            Box::new(m20261203_000001_shared_size::Migration),
         ]
     }
 }

@@ -43,30 +43,33 @@ pub(super) async fn run(workers: &Workers, job: &Claimed, permit: OwnedSemaphore
     let started = Instant::now();
     let result = attempt(workers, job, permit).await;
     let label = match result {
-        Ok(Some((photo, outcome))) => match queue::finish(&workers.db, job, &photo, &outcome).await
-        {
-            Ok(true) => {
-                match &outcome {
-                    Outcome::Done(_) => tracing::debug!(photo_id = %photo.id, "photo processed"),
-                    Outcome::Failed(reason) => {
-                        tracing::warn!(photo_id = %photo.id, reason, "photo processing failed")
+        Ok(Some((photo, outcome, shared_bytes))) => {
+            match queue::finish(&workers.db, job, &photo, &outcome, shared_bytes).await {
+                Ok(true) => {
+                    match &outcome {
+                        Outcome::Done(_) => {
+                            tracing::debug!(photo_id = %photo.id, "photo processed")
+                        }
+                        Outcome::Failed(reason) => {
+                            tracing::warn!(photo_id = %photo.id, reason, "photo processing failed")
+                        }
+                        Outcome::Unsupported(reason) => {
+                            tracing::info!(photo_id = %photo.id, reason, "photo format not processed")
+                        }
                     }
-                    Outcome::Unsupported(reason) => {
-                        tracing::info!(photo_id = %photo.id, reason, "photo format not processed")
-                    }
+                    outcome.label()
                 }
-                outcome.label()
+                Ok(false) => lost(workers, &photo).await,
+                Err(err) => {
+                    retry(
+                        workers,
+                        job,
+                        format!("recording the outcome: {:#}", job_error(err)),
+                    )
+                    .await
+                }
             }
-            Ok(false) => lost(workers, &photo).await,
-            Err(err) => {
-                retry(
-                    workers,
-                    job,
-                    format!("recording the outcome: {:#}", job_error(err)),
-                )
-                .await
-            }
-        },
+        }
         // The photo is gone, and its job with it.
         Ok(None) => {
             if let Err(err) = queue::forget(&workers.db, job).await {
@@ -79,12 +82,16 @@ pub(super) async fn run(workers: &Workers, job: &Claimed, permit: OwnedSemaphore
     metrics::photo_job_ended(label, started.elapsed());
 }
 
+/// What an attempt came to: the photo, its outcome, and the size of the copy without
+/// metadata if one was stored.
+type Attempted = (photo::Model, Outcome, Option<i64>);
+
 /// Reads, processes and stores. `Ok(None)` when there is no photo to process any more.
 async fn attempt(
     workers: &Workers,
     job: &Claimed,
     permit: OwnedSemaphorePermit,
-) -> Result<Option<(photo::Model, Outcome)>, Transient> {
+) -> Result<Option<Attempted>, Transient> {
     let Some(photo) = photo::Entity::find_by_id(job.photo_id)
         .one(&workers.db)
         .await?
@@ -98,7 +105,7 @@ async fn attempt(
     }
     let Some(format) = Format::from_content_type(&photo.content_type) else {
         let reason = format!("{} is not a format Photon processes", photo.content_type);
-        return Ok(Some((photo, Outcome::Unsupported(reason))));
+        return Ok(Some((photo, Outcome::Unsupported(reason), None)));
     };
     let key = photo_key(photo.session_id, &photo.sha256);
     let max_bytes = (photo.byte_size.max(0) as u64).min(workers.max_bytes);
@@ -129,7 +136,7 @@ async fn attempt(
             // A decoder bug: the same bytes would panic again, so this photo is done with.
             tracing::error!(photo_id = %photo.id, "image processing panicked");
             let reason = "the image could not be decoded (the decoder failed)".to_owned();
-            return Ok(Some((photo, Outcome::Failed(reason))));
+            return Ok(Some((photo, Outcome::Failed(reason), None)));
         }
         Ok(Err(join)) => return Err(Transient(join.to_string())),
         Ok(Ok(Err(reason))) => return Err(Transient(reason)),
@@ -145,12 +152,15 @@ async fn attempt(
     };
     let store = workers.store.as_ref();
     let folder = |object| object_key(photo.session_id, &photo.sha256, object);
+    let mut shared_bytes = None;
     match made.shared {
         // A photo that did not decode is not handed to anyone but its uploader.
         Ok(shared) if !matches!(outcome, Outcome::Failed(_)) => {
+            let size = i64::try_from(shared.len()).ok();
             store
                 .put(&folder(PhotoObject::Shared), shared, &photo.content_type)
                 .await?;
+            shared_bytes = size;
         }
         Ok(_) => {}
         Err(err) => {
@@ -171,7 +181,7 @@ async fn attempt(
                 .await?;
         }
     }
-    Ok(Some((photo, outcome)))
+    Ok(Some((photo, outcome, shared_bytes)))
 }
 
 /// Leaves the job for a later attempt, or ends it FAILED once it has had its attempts.
@@ -183,7 +193,15 @@ async fn retry(workers: &Workers, job: &Claimed, reason: String) -> &'static str
             .one(&workers.db)
             .await;
         if let Ok(Some(photo)) = photo {
-            match queue::finish(&workers.db, job, &photo, &Outcome::Failed(reason.clone())).await {
+            match queue::finish(
+                &workers.db,
+                job,
+                &photo,
+                &Outcome::Failed(reason.clone()),
+                None,
+            )
+            .await
+            {
                 Ok(true) => {
                     tracing::warn!(photo_id = %job.photo_id, reason, "photo processing failed");
                     return "failed";

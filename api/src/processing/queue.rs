@@ -162,12 +162,14 @@ impl Outcome {
 /// Writes the photo's outcome, deletes its job and announces `PhotoProcessed`, in one
 /// transaction under the session's row lock (the order every writer of a session's log takes,
 /// so events commit in id order). False, changing nothing, when the job is gone (its photo was
-/// deleted) or its lease is no longer the caller's.
+/// deleted) or its lease is no longer the caller's. `shared_bytes` is the size of the copy
+/// without metadata that was stored, if one was.
 pub async fn finish(
     db: &DatabaseConnection,
     job: &Claimed,
     photo: &photo::Model,
     outcome: &Outcome,
+    shared_bytes: Option<i64>,
 ) -> ApiResult<bool> {
     let txn = db.begin().await?;
     sessions::lock_session(&txn, photo.session_id, false).await?;
@@ -178,7 +180,9 @@ pub async fn finish(
     if deleted.rows_affected != 1 {
         return Ok(false);
     }
-    let mut update = photo::Entity::update_many().filter(photo::Column::Id.eq(photo.id));
+    let mut update = photo::Entity::update_many()
+        .filter(photo::Column::Id.eq(photo.id))
+        .col_expr(photo::Column::SharedByteSize, Expr::value(shared_bytes));
     update = match outcome {
         Outcome::Done(derived) => {
             let taken_at = derived.taken_at;

@@ -24,33 +24,29 @@ use axum::http::header::{
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::put;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use entity::photo::{self, PhotoStatus};
 use futures_util::StreamExt;
-use hmac::{Hmac, Mac};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
 
-use super::{
-    ObjectStore, PresignedUpload, StorageError, StorageResult, StoredObject, UploadSpec,
-    expires_at, hex, parse_photo_key,
-};
+use crate::signing::Signer;
 
-type HmacSha256 = Hmac<Sha256>;
+use super::{
+    ObjectBody, ObjectStore, PresignedUpload, StorageError, StorageResult, StoredObject,
+    UploadSpec, expires_at, hex, parse_photo_key,
+};
 
 /// Signs and serves objects kept on the local disk.
 pub struct LocalStore {
     root: PathBuf,
     /// `$PHOTON_PUBLIC_URL/storage/`, the base of every object URL.
     base: Url,
-    /// HMAC keyed with the signing key, cloned for every signature.
-    signer: HmacSha256,
+    signer: Signer,
     /// Where the photo rows are: a PUT is accepted only for a pending slot.
     db: DatabaseConnection,
     /// Longest one PUT may take.
@@ -73,10 +69,7 @@ impl LocalStore {
         db: DatabaseConnection,
         upload_timeout: Duration,
     ) -> anyhow::Result<Self> {
-        let mut mac = HmacSha256::new_from_slice(secret.expose_secret().as_bytes())?;
-        mac.update(b"photon local object store v1");
-        let signing_key = mac.finalize().into_bytes();
-        let signer = HmacSha256::new_from_slice(&signing_key)?;
+        let signer = Signer::new(secret, "photon local object store v1")?;
         let base = public_url.join("storage/")?;
         let removed = remove_stale_temp_files(&root.join(TMP_DIR), upload_timeout)?;
         if removed > 0 {
@@ -134,25 +127,13 @@ impl LocalStore {
         (key.len() <= 512 && key.split('/').all(plain)).then(|| self.root.join(key))
     }
 
-    fn mac(&self, fields: &[&str]) -> HmacSha256 {
-        let mut mac = self.signer.clone();
-        for field in fields {
-            mac.update(field.as_bytes());
-            mac.update(b"\n");
-        }
-        mac
-    }
-
     fn sign(&self, fields: &[&str]) -> String {
-        URL_SAFE_NO_PAD.encode(self.mac(fields).finalize().into_bytes())
+        self.signer.sign(fields)
     }
 
     /// Constant-time check of a signature from a URL.
     fn verify(&self, fields: &[&str], signature: &str) -> bool {
-        let Ok(signature) = URL_SAFE_NO_PAD.decode(signature) else {
-            return false;
-        };
-        self.mac(fields).verify_slice(&signature).is_ok()
+        self.signer.verify(fields, signature)
     }
 
     fn url(&self, key: &str, query: &[(&str, &str)]) -> StorageResult<String> {
@@ -256,6 +237,40 @@ impl ObjectStore for LocalStore {
         Ok(Some(bytes))
     }
 
+    async fn size(&self, key: &str) -> StorageResult<Option<u64>> {
+        let Some(path) = self.path_for(key) else {
+            return Ok(None);
+        };
+        match tokio::fs::metadata(&path).await {
+            Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
+            Ok(_) => Ok(None),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn open(&self, key: &str) -> StorageResult<Option<ObjectBody>> {
+        let Some(path) = self.path_for(key) else {
+            return Ok(None);
+        };
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(file) => file,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(err.into()),
+        };
+        let meta = file.metadata().await?;
+        if !meta.is_file() {
+            return Ok(None);
+        }
+        Ok(Some(ObjectBody {
+            byte_size: meta.len(),
+            chunks: Box::pin(tokio_util::io::ReaderStream::with_capacity(
+                file,
+                READ_CHUNK_BYTES,
+            )),
+        }))
+    }
+
     async fn put(&self, key: &str, bytes: Vec<u8>, _content_type: &str) -> StorageResult<()> {
         let path = self
             .path_for(key)
@@ -311,6 +326,9 @@ struct DownloadQuery {
 fn refuse(status: StatusCode, code: &'static str) -> Response {
     (status, [(CONTENT_TYPE, "text/plain")], code).into_response()
 }
+
+/// How much of a file one read of a streamed object takes.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
 
 /// Where uploads are streamed before they are moved into place, under the root.
 const TMP_DIR: &str = ".tmp";

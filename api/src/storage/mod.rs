@@ -89,6 +89,19 @@ pub trait ObjectStore: Send + Sync {
 
     /// Stores `bytes` under `key` as `content_type`, replacing what was there.
     async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> StorageResult<()>;
+
+    /// The size of the object under `key`, if there is one, without reading it.
+    async fn size(&self, key: &str) -> StorageResult<Option<u64>>;
+
+    /// The object under `key` as a stream of chunks, or `None` if there is none: for serving
+    /// objects of any size without holding one whole in memory.
+    async fn open(&self, key: &str) -> StorageResult<Option<ObjectBody>>;
+}
+
+/// An object being read: its size, and its bytes as they arrive.
+pub struct ObjectBody {
+    pub byte_size: u64,
+    pub chunks: futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>,
 }
 
 /// The objects of one photo, kept together in its folder `sessions/{session_id}/{sha256}/`:

@@ -19,8 +19,8 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use super::{
-    ObjectStore, PresignedUpload, StorageError, StorageResult, StoredObject, UploadSpec,
-    expires_at, hex,
+    ObjectBody, ObjectStore, PresignedUpload, StorageError, StorageResult, StoredObject,
+    UploadSpec, expires_at, hex,
 };
 
 /// Where the bucket is and how to reach it.
@@ -283,6 +283,47 @@ impl ObjectStore for S3Store {
             bytes.extend_from_slice(&chunk);
         }
         Ok(Some(bytes))
+    }
+
+    async fn size(&self, key: &str) -> StorageResult<Option<u64>> {
+        let result = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await;
+        match result {
+            Ok(object) => Ok(Some(object.content_length().unwrap_or(0).max(0) as u64)),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
+            Err(err) => Err(failed(err)),
+        }
+    }
+
+    async fn open(&self, key: &str) -> StorageResult<Option<ObjectBody>> {
+        let result = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await;
+        let object = match result {
+            Ok(object) => object,
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                return Ok(None);
+            }
+            Err(err) => return Err(failed(err)),
+        };
+        let byte_size = object.content_length().unwrap_or(0).max(0) as u64;
+        let chunks = futures_util::stream::unfold(object.body, |mut body| async move {
+            let next = body.try_next().await.map_err(std::io::Error::other);
+            next.transpose().map(|chunk| (chunk, body))
+        });
+        Ok(Some(ObjectBody {
+            byte_size,
+            chunks: Box::pin(chunks),
+        }))
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> StorageResult<()> {
