@@ -7,7 +7,8 @@
 #      starting a throwaway one if there is none.
 #   2. Drops leftover `photon_test_*` databases from earlier runs.
 #   3. Installs Debian's chromium with apt-get if it is missing (the GraphiQL
-#      and invite-page tests drive it headless) and libheif-dev (HEIC photos: the suite is built
+#      and invite-page tests drive it headless), unzip (the archive tests unpack
+#      with it) and libheif-dev (HEIC photos: the suite is built
 #      with the `heif` feature when libheif is there), then starts s3s-fs, an S3-compatible server
 #      that checks signatures and checksums, on a free port (installing it with
 #      cargo install if missing), and installs tests/apollo's npm packages
@@ -339,6 +340,15 @@ if [ -z "${PHOTON_TEST_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1 \
     fi
 fi
 
+# --- 3a'. Info-ZIP's unzip, which unpacks the session archives in the archive tests ---
+if ! command -v unzip >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1; }; then
+        apt_install unzip
+    else
+        die "unzip is missing and cannot be installed here (Debian package unzip)"
+    fi
+fi
+
 # --- 3b. An S3-compatible server that checks signatures and checksums ----------------
 # s3s-fs (from crates.io) serves a directory as S3 and verifies SigV4 signatures and
 # x-amz-checksum-sha256, so the photo tests exercise the real presigned-URL path. Newer
@@ -424,7 +434,7 @@ PHOTON_TEST_BACKEND=sqlite cargo test --workspace ${locked[@]+"${locked[@]}"} ${
 # tests run.
 echo "== photo tests against S3 (s3s-fs) and Postgres =="
 s3_filter=("$@")
-[ "${#s3_filter[@]}" -eq 0 ] && s3_filter=(-- photos:: processing::)
+[ "${#s3_filter[@]}" -eq 0 ] && s3_filter=(-- photos:: processing:: archive::)
 PHOTON_TEST_BACKEND=postgres PHOTON_TEST_STORAGE=s3 \
     cargo test -p photon-tests --test api ${locked[@]+"${locked[@]}"} \
     ${features[@]+"${features[@]}"} "${s3_filter[@]}"

@@ -177,7 +177,12 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(middleware::from_fn(time_limit));
     // Uploads of large photos over slow phone networks may take longer than API calls, so
-    // the storage routes sit outside this time limit (uploads have their own, longer one).
+    // the storage routes sit outside this time limit (uploads have their own, longer one);
+    // so do archives, which stream a whole session.
+    routes = routes.route(
+        "/archive/{file}",
+        get(crate::routes::archive::download).route_layer(per_ip(Rule::ArchiveDownload)),
+    );
     if let Some(local) = &state.local_store {
         routes = routes.merge(local.clone().routes());
     }

@@ -166,6 +166,7 @@ pub struct Config {
     pub connections: ConnectionSettings,
     pub upload_rules: UploadRules,
     pub download_url_ttl: Duration,
+    pub archive_url_ttl: Duration,
     /// `None`: the local-disk store under the data directory.
     pub s3: Option<S3Settings>,
     /// `None`: this replica does not sweep.
@@ -370,6 +371,7 @@ impl Settings {
                 limits: self.photos.upload_limits,
             },
             download_url_ttl: Duration::from_secs(self.photos.download_url_ttl_secs),
+            archive_url_ttl: Duration::from_secs(self.photos.archive_url_ttl_secs),
             s3,
             sweep: (self.sweep.sweep_interval_secs > 0).then(|| SweepSettings {
                 interval: Duration::from_secs(self.sweep.sweep_interval_secs),

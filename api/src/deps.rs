@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
+use crate::archive::link::ArchiveLinks;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::oauth::OAuth;
 use crate::config::Config;
@@ -35,6 +36,8 @@ pub struct Deps {
     pub presence: Arc<Presence>,
     /// This replica's rate limits and WebSocket caps.
     pub rate_limiters: Arc<RateLimiters>,
+    /// Signs and checks session archive links.
+    pub archive_links: Arc<ArchiveLinks>,
 }
 
 impl Deps {
@@ -67,8 +70,10 @@ impl Deps {
             &config.public_url,
             &config.app_redirect_uris,
         )?);
+        let archive_links = Arc::new(ArchiveLinks::new(&config.jwt_secret, &config.public_url)?);
         Ok(Self {
             rate_limiters: Arc::new(RateLimiters::new(&config.rate_limits)),
+            archive_links,
             bus: Bus::new(),
             presence: Presence::new(db.clone()),
             store,

@@ -39,6 +39,8 @@ pub enum ErrorCode {
     Banned,
     /// The session ended longer ago than its late-upload window: no more uploads.
     UploadWindowClosed,
+    /// A signed link (a session archive's) has expired: ask for a new one.
+    LinkExpired,
     /// The document is not GraphQL.
     GraphqlParseFailed,
     /// The document does not validate against the schema or is over a cost limit.
@@ -69,6 +71,7 @@ impl ErrorCode {
             Self::JoinsLocked => "JOINS_LOCKED",
             Self::Banned => "BANNED",
             Self::UploadWindowClosed => "UPLOAD_WINDOW_CLOSED",
+            Self::LinkExpired => "LINK_EXPIRED",
             Self::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
             Self::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
             Self::InternalServerError => "INTERNAL_SERVER_ERROR",

@@ -2,6 +2,7 @@
 //! transport. Resolvers here are thin: they read the viewer and state from the context, call
 //! one service function and map its result to API types.
 
+mod archive;
 mod auth;
 mod connection;
 pub mod cost;
@@ -52,6 +53,7 @@ pub struct Mutation(
     devices::DeviceMutation,
     guests::GuestMutation,
     safety::SafetyMutation,
+    archive::ArchiveMutation,
 );
 
 pub type PhotonSchema = Schema<Query, Mutation, Subscription>;

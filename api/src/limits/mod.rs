@@ -158,6 +158,28 @@ pub struct RateLimitSettings {
         value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub report_burst: u32,
 
+    /// `requestSessionArchive` calls per user: each lays out a whole session. Sustained rate,
+    /// per minute.
+    #[arg(long = "rate-archive-per-minute", env = "PHOTON_RATE_ARCHIVE_PER_MINUTE", default_value_t = 2,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub archive_per_minute: u32,
+
+    /// How many of these may come at once before the rate above applies (the bucket size).
+    #[arg(long = "rate-archive-burst", env = "PHOTON_RATE_ARCHIVE_BURST", default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub archive_burst: u32,
+
+    /// Archive downloads (`/archive/{session}.zip`) per IP: each streams a whole session.
+    /// Sustained rate, per minute.
+    #[arg(long = "rate-archive-download-per-minute", env = "PHOTON_RATE_ARCHIVE_DOWNLOAD_PER_MINUTE", default_value_t = 4,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub archive_download_per_minute: u32,
+
+    /// How many of these may come at once before the rate above applies (the bucket size).
+    #[arg(long = "rate-archive-download-burst", env = "PHOTON_RATE_ARCHIVE_DOWNLOAD_BURST", default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub archive_download_burst: u32,
+
     /// `joinSession` and `leaveSession` calls per user, together: toggling membership cannot flood
     /// a session's event log. Sustained rate, per minute.
     #[arg(long = "rate-join-leave-per-minute", env = "PHOTON_RATE_JOIN_LEAVE_PER_MINUTE", default_value_t = 6,

@@ -59,6 +59,10 @@ pub enum Rule {
     FindUserByEmail,
     /// `reportPhoto`, per user.
     Report,
+    /// `requestSessionArchive`, per user.
+    Archive,
+    /// `/archive/{session}.zip` downloads, per IP.
+    ArchiveDownload,
     /// WebSocket `connection_init`, per IP.
     WsInit,
     /// Subscription starts, per WebSocket connection.
@@ -66,7 +70,7 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 15] = [
+    pub const ALL: [Rule; 17] = [
         Rule::Anonymous,
         Rule::SignIn,
         Rule::Refresh,
@@ -80,6 +84,8 @@ impl Rule {
         Rule::RegisterDevice,
         Rule::FindUserByEmail,
         Rule::Report,
+        Rule::Archive,
+        Rule::ArchiveDownload,
         Rule::WsInit,
         Rule::WsSubscribe,
     ];
@@ -99,6 +105,8 @@ impl Rule {
             Rule::RegisterDevice => "register-device",
             Rule::FindUserByEmail => "find-user",
             Rule::Report => "report",
+            Rule::Archive => "archive",
+            Rule::ArchiveDownload => "archive-download",
             Rule::WsInit => "ws-init",
             Rule::WsSubscribe => "ws-subscribe",
         }
@@ -117,6 +125,7 @@ impl Rule {
                 | Rule::RegisterDevice
                 | Rule::FindUserByEmail
                 | Rule::Report
+                | Rule::Archive
         )
     }
 
@@ -136,6 +145,8 @@ impl Rule {
             Rule::RegisterDevice => (s.register_device_per_minute, s.register_device_burst),
             Rule::FindUserByEmail => (s.find_user_per_minute, s.find_user_burst),
             Rule::Report => (s.report_per_minute, s.report_burst),
+            Rule::Archive => (s.archive_per_minute, s.archive_burst),
+            Rule::ArchiveDownload => (s.archive_download_per_minute, s.archive_download_burst),
             Rule::WsInit => (s.ws_init_per_minute, s.ws_init_burst),
             Rule::WsSubscribe => (s.ws_subscribe_per_minute, s.ws_subscribe_burst),
         }

@@ -733,6 +733,12 @@ pub struct PhotoArgs {
         value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub download_url_ttl_secs: u64,
 
+    /// How long a session archive's link stays valid, in seconds. A download that started
+    /// in time runs to its end.
+    #[arg(long, env = "PHOTON_ARCHIVE_URL_TTL_SECS", default_value_t = 15 * 60,
+        value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub archive_url_ttl_secs: u64,
+
     #[command(flatten)]
     pub upload_limits: UploadLimits,
 }

@@ -6,6 +6,7 @@
 
 mod abuse;
 mod apollo;
+mod archive;
 mod authorization;
 mod browser;
 mod concurrency;
