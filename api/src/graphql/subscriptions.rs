@@ -2,6 +2,7 @@
 //! live. The feed (in `realtime::feed`) does the work; these resolvers check arguments and
 //! shape its events for the API.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_graphql::{Context, ID, Object, Result, SimpleObject, Subscription, Union};
@@ -54,13 +55,14 @@ impl Subscription {
         let after = parse_after(after.as_deref())?;
         let deps = ctx.deps()?;
         let items = feed::follow(deps, ctx.viewer(), session_id, after, Following::Photos).await?;
+        let viewer = ctx.viewer().user_id()?;
         let blocked = Arc::new(blocks::blocked_by(&deps.db, ctx.viewer()).await?);
         Ok(items.filter_map(move |item| {
             let blocked = blocked.clone();
             async move {
                 match item {
                     Ok(item) => photo_added(&item)
-                        .filter(|event| !blocked.contains(&event.photo.0.uploader_id))
+                        .filter(|event| may_see(&event.photo.0, viewer, &blocked))
                         .map(Ok),
                     Err(err) => Some(Err(err.into())),
                 }
@@ -85,10 +87,22 @@ impl Subscription {
         let after = parse_after(after.as_deref())?;
         let deps = ctx.deps()?;
         let items = feed::follow(deps, ctx.viewer(), session_id, after, Following::Events).await?;
-        Ok(items.filter_map(|item| async move {
-            match item {
-                Ok(item) => session_event(&item).map(Ok),
-                Err(err) => Some(Err(err.into())),
+        let viewer = ctx.viewer().user_id()?;
+        let blocked = Arc::new(blocks::blocked_by(&deps.db, ctx.viewer()).await?);
+        Ok(items.filter_map(move |item| {
+            let blocked = blocked.clone();
+            async move {
+                match item {
+                    Ok(item) => session_event(&item)
+                        .filter(|event| match event {
+                            SessionEvent::PhotoProcessed(processed) => {
+                                may_see(&processed.photo.0, viewer, &blocked)
+                            }
+                            _ => true,
+                        })
+                        .map(Ok),
+                    Err(err) => Some(Err(err.into())),
+                }
             }
         }))
     }
@@ -96,6 +110,14 @@ impl Subscription {
 
 fn cursor(item: &FeedItem) -> String {
     encode_cursor(&item.event.id)
+}
+
+/// Whether the viewer may see a photo a stream is about to send: not one of someone they
+/// block, and not one that reports hid, unless it is their own (`blocks::may_see`, with the
+/// blocked set read when the stream started).
+fn may_see(photo: &entity::photo::Model, viewer: Uuid, blocked: &HashSet<Uuid>) -> bool {
+    photo.uploader_id == viewer
+        || (photo.hidden_at.is_none() && !blocked.contains(&photo.uploader_id))
 }
 
 /// A photo event, unless the photo has gone since (deleted, or past its lifetime).

@@ -156,6 +156,28 @@ pub async fn may_see(
     Ok(!blocks(db, viewer, photo.uploader_id).await?)
 }
 
+/// Which of `blockers` block which of `blocked`, as (blocker, blocked) pairs: one query, for
+/// pushes that sum up several people's photos for several members.
+pub async fn pairs_among(
+    db: &impl ConnectionTrait,
+    blockers: &[Uuid],
+    blocked: &[Uuid],
+) -> ApiResult<std::collections::HashSet<(Uuid, Uuid)>> {
+    if blockers.is_empty() || blocked.is_empty() {
+        return Ok(Default::default());
+    }
+    let pairs: Vec<(Uuid, Uuid)> = user_block::Entity::find()
+        .select_only()
+        .column(user_block::Column::BlockerId)
+        .column(user_block::Column::BlockedId)
+        .filter(user_block::Column::BlockerId.is_in(blockers.iter().copied()))
+        .filter(user_block::Column::BlockedId.is_in(blocked.iter().copied()))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(pairs.into_iter().collect())
+}
+
 /// Everyone `viewer` blocks, read once when a live subscription starts (a block made while
 /// it runs applies from the next subscription; lists and lookups apply it at once).
 pub async fn blocked_by(

@@ -179,6 +179,48 @@ async fn photo_pushes_are_paced_and_levels_are_kept() {
     assert_eq!(fcm.delivered_to("bo-phone").len(), 2);
 }
 
+/// A member's photo pushes leave out whoever they block: nothing when only they uploaded,
+/// and a summary that neither counts nor names them otherwise.
+#[tokio::test]
+async fn a_blocker_hears_nothing_of_the_people_they_block() {
+    let (app, fcm) = spawn(0, &["--expiry-warning-mins=0"]).await;
+    let ana = app.sign_in("ana@example.com").await;
+    let bo = app.sign_in("bo@example.com").await;
+    let cy = app.sign_in("cy@example.com").await;
+    let (session, code) = create_session(&app, &ana, "Beach day").await;
+    for user in [&bo, &cy] {
+        join(&app, user, &code).await.ok();
+    }
+    device(&app, &ana, "ana-phone").await;
+    device(&app, &cy, "cy-phone").await;
+    app.gql_as(
+        &ana,
+        "mutation($id: ID!) { blockUser(userId: $id) }",
+        json!({ "id": bo.id }),
+    )
+    .await
+    .ok();
+    for seed in 0..2 {
+        upload(&app, &bo, &session, &photo_bytes(seed, 256)).await;
+    }
+    settled(&app).await;
+    assert_eq!(
+        delivered(&fcm, "cy-phone", 1).await[0].body(),
+        "bo added 2 photos to Beach day"
+    );
+    assert!(fcm.delivered_to("ana-phone").is_empty(), "Ana heard of Bo");
+    let staged = [
+        stage(&app, &bo, &session, photo_bytes(2, 256)).await,
+        stage(&app, &cy, &session, photo_bytes(3, 256)).await,
+    ];
+    complete(&app, &bo, &staged[0]).await;
+    complete(&app, &cy, &staged[1]).await;
+    settled(&app).await;
+    let heard = fcm.delivered_to("ana-phone");
+    assert_eq!(heard.len(), 1);
+    assert_eq!(heard[0].body(), "cy added a photo to Beach day");
+}
+
 /// About an hour before the first photos expire, one warning per member with a device, once,
 /// however many replicas look; NONE is spared.
 #[tokio::test]

@@ -13,6 +13,8 @@ const REPORT: &str = "mutation($id: ID!, $r: String!) { reportPhoto(photoId: $id
 const PHOTOS: &str =
     "query($s: ID!) { session(id: $s) { photoCount photos(first: 10) { edges { node { id } } } } }";
 const PHOTO: &str = "query($id: ID!) { photo(id: $id) { id } }";
+const REPLAY: &str =
+    "subscription($s: ID!, $a: String) { photoAdded(sessionId: $s, after: $a) { photo { id } } }";
 const PHOTO_ADDED: &str =
     "subscription($s: ID!) { photoAdded(sessionId: $s) { photo { id uploader { id } } } }";
 
@@ -209,6 +211,17 @@ async fn reports_hide_a_photo_from_all_but_its_uploader_at_the_threshold() {
     }
     let own = app.gql_as(&bob, PHOTO, json!({ "id": photo })).await;
     assert_eq!(own.ok()["photo"]["id"], photo);
+    // A replay from the start leaves it out too, except for its uploader.
+    let start = photon::service::pagination::encode_cursor(&0i64);
+    let mut cats = WsClient::connect_as(&app, Protocol::Transport, &cat.token).await;
+    cats.subscribe("1", REPLAY, json!({ "s": session, "a": start }))
+        .await;
+    cats.expect_silence(Duration::from_millis(500)).await;
+    let mut bobs = WsClient::connect_as(&app, Protocol::Transport, &bob.token).await;
+    bobs.subscribe("1", REPLAY, json!({ "s": session, "a": start }))
+        .await;
+    let replayed = bobs.next_payload("1").await;
+    assert_eq!(replayed["data"]["photoAdded"]["photo"]["id"], photo);
 
     // What the operator's `photon reports` prints.
     let reports = photon::service::reports::open_reports(&app.state.db)

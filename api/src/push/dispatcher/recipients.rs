@@ -21,7 +21,7 @@ use crate::jobs::JobResult;
 use crate::push::message::{self, Notification};
 use crate::realtime::presence;
 use crate::service::pagination::encode_cursor;
-use crate::service::{invite_code, sessions};
+use crate::service::{blocks, invite_code, sessions};
 
 /// A user to push, and what.
 pub(super) struct Recipient {
@@ -68,6 +68,8 @@ impl Dispatcher {
             .filter(photo::Column::Id.is_in(photo_ids))
             .filter(photo::Column::Status.eq(PhotoStatus::Ready))
             .filter(photo::Column::ExpiresAt.gt(clock::now()))
+            // Hidden by reports: nobody but its uploader (whom it never pushes) sees it.
+            .filter(photo::Column::HiddenAt.is_null())
             .into_tuple::<(Uuid, Uuid)>()
             .all(&self.db)
             .await?
@@ -84,10 +86,20 @@ impl Dispatcher {
         }
         // Only members who hear every photo: DIGEST waits for the end, NONE hears nothing.
         let members = members_at(&self.db, session_id, &[NotificationLevel::All]).await?;
-        // A member's own photos never push them: only members someone else added to hear.
+        // A member's own photos never push them, nor photos of people they block: only
+        // members someone else added photos for them to hear.
+        let blocked = self.blocked_pairs(&members, &uploads).await?;
+        let heard_by = |member: Uuid| -> Vec<Uuid> {
+            uploads
+                .iter()
+                .copied()
+                .filter(|u| *u != member && !blocked.contains(&(member, *u)))
+                .collect()
+        };
         let candidates: Vec<Uuid> = members
-            .into_iter()
-            .filter(|m| uploads.iter().any(|u| u != m))
+            .iter()
+            .copied()
+            .filter(|m| !heard_by(*m).is_empty())
             .collect();
         let online = presence::online_users(&self.db, session_id, &candidates)
             .await
@@ -99,7 +111,7 @@ impl Dispatcher {
         let mut texts: HashMap<(Vec<Uuid>, usize), Arc<Notification>> = HashMap::new();
         let mut recipients = Vec::new();
         for member in candidates.into_iter().filter(|m| !online.contains(m)) {
-            let theirs: Vec<Uuid> = uploads.iter().copied().filter(|u| *u != member).collect();
+            let theirs = heard_by(member);
             let uploaders = newest_first(&theirs);
             let count = theirs.len();
             let notification = texts
@@ -148,15 +160,21 @@ impl Dispatcher {
             .filter(photo::Column::SessionId.eq(session_id))
             .filter(photo::Column::Status.eq(PhotoStatus::Ready))
             .filter(photo::Column::ExpiresAt.gt(clock::now()))
+            .filter(photo::Column::HiddenAt.is_null())
             .order_by_asc(photo::Column::Seq)
             .into_tuple()
             .all(&self.db)
             .await?;
         let names = self.names(&uploads).await?;
+        let blocked = self.blocked_pairs(&members, &uploads).await?;
         let session_gid = ids::encode(Kind::Session, session_id).0;
         let mut recipients = Vec::new();
         for member in members {
-            let theirs: Vec<Uuid> = uploads.iter().copied().filter(|u| *u != member).collect();
+            let theirs: Vec<Uuid> = uploads
+                .iter()
+                .copied()
+                .filter(|u| *u != member && !blocked.contains(&(member, *u)))
+                .collect();
             if theirs.is_empty() {
                 continue;
             }
@@ -267,6 +285,20 @@ impl Dispatcher {
                 format!("friend:{request_id}"),
             )),
         }])
+    }
+
+    /// Which members block which uploaders.
+    async fn blocked_pairs(
+        &self,
+        members: &[Uuid],
+        uploads: &[Uuid],
+    ) -> anyhow::Result<std::collections::HashSet<(Uuid, Uuid)>> {
+        let mut uploaders = uploads.to_vec();
+        uploaders.sort_unstable();
+        uploaders.dedup();
+        blocks::pairs_among(&self.db, members, &uploaders)
+            .await
+            .job()
     }
 
     async fn names(&self, user_ids: &[Uuid]) -> anyhow::Result<HashMap<Uuid, String>> {
