@@ -17,6 +17,9 @@ use crate::service::photos::{self, PhotoKey};
 use crate::service::sessions::{self, MemberKey, SessionView};
 use crate::service::{friends, users};
 
+/// The name shown for a user who deleted their account.
+pub const DELETED_ACCOUNT: &str = "Deleted account";
+
 pub struct UserLoader(DatabaseConnection);
 
 impl Loader<Uuid> for UserLoader {
@@ -204,6 +207,23 @@ impl Loaders {
                 Viewer::Anonymous => None,
             },
         }
+    }
+
+    /// A user named in an event, which no key keeps alive: one who deleted their account
+    /// since is shown as a placeholder with their old id and no name of theirs.
+    pub async fn user_or_deleted(&self, id: Uuid) -> Result<user::Model, ApiError> {
+        Ok(self.users.load_one(id).await?.unwrap_or_else(|| {
+            let epoch = chrono::DateTime::UNIX_EPOCH;
+            user::Model {
+                id,
+                email: None,
+                name: DELETED_ACCOUNT.to_owned(),
+                avatar_url: None,
+                created_at: epoch,
+                updated_at: epoch,
+                is_guest: false,
+            }
+        }))
     }
 
     /// A user that must exist (a foreign key points at it).

@@ -13,6 +13,7 @@ mod friends;
 mod guests;
 pub mod http;
 pub(crate) mod ids;
+mod live_account;
 mod loaders;
 mod node;
 pub mod persisted;
@@ -81,7 +82,8 @@ pub fn build_schema(deps: Option<Deps>, limits: QueryLimits) -> PhotonSchema {
         .extension(crate::telemetry::GraphqlSpans)
         .extension(errors::ErrorCodes)
         .extension(field_order::SelectionOrder)
-        .extension(crate::limits::graphql::MutationLimit);
+        .extension(crate::limits::graphql::MutationLimit)
+        .extension(live_account::LiveAccount);
     if let Some(deps) = deps {
         builder = builder.data(deps);
     }

@@ -7,7 +7,7 @@ use super::ContextExt;
 use super::ids::{self, Kind};
 use crate::limits::Rule;
 use crate::limits::graphql::RateLimitExt;
-use crate::service::{blocks, reports};
+use crate::service::{accounts, blocks, reports};
 
 #[derive(Default)]
 pub struct SafetyMutation;
@@ -62,5 +62,24 @@ impl SafetyMutation {
     ) -> Result<bool> {
         let user_id = ids::expect(Kind::User, &user_id, "userId")?;
         Ok(blocks::unblock_user(&ctx.deps()?.db, ctx.viewer(), user_id).await?)
+    }
+
+    /// Deletes the viewer's account, guest or not, at once and for good: its sign-ins,
+    /// devices, tokens, friendships, memberships and photos (rows now, stored bytes as soon
+    /// as no upload link can bring them back). The others see it leave (`MemberLeft`) and its
+    /// photos go (`PhotoDeleted`). A session it owns passes to its longest-standing current
+    /// member with an account, else its longest-standing guest (`SessionUpdated`), so the
+    /// people still in it keep their album; one with nobody else in it is deleted with its
+    /// photos. Access tokens already issued stop working for anything that writes, and find
+    /// nothing; UNAUTHENTICATED once the account is gone.
+    async fn delete_account(&self, ctx: &Context<'_>) -> Result<bool> {
+        let deps = ctx.deps()?;
+        Ok(accounts::delete_account(
+            &deps.db,
+            deps.store.as_ref(),
+            &deps.config.upload_rules,
+            ctx.viewer(),
+        )
+        .await?)
     }
 }

@@ -224,7 +224,9 @@ impl MemberJoined {
 
     /// Who joined.
     async fn user(&self, ctx: &Context<'_>) -> Result<User> {
-        Ok(User::new(ctx.loaders()?.user(self.user_id).await?))
+        Ok(User::new(
+            ctx.loaders()?.user_or_deleted(self.user_id).await?,
+        ))
     }
 }
 
@@ -244,7 +246,9 @@ impl MemberLeft {
 
     /// Who left.
     async fn user(&self, ctx: &Context<'_>) -> Result<User> {
-        Ok(User::new(ctx.loaders()?.user(self.user_id).await?))
+        Ok(User::new(
+            ctx.loaders()?.user_or_deleted(self.user_id).await?,
+        ))
     }
 }
 
@@ -265,7 +269,9 @@ impl MemberRemoved {
 
     /// Who was removed.
     async fn user(&self, ctx: &Context<'_>) -> Result<User> {
-        Ok(User::new(ctx.loaders()?.user(self.user_id).await?))
+        Ok(User::new(
+            ctx.loaders()?.user_or_deleted(self.user_id).await?,
+        ))
     }
 }
 

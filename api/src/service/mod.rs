@@ -1,6 +1,7 @@
 //! The service layer: business rules as plain async functions that take a database connection
 //! and the [`Viewer`](crate::service::Viewer). Nothing here knows about GraphQL.
 
+pub mod accounts;
 pub mod archive;
 pub mod blocks;
 pub mod devices;

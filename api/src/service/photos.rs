@@ -615,16 +615,35 @@ pub async fn delete_photo(
     let Some(photo) = photo::Entity::find_by_id(photo.id).one(&txn).await? else {
         return Ok(false);
     };
-    let deleted = photo::Entity::delete_by_id(photo.id).exec(&txn).await?;
+    let now = clock::now();
+    if !forget_photo(&txn, rules, &photo, me, now).await? {
+        return Ok(false);
+    }
+    txn.commit().await?;
+    orphans::purge_after_commit(db, store, photo.session_id, &photo.sha256, now).await;
+    Ok(true)
+}
+
+/// Deletes a photo's row under its session's lock (which the caller holds in `txn`), marks
+/// its objects for removal once no upload URL for them can still work, and announces the
+/// deletion of a ready photo as `actor`'s. False when the row was gone already. The caller
+/// purges the objects after the commit (`orphans::purge_after_commit`).
+pub(crate) async fn forget_photo(
+    txn: &DatabaseTransaction,
+    rules: &UploadRules,
+    photo: &photo::Model,
+    actor: Uuid,
+    now: DateTime<Utc>,
+) -> ApiResult<bool> {
+    let deleted = photo::Entity::delete_by_id(photo.id).exec(txn).await?;
     if deleted.rows_affected != 1 {
         return Ok(false);
     }
-    let now = clock::now();
     // `created_at` is when the slot's last upload URL was issued.
     let url_ttl = chrono::Duration::from_std(rules.upload_url_ttl).map_err(ApiError::internal)?;
     let urls_dead_at = (photo.created_at + url_ttl + URL_CLOCK_SLACK).max(now);
     orphans::record(
-        &txn,
+        txn,
         photo.session_id,
         &photo.sha256,
         urls_dead_at,
@@ -633,10 +652,10 @@ pub async fn delete_photo(
     .await?;
     if photo.status == PhotoStatus::Ready {
         events::record(
-            &txn,
+            txn,
             NewEvent {
                 session_id: Some(photo.session_id),
-                actor_id: me,
+                actor_id: actor,
                 payload: EventPayload::PhotoDeleted {
                     photo_id: photo.id,
                     reason: None,
@@ -646,8 +665,6 @@ pub async fn delete_photo(
         )
         .await?;
     }
-    txn.commit().await?;
-    orphans::purge_after_commit(db, store, photo.session_id, &photo.sha256, now).await;
     Ok(true)
 }
 

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod abuse;
+mod accounts;
 mod apollo;
 mod archive;
 mod authorization;
