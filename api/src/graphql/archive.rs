@@ -20,6 +20,7 @@ pub struct SessionArchive {
     /// that began in time runs to its end). No token is needed, so treat it like a password
     /// while it lasts.
     url: String,
+    /// When the link stops opening.
     expires_at: DateTime<Utc>,
     /// How many photos it holds.
     photo_count: i64,

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use entity::photo::{self, PhotoStatus, Processing};
-use entity::user;
+use entity::{session, user};
 use futures_util::StreamExt;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
@@ -65,8 +65,10 @@ pub async fn request_archive(
     session_id: Uuid,
 ) -> ApiResult<ArchiveOffer> {
     let me = viewer.user_id()?;
-    sessions::get_session(&deps.db, viewer, session_id).await?;
-    let contents = contents(&deps.db, deps.store.as_ref(), session_id, me, None).await?;
+    let session = sessions::get_session(&deps.db, viewer, session_id)
+        .await?
+        .session;
+    let contents = contents(&deps.db, deps.store.as_ref(), &session, me, None).await?;
     let expires_at = crate::storage::expires_at(deps.config.archive_url_ttl)?;
     // Whole seconds, as the link carries its expiry, rounded up so it lasts the full time.
     let expires_at = DateTime::from_timestamp(expires_at.timestamp() + 1, 0).unwrap_or(expires_at);
@@ -89,11 +91,13 @@ pub async fn request_archive(
 /// for one who left or was removed since.
 pub async fn open_link(deps: &Deps, link: &ArchiveLink) -> ApiResult<Contents> {
     let viewer = Viewer::User(link.user_id);
-    sessions::get_session(&deps.db, viewer, link.session_id).await?;
+    let session = sessions::get_session(&deps.db, viewer, link.session_id)
+        .await?
+        .session;
     contents(
         &deps.db,
         deps.store.as_ref(),
-        link.session_id,
+        &session,
         link.user_id,
         Some(link.up_to),
     )
@@ -107,19 +111,17 @@ struct Source {
     size: Option<u64>,
 }
 
-/// What the session's archive holds for `me`, up to the photo at `up_to` if given. Two
-/// statements (photos, then their uploaders), plus a store look-up and a write-back for
+/// What the session's archive holds for its member `me`, up to the photo at `up_to` if
+/// given. Two statements (photos, then their uploaders), plus a store look-up and a write-back for
 /// each photo processed before copies' sizes were recorded.
 async fn contents(
     db: &impl ConnectionTrait,
     store: &dyn ObjectStore,
-    session_id: Uuid,
+    session: &session::Model,
     me: Uuid,
     up_to: Option<i64>,
 ) -> ApiResult<Contents> {
-    let session = sessions::get_session(db, Viewer::User(me), session_id)
-        .await?
-        .session;
+    let session_id = session.id;
     let mut query = photo::Entity::find()
         .filter(photo::Column::SessionId.eq(session_id))
         .filter(photo::Column::Status.eq(PhotoStatus::Ready))
