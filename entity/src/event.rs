@@ -48,6 +48,9 @@ pub enum EventKind {
     PhotoProcessed,
     #[sea_orm(string_value = "friend_requested")]
     FriendRequested,
+    /// Whom the actor blocks changed: their live subscriptions re-read it. Of no session.
+    #[sea_orm(string_value = "blocks_changed")]
+    BlocksChanged,
 }
 
 /// Where an event stands with the push dispatcher.

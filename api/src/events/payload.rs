@@ -54,6 +54,8 @@ pub enum EventPayload {
     PhotoProcessed {
         photo_id: Uuid,
     },
+    /// The actor blocked or unblocked someone (who is not named: nobody else reads this).
+    BlocksChanged {},
 }
 
 /// Why a photo went away without its uploader deleting it.
@@ -88,6 +90,7 @@ impl EventPayload {
             Self::PhotoDeleted { .. } => EventKind::PhotoDeleted,
             Self::FriendRequested { .. } => EventKind::FriendRequested,
             Self::PhotoProcessed { .. } => EventKind::PhotoProcessed,
+            Self::BlocksChanged {} => EventKind::BlocksChanged,
         }
     }
 
@@ -162,6 +165,7 @@ impl Serialize for KindTag {
             EventKind::PhotoDeleted => "photo_deleted",
             EventKind::FriendRequested => "friend_requested",
             EventKind::PhotoProcessed => "photo_processed",
+            EventKind::BlocksChanged => "blocks_changed",
         })
     }
 }
@@ -215,6 +219,7 @@ mod tests {
                 to: Uuid::now_v7(),
             },
             EventPayload::PhotoProcessed { photo_id: id },
+            EventPayload::BlocksChanged {},
         ] {
             let stored = row(payload.kind(), payload.to_json());
             assert_eq!(EventPayload::of(&stored).expect("reads back"), payload);

@@ -9,6 +9,7 @@ use async_graphql::{Context, ID, Object, Result, SimpleObject, Subscription, Uni
 use chrono::{DateTime, Utc};
 use entity::event::EventKind;
 use futures_util::{Stream, StreamExt};
+use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use super::ContextExt;
@@ -17,13 +18,15 @@ use super::photos::Photo;
 use super::sessions::Session;
 use super::users::User;
 use crate::clock;
+use crate::deps::Deps;
 use crate::error::ApiError;
 use crate::events::EventPayload;
 use crate::realtime::FeedItem;
+use crate::realtime::bus::BlocksWatch;
 use crate::realtime::feed::{self, Following};
 use crate::realtime::log;
 use crate::service::pagination::{decode_cursor, encode_cursor};
-use crate::service::{blocks, sessions};
+use crate::service::{Viewer, blocks, sessions};
 
 #[derive(Default)]
 pub struct Subscription;
@@ -54,19 +57,10 @@ impl Subscription {
         let session_id = ids::expect(Kind::Session, &session_id, "sessionId")?;
         let after = parse_after(after.as_deref())?;
         let deps = ctx.deps()?;
+        let blocks = LiveBlocks::start(deps, ctx.viewer()).await?;
         let items = feed::follow(deps, ctx.viewer(), session_id, after, Following::Photos).await?;
-        let viewer = ctx.viewer().user_id()?;
-        let blocked = Arc::new(blocks::blocked_by(&deps.db, ctx.viewer()).await?);
-        Ok(items.filter_map(move |item| {
-            let blocked = blocked.clone();
-            async move {
-                match item {
-                    Ok(item) => photo_added(&item)
-                        .filter(|event| may_see(&event.photo.0, viewer, &blocked))
-                        .map(Ok),
-                    Err(err) => Some(Err(err.into())),
-                }
-            }
+        Ok(screened(items, blocks, photo_added, |event| {
+            Some(&event.photo.0)
         }))
     }
 
@@ -86,25 +80,17 @@ impl Subscription {
         let session_id = ids::expect(Kind::Session, &session_id, "sessionId")?;
         let after = parse_after(after.as_deref())?;
         let deps = ctx.deps()?;
+        let blocks = LiveBlocks::start(deps, ctx.viewer()).await?;
         let items = feed::follow(deps, ctx.viewer(), session_id, after, Following::Events).await?;
-        let viewer = ctx.viewer().user_id()?;
-        let blocked = Arc::new(blocks::blocked_by(&deps.db, ctx.viewer()).await?);
-        Ok(items.filter_map(move |item| {
-            let blocked = blocked.clone();
-            async move {
-                match item {
-                    Ok(item) => session_event(&item)
-                        .filter(|event| match event {
-                            SessionEvent::PhotoProcessed(processed) => {
-                                may_see(&processed.photo.0, viewer, &blocked)
-                            }
-                            _ => true,
-                        })
-                        .map(Ok),
-                    Err(err) => Some(Err(err.into())),
-                }
-            }
-        }))
+        Ok(screened(
+            items,
+            blocks,
+            session_event,
+            |event| match event {
+                SessionEvent::PhotoProcessed(processed) => Some(&processed.photo.0),
+                _ => None,
+            },
+        ))
     }
 }
 
@@ -112,12 +98,70 @@ fn cursor(item: &FeedItem) -> String {
     encode_cursor(&item.event.id)
 }
 
-/// Whether the viewer may see a photo a stream is about to send: not one of someone they
-/// block, and not one that reports hid, unless it is their own (`blocks::may_see`, with the
-/// blocked set read when the stream started).
-fn may_see(photo: &entity::photo::Model, viewer: Uuid, blocked: &HashSet<Uuid>) -> bool {
-    photo.uploader_id == viewer
-        || (photo.hidden_at.is_none() && !blocked.contains(&photo.uploader_id))
+/// Whom a stream's viewer blocks, kept current while it runs: read when it starts, and again
+/// when the bus says a block or unblock of theirs committed (on any replica).
+struct LiveBlocks {
+    db: DatabaseConnection,
+    viewer: Uuid,
+    watch: BlocksWatch,
+    blocked: HashSet<Uuid>,
+}
+
+impl LiveBlocks {
+    async fn start(deps: &Deps, viewer: Viewer) -> Result<Self, ApiError> {
+        let me = viewer.user_id()?;
+        // Watch first, so a block committed while the set is read is not missed.
+        let watch = deps.bus.watch_blocks(me);
+        Ok(Self {
+            db: deps.db.clone(),
+            viewer: me,
+            watch,
+            blocked: blocks::blocked_by(&deps.db, viewer).await?,
+        })
+    }
+
+    /// Whether the viewer may see a photo the stream is about to send: not one of someone
+    /// they block, and not one that reports hid, unless it is their own (`blocks::may_see`).
+    async fn may_see(&mut self, photo: &entity::photo::Model) -> Result<bool, ApiError> {
+        if photo.uploader_id == self.viewer {
+            return Ok(true);
+        }
+        if self.watch.changed() {
+            self.blocked = blocks::blocked_by(&self.db, Viewer::User(self.viewer)).await?;
+        }
+        Ok(photo.hidden_at.is_none() && !self.blocked.contains(&photo.uploader_id))
+    }
+}
+
+/// The feed's items as `T`s, without those `photo_of` says show a photo the viewer may not
+/// see.
+fn screened<T: Send + 'static>(
+    items: impl Stream<Item = Result<Arc<FeedItem>, ApiError>> + Send + 'static,
+    blocks: LiveBlocks,
+    map: fn(&Arc<FeedItem>) -> Option<T>,
+    photo_of: fn(&T) -> Option<&entity::photo::Model>,
+) -> impl Stream<Item = Result<T>> + Send + 'static {
+    futures_util::stream::unfold(
+        (Box::pin(items), blocks),
+        move |(mut items, mut blocks)| async move {
+            loop {
+                let item = match items.next().await? {
+                    Ok(item) => item,
+                    Err(err) => return Some((Err(err.into()), (items, blocks))),
+                };
+                let Some(event) = map(&item) else { continue };
+                let allowed = match photo_of(&event) {
+                    Some(photo) => blocks.may_see(photo).await,
+                    None => Ok(true),
+                };
+                match allowed {
+                    Ok(true) => return Some((Ok(event), (items, blocks))),
+                    Ok(false) => continue,
+                    Err(err) => return Some((Err(err.into()), (items, blocks))),
+                }
+            }
+        },
+    )
 }
 
 /// A photo event, unless the photo has gone since (deleted, or past its lifetime).
@@ -172,7 +216,8 @@ fn session_event(item: &Arc<FeedItem>) -> Option<SessionEvent> {
         EventPayload::PhotoAdded { .. }
         | EventPayload::PhotosExpiring { .. }
         | EventPayload::MemberInvited { .. }
-        | EventPayload::FriendRequested { .. } => return None,
+        | EventPayload::FriendRequested { .. }
+        | EventPayload::BlocksChanged {} => return None,
     })
 }
 

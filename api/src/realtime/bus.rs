@@ -9,8 +9,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use entity::event::EventKind;
 use entity::{event, photo};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 /// Events a subscriber may fall behind by before it has to catch up from the database.
@@ -35,6 +36,8 @@ pub enum BusMessage {
 #[derive(Default)]
 pub struct Bus {
     sessions: Mutex<HashMap<Uuid, broadcast::Sender<BusMessage>>>,
+    /// Per user with live subscriptions here: rung when whom they block changes.
+    blocks: Mutex<HashMap<Uuid, watch::Sender<()>>>,
 }
 
 impl Bus {
@@ -57,9 +60,35 @@ impl Bus {
         }
     }
 
+    /// Wake-ups for `user_id`'s subscriptions here when whom they block changes.
+    pub fn watch_blocks(self: &Arc<Self>, user_id: Uuid) -> BlocksWatch {
+        let mut blocks = self.blocks.lock().unwrap_or_else(PoisonError::into_inner);
+        let rx = blocks
+            .entry(user_id)
+            .or_insert_with(|| watch::channel(()).0)
+            .subscribe();
+        BlocksWatch {
+            rx,
+            bus: self.clone(),
+            user_id,
+        }
+    }
+
+    fn blocks_changed(&self, user_id: Uuid) {
+        let blocks = self.blocks.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(sender) = blocks.get(&user_id) {
+            sender.send_replace(());
+        }
+    }
+
     /// Hands an event to its session's subscribers on this replica, if there are any.
     pub fn publish(&self, item: FeedItem) {
         let Some(session_id) = item.event.session_id else {
+            if item.event.kind == EventKind::BlocksChanged
+                && let Some(user_id) = item.event.actor_id
+            {
+                self.blocks_changed(user_id);
+            }
             return;
         };
         let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
@@ -69,11 +98,17 @@ impl Bus {
         }
     }
 
-    /// Tells every subscriber to catch up from the log.
+    /// Tells every subscriber to catch up from the log (and, since a block may be among what
+    /// was missed, to re-read whom it blocks).
     pub fn resync(&self) {
         let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
         for sender in sessions.values() {
             let _ = sender.send(BusMessage::Resync);
+        }
+        drop(sessions);
+        let blocks = self.blocks.lock().unwrap_or_else(PoisonError::into_inner);
+        for sender in blocks.values() {
+            sender.send_replace(());
         }
     }
 
@@ -93,6 +128,41 @@ impl Bus {
             .is_some_and(|sender| sender.receiver_count() <= 1)
         {
             sessions.remove(&session_id);
+        }
+    }
+}
+
+/// One subscription's wake-up for its viewer's blocks; the channel goes with its last one.
+pub struct BlocksWatch {
+    rx: watch::Receiver<()>,
+    bus: Arc<Bus>,
+    user_id: Uuid,
+}
+
+impl BlocksWatch {
+    /// Whether whom the viewer blocks may have changed since the last call.
+    pub fn changed(&mut self) -> bool {
+        let changed = self.rx.has_changed().unwrap_or(false);
+        if changed {
+            self.rx.mark_unchanged();
+        }
+        changed
+    }
+}
+
+impl Drop for BlocksWatch {
+    fn drop(&mut self) {
+        let mut blocks = self
+            .bus
+            .blocks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // This receiver still counts: one left means it was the last.
+        if blocks
+            .get(&self.user_id)
+            .is_some_and(|sender| sender.receiver_count() <= 1)
+        {
+            blocks.remove(&self.user_id);
         }
     }
 }

@@ -13,13 +13,14 @@ use entity::friendship::{self, FriendshipStatus};
 use entity::{user, user_block};
 use sea_orm::sea_query::Query;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
 };
 use uuid::Uuid;
 
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
+use crate::events::{self, EventPayload, NewEvent};
 use crate::service::{Viewer, guests};
 
 const NO_SUCH_USER: ApiError = ApiError::NotFound("no such user");
@@ -73,8 +74,24 @@ pub async fn block_user(db: &DatabaseConnection, viewer: Viewer, target: Uuid) -
         .filter(friendship::Column::UserHighId.eq(high))
         .exec(&txn)
         .await?;
+    blocks_changed(&txn, me).await?;
     txn.commit().await?;
     Ok(true)
+}
+
+/// Tells `me`'s live subscriptions, on every replica, to re-read whom they block.
+async fn blocks_changed(txn: &DatabaseTransaction, me: Uuid) -> ApiResult<()> {
+    events::record(
+        txn,
+        NewEvent {
+            session_id: None,
+            actor_id: me,
+            payload: EventPayload::BlocksChanged {},
+            push: false,
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// `unblockUser`: idempotent; the friendship does not come back.
@@ -88,11 +105,16 @@ pub async fn unblock_user(
         return Err(ApiError::bad_input("userId", "you cannot unblock yourself"));
     }
     findable(db, me, target).await?;
-    user_block::Entity::delete_many()
+    let txn = db.begin().await?;
+    let removed = user_block::Entity::delete_many()
         .filter(user_block::Column::BlockerId.eq(me))
         .filter(user_block::Column::BlockedId.eq(target))
-        .exec(db)
+        .exec(&txn)
         .await?;
+    if removed.rows_affected > 0 {
+        blocks_changed(&txn, me).await?;
+    }
+    txn.commit().await?;
     Ok(true)
 }
 
@@ -178,8 +200,8 @@ pub async fn pairs_among(
     Ok(pairs.into_iter().collect())
 }
 
-/// Everyone `viewer` blocks, read once when a live subscription starts (a block made while
-/// it runs applies from the next subscription; lists and lookups apply it at once).
+/// Everyone `viewer` blocks, for a live subscription: read when it starts and again after
+/// each `BlocksChanged` of theirs (lists and lookups filter in SQL instead).
 pub async fn blocked_by(
     db: &impl ConnectionTrait,
     viewer: Viewer,

@@ -109,6 +109,45 @@ async fn a_block_hides_photos_in_lists_lookups_and_live_and_unblock_restores() {
     assert_eq!(lookup.ok()["photo"]["id"], bobs);
 }
 
+/// A block or unblock made while a subscription runs applies to it from then on, also when
+/// it is made on another replica (Postgres) than the one streaming.
+#[tokio::test]
+async fn a_block_reaches_a_running_subscription_on_every_replica() {
+    let app = TestApp::spawn().await;
+    let replica = if app.backend == photon_tests::Backend::Postgres {
+        Some(app.spawn_replica(&[]).await)
+    } else {
+        None
+    };
+    let other = replica.as_ref().unwrap_or(&app);
+    let (ana, bob, _eve, session) = world(&app).await;
+    let mut client = WsClient::connect_as(&app, Protocol::Transport, &ana.token).await;
+    client
+        .subscribe("1", PHOTO_ADDED, json!({ "s": session }))
+        .await;
+    app.wait_online(1).await;
+    let before = upload(&app, &bob, &session, &photo_bytes(1, 2048)).await;
+    let payload = client.next_payload("1").await;
+    assert_eq!(payload["data"]["photoAdded"]["photo"]["id"], before);
+
+    let blocked = other.gql_as(&ana, BLOCK, json!({ "id": bob.id })).await;
+    assert_eq!(blocked.ok()["blockUser"], true);
+    upload(&app, &bob, &session, &photo_bytes(2, 2048)).await;
+    let mine = upload(&app, &ana, &session, &photo_bytes(3, 2048)).await;
+    let payload = client.next_payload("1").await;
+    assert_eq!(
+        payload["data"]["photoAdded"]["photo"]["id"], mine,
+        "Bob's photo after the block arrived: {payload}"
+    );
+
+    let unblocked = other.gql_as(&ana, UNBLOCK, json!({ "id": bob.id })).await;
+    assert_eq!(unblocked.ok()["unblockUser"], true);
+    let after = upload(&app, &bob, &session, &photo_bytes(4, 2048)).await;
+    let payload = client.next_payload("1").await;
+    assert_eq!(payload["data"]["photoAdded"]["photo"]["id"], after);
+    client.close().await;
+}
+
 #[tokio::test]
 async fn a_blocked_users_friend_request_looks_sent_and_reaches_nothing() {
     let app = TestApp::spawn().await;
