@@ -525,6 +525,32 @@ impl TestApp {
     }
 }
 
+/// Someone without an account joins with `code` as a guest called `name`, as a [`TestUser`]
+/// with no e-mail.
+pub async fn guest(api: &impl AsRef<Client>, code: &str, name: &str) -> TestUser {
+    let response = api
+        .as_ref()
+        .with_token(None)
+        .gql(
+            "mutation($code: String!, $name: String!) { joinSessionAsGuest(inviteCode: $code, name: $name) { accessToken refreshToken user { id } } }",
+            json!({ "code": code, "name": name }),
+        )
+        .await;
+    let payload = &response.ok()["joinSessionAsGuest"];
+    TestUser {
+        id: payload["user"]["id"].as_str().expect("guest id").to_owned(),
+        email: String::new(),
+        token: payload["accessToken"]
+            .as_str()
+            .expect("access token")
+            .to_owned(),
+        refresh_token: payload["refreshToken"]
+            .as_str()
+            .expect("refresh token")
+            .to_owned(),
+    }
+}
+
 /// `user` joins with `code`.
 pub async fn join(
     api: &impl AsRef<Client>,

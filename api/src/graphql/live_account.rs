@@ -8,10 +8,11 @@ use std::sync::Arc;
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo,
 };
-use async_graphql::{ServerError, ServerResult, Value};
+use async_graphql::{ServerResult, Value};
 
 use super::Loaders;
 use crate::error::ApiError;
+use crate::limits::graphql::field_refusal;
 use crate::service::Viewer;
 
 pub struct LiveAccount;
@@ -35,26 +36,16 @@ impl Extension for LiveAccount {
             && let Some(Viewer::User(me)) = ctx.data_opt::<Viewer>().copied()
             && let Some(loaders) = ctx.data_opt::<Loaders>()
         {
-            let gone = match loaders.users.load_one(me).await {
-                Ok(found) => found.is_none(),
-                Err(err) => return Err(refusal(err.into(), &info)),
-            };
-            if gone {
-                let error: async_graphql::Error =
-                    ApiError::Unauthenticated("this account no longer exists; sign in again")
-                        .into();
-                return Err(refusal(error, &info));
+            match loaders.users.load_one(me).await {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    let gone =
+                        ApiError::Unauthenticated("this account no longer exists; sign in again");
+                    return Err(field_refusal(gone, &info));
+                }
+                Err(err) => return Err(field_refusal(err, &info)),
             }
         }
         next.run(ctx, info).await
     }
-}
-
-fn refusal(error: async_graphql::Error, info: &ResolveInfo<'_>) -> ServerError {
-    let mut refused = ServerError::new(error.message, None);
-    refused.extensions = error.extensions;
-    refused.path = vec![async_graphql::PathSegment::Field(
-        info.alias.unwrap_or(info.name).to_owned(),
-    )];
-    refused
 }

@@ -13,7 +13,7 @@ use crate::imaging::DERIVATIVE_CONTENT_TYPE;
 use crate::limits::Rule;
 use crate::limits::graphql::RateLimitExt;
 use crate::service::photos::{self as service, UploadRequest, UploadSlot};
-use crate::storage::{PhotoObject, legacy_photo_key, object_key, photo_key};
+use crate::storage::{PhotoObject, object_key};
 
 /// A photo in a session.
 pub struct Photo(pub photo::Model);
@@ -78,14 +78,7 @@ impl Photo {
     /// PENDING it may not exist yet, and a photo whose processing FAILED has none.
     async fn url(&self, ctx: &Context<'_>) -> Result<String> {
         let photo = &self.0;
-        let key = if photo.legacy_key {
-            // Uploaded before processing existed: its only object, for everyone.
-            legacy_photo_key(photo.session_id, &photo.sha256)
-        } else if ctx.viewer().user_id().ok() == Some(photo.uploader_id) {
-            photo_key(photo.session_id, &photo.sha256)
-        } else {
-            object_key(photo.session_id, &photo.sha256, PhotoObject::Shared)
-        };
+        let (key, _) = service::full_size_key(photo, ctx.viewer().user_id().ok());
         self.download(ctx, &key, &photo.content_type).await
     }
 

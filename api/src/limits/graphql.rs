@@ -38,6 +38,18 @@ impl RateLimitExt for Context<'_> {
     }
 }
 
+/// A service error as the refusal of the field being resolved, with its code and its path,
+/// for extensions that stop a field before it runs.
+pub(crate) fn field_refusal(err: ApiError, info: &ResolveInfo<'_>) -> ServerError {
+    let error: async_graphql::Error = err.into();
+    let mut refused = ServerError::new(error.message, None);
+    refused.extensions = error.extensions;
+    refused.path = vec![async_graphql::PathSegment::Field(
+        info.alias.unwrap_or(info.name).to_owned(),
+    )];
+    refused
+}
+
 /// Counts each root mutation field against [`Rule::Mutation`] before it runs.
 pub struct MutationLimit;
 
@@ -68,13 +80,7 @@ impl Extension for MutationLimit {
                 .rate_limiters
                 .check_caller(Rule::Mutation, viewer, client)
             {
-                let error: async_graphql::Error = err.into();
-                let mut refused = ServerError::new(error.message, None);
-                refused.extensions = error.extensions;
-                refused.path = vec![async_graphql::PathSegment::Field(
-                    info.alias.unwrap_or(info.name).to_owned(),
-                )];
-                return Err(refused);
+                return Err(field_refusal(err, &info));
             }
         }
         next.run(ctx, info).await

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use entity::photo::{self, PhotoStatus, Processing};
+use entity::photo::{self, Processing};
 use entity::{session, user};
 use futures_util::StreamExt;
 use sea_orm::sea_query::Expr;
@@ -21,11 +21,10 @@ use uuid::Uuid;
 use crate::archive::link::ArchiveLink;
 use crate::archive::stream::Item;
 use crate::archive::zip::{self, Entry, MAX_NAME_BYTES};
-use crate::clock;
 use crate::deps::Deps;
 use crate::error::{ApiError, ApiResult};
-use crate::service::{Viewer, blocks, sessions};
-use crate::storage::{ObjectStore, PhotoObject, legacy_photo_key, object_key, photo_key};
+use crate::service::{Viewer, photos, sessions};
+use crate::storage::ObjectStore;
 
 /// What `requestSessionArchive` answers.
 #[derive(Debug, Clone)]
@@ -124,9 +123,7 @@ async fn contents(
     let session_id = session.id;
     let mut query = photo::Entity::find()
         .filter(photo::Column::SessionId.eq(session_id))
-        .filter(photo::Column::Status.eq(PhotoStatus::Ready))
-        .filter(photo::Column::ExpiresAt.gt(clock::now()))
-        .filter(blocks::visible_uploaders(me));
+        .filter(photos::shown_to(me));
     if let Some(up_to) = up_to {
         query = query.filter(photo::Column::Seq.lte(up_to));
     }
@@ -193,17 +190,11 @@ async fn contents(
 /// Which object of `photo` the member `me` gets, as `Photo.url` decides; `None` when they
 /// get none (another member's photo whose copy without metadata does not exist).
 fn source(photo: photo::Model, me: Uuid) -> Option<Source> {
-    let original = || Some(photo.byte_size.max(0) as u64);
-    let (key, size) = if photo.legacy_key {
-        (
-            legacy_photo_key(photo.session_id, &photo.sha256),
-            original(),
-        )
-    } else if photo.uploader_id == me {
-        (photo_key(photo.session_id, &photo.sha256), original())
+    let (key, shared) = photos::full_size_key(&photo, Some(me));
+    let size = if !shared {
+        Some(photo.byte_size.max(0) as u64)
     } else if matches!(photo.processing, Processing::Done | Processing::Unsupported) {
-        let key = object_key(photo.session_id, &photo.sha256, PhotoObject::Shared);
-        (key, photo.shared_byte_size.map(|size| size.max(0) as u64))
+        photo.shared_byte_size.map(|size| size.max(0) as u64)
     } else {
         // Not processed yet, or failed: there is no copy to hand out.
         return None;

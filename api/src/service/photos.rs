@@ -26,7 +26,10 @@ use crate::processing;
 use crate::service::pagination::{Page, PageRequest, pages_per_session};
 use crate::service::sessions::{self, SessionView};
 use crate::service::{Viewer, blocks};
-use crate::storage::{ObjectStore, PresignedUpload, UploadSpec, orphans, photo_key};
+use crate::storage::{
+    ObjectStore, PhotoObject, PresignedUpload, UploadSpec, legacy_photo_key, object_key, orphans,
+    photo_key,
+};
 
 /// The limits uploads are held to.
 #[derive(Debug, Clone)]
@@ -672,6 +675,29 @@ pub(crate) async fn forget_photo(
 /// edge's cursor also works as `photoAdded(after:)` to stream everything newer.
 pub type PhotoKey = i64;
 
+/// The condition, on a query of `photos`, that a photo is in the album `viewer` sees: ready,
+/// not past its lifetime, and not hidden from them by a block or reports.
+pub(crate) fn shown_to(viewer: Uuid) -> Condition {
+    Condition::all()
+        .add(photo::Column::Status.eq(PhotoStatus::Ready))
+        .add(photo::Column::ExpiresAt.gt(clock::now()))
+        .add(blocks::visible_uploaders(viewer))
+}
+
+/// Which object of `photo` its full-size `url` serves `viewer`, and whether that is the copy
+/// without metadata: the original for its uploader, that copy for everyone else, and the one
+/// object of a photo from before processing for all.
+pub fn full_size_key(photo: &photo::Model, viewer: Option<Uuid>) -> (String, bool) {
+    if photo.legacy_key {
+        (legacy_photo_key(photo.session_id, &photo.sha256), false)
+    } else if viewer == Some(photo.uploader_id) {
+        (photo_key(photo.session_id, &photo.sha256), false)
+    } else {
+        let key = object_key(photo.session_id, &photo.sha256, PhotoObject::Shared);
+        (key, true)
+    }
+}
+
 /// Ready photos of sessions the caller has shown the viewer belongs to, newest first: one
 /// page per session, all in one statement; without those `viewer` blocks or reports hid.
 pub async fn list_photos(
@@ -682,9 +708,7 @@ pub async fn list_photos(
 ) -> ApiResult<HashMap<Uuid, Page<photo::Model>>> {
     let mut query = photo::Entity::find()
         .filter(photo::Column::SessionId.is_in(session_ids.iter().copied()))
-        .filter(photo::Column::Status.eq(PhotoStatus::Ready))
-        .filter(photo::Column::ExpiresAt.gt(clock::now()))
-        .filter(blocks::visible_uploaders(viewer));
+        .filter(shown_to(viewer));
     if let Some(seq) = page.after {
         query = query.filter(photo::Column::Seq.lt(seq));
     }
@@ -712,9 +736,7 @@ pub async fn count_photos(
         .column(photo::Column::SessionId)
         .column_as(photo::Column::Id.count(), "count")
         .filter(photo::Column::SessionId.is_in(session_ids.iter().copied()))
-        .filter(photo::Column::Status.eq(PhotoStatus::Ready))
-        .filter(photo::Column::ExpiresAt.gt(clock::now()))
-        .filter(blocks::visible_uploaders(viewer))
+        .filter(shown_to(viewer))
         .group_by(photo::Column::SessionId)
         .into_tuple()
         .all(db)

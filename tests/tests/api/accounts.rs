@@ -11,7 +11,7 @@ use photon::imaging::fixtures;
 use photon::storage::{PhotoObject, object_key};
 use photon_tests::photos::{photo_bytes, sha256_hex, upload, upload_typed};
 use photon_tests::ws::{Protocol, WsClient};
-use photon_tests::{TestApp, TestUser, befriend, create_session, join, uuid_of};
+use photon_tests::{TestApp, TestUser, befriend, create_session, guest, join, uuid_of};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -20,20 +20,6 @@ use uuid::Uuid;
 const DELETE: &str = "mutation { deleteAccount }";
 const EVENTS: &str = "subscription($s: ID!) { sessionEvents(sessionId: $s) { __typename ... on MemberLeft { user { id name } } ... on PhotoDeleted { photoId } ... on SessionUpdated { session { owner { id } viewerRole } } } }";
 const SESSION: &str = "query($s: ID!) { session(id: $s) { viewerRole owner { id } photos(first: 20) { edges { node { id } } } members(first: 20) { edges { node { user { id } } } } } }";
-const JOIN_AS_GUEST: &str = "mutation($code: String!, $name: String!) { joinSessionAsGuest(inviteCode: $code, name: $name) { accessToken refreshToken user { id } } }";
-
-async fn guest(app: &TestApp, code: &str, name: &str) -> TestUser {
-    let response = app
-        .gql_anon(JOIN_AS_GUEST, json!({ "code": code, "name": name }))
-        .await;
-    let payload = &response.ok()["joinSessionAsGuest"];
-    TestUser {
-        id: payload["user"]["id"].as_str().unwrap().to_owned(),
-        email: String::new(),
-        token: payload["accessToken"].as_str().unwrap().to_owned(),
-        refresh_token: payload["refreshToken"].as_str().unwrap().to_owned(),
-    }
-}
 
 /// Rows anywhere that point at `id`, by table.
 async fn rows_of(app: &TestApp, id: Uuid) -> Vec<(&'static str, u64)> {

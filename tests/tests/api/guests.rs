@@ -8,7 +8,7 @@ use photon_tests::fake_fcm::FakeFcm;
 use photon_tests::photos::{photo_bytes, upload};
 use photon_tests::ws::{Protocol, WsClient};
 use photon_tests::{
-    Backend, GqlResponse, TestApp, TestUser, befriend, create_session, join, uuid_of,
+    Backend, GqlResponse, TestApp, TestUser, befriend, create_session, guest, join, uuid_of,
 };
 use serde_json::{Value, json};
 
@@ -33,18 +33,6 @@ fn sql_id(app: &TestApp, id: uuid::Uuid) -> String {
 async fn join_as_guest(app: &TestApp, code: &str, name: &str) -> GqlResponse {
     app.gql_anon(JOIN_AS_GUEST, json!({ "code": code, "name": name }))
         .await
-}
-
-/// A guest signed in by `joinSessionAsGuest`, as a [`TestUser`] with no e-mail.
-async fn guest(app: &TestApp, code: &str, name: &str) -> TestUser {
-    let response = join_as_guest(app, code, name).await;
-    let payload = &response.ok()["joinSessionAsGuest"];
-    TestUser {
-        id: payload["user"]["id"].as_str().unwrap().to_owned(),
-        email: String::new(),
-        token: payload["accessToken"].as_str().unwrap().to_owned(),
-        refresh_token: payload["refreshToken"].as_str().unwrap().to_owned(),
-    }
 }
 
 fn member_ids(response: &GqlResponse) -> Vec<String> {

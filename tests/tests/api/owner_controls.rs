@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use photon_tests::photos::{COMPLETE, complete, photo_bytes, request_slot, stage, upload};
 use photon_tests::ws::{Protocol, WsClient};
 use photon_tests::{
-    Backend, GqlResponse, TestApp, TestUser, befriend, create_session, create_session_with, join,
+    Backend, GqlResponse, TestApp, TestUser, befriend, create_session, create_session_with, guest,
+    join,
 };
 use serde_json::{Value, json};
 
@@ -63,19 +64,6 @@ async fn rotate(app: &TestApp, owner: &TestUser, session: &str) -> String {
         .as_str()
         .unwrap()
         .to_owned()
-}
-
-async fn guest(app: &TestApp, code: &str, name: &str) -> TestUser {
-    let response = app
-        .gql_anon(GUEST_JOIN, json!({ "code": code, "name": name }))
-        .await;
-    let payload = &response.ok()["joinSessionAsGuest"];
-    TestUser {
-        id: payload["user"]["id"].as_str().unwrap().to_owned(),
-        email: String::new(),
-        token: payload["accessToken"].as_str().unwrap().to_owned(),
-        refresh_token: payload["refreshToken"].as_str().unwrap().to_owned(),
-    }
 }
 
 fn member_ids(session: &Value) -> Vec<String> {
