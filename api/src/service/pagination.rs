@@ -8,8 +8,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 
-use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Query};
-use sea_orm::{ConnectionTrait, EntityTrait, Order, QuerySelect, QueryTrait, Select};
+use entity::user;
+use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Query, SelectStatement, TableRef};
+use sea_orm::{
+    ConnectionTrait, EntityTrait, FromQueryResult, IdenStatic, Iterable, Order, QuerySelect,
+    QueryTrait, Select,
+};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
@@ -161,28 +165,102 @@ where
     E: EntityTrait,
     K: Serialize,
 {
-    let window = format!("ROW_NUMBER() OVER (PARTITION BY session_id ORDER BY {order})");
-    let inner = select.column_as(Expr::cust(window), "rn").into_query();
-    let query = Query::select()
-        .column(Asterisk)
-        .from_subquery(inner, Alias::new("ranked"))
-        .and_where(Expr::col(Alias::new("rn")).lte(page.limit() as i64))
-        .order_by(Alias::new("session_id"), Order::Asc)
-        .order_by(Alias::new("rn"), Order::Asc)
-        .to_owned();
+    let query = ranked(select, order, page);
     let statement = db.get_database_backend().build(&query);
     let rows = E::find().from_raw_sql(statement).all(db).await?;
-    let mut by_session: HashMap<Uuid, Vec<E::Model>> = HashMap::new();
+    Ok(file_pages(rows, session_ids, page, session_of, key))
+}
+
+/// [`pages_per_session`], with the user each row names in `user_column` (a member, an
+/// uploader) read in the same statement, so that a list and the people in it cost one round
+/// trip rather than two.
+#[allow(clippy::too_many_arguments)]
+pub async fn pages_per_session_with_users<E, K, R>(
+    db: &impl ConnectionTrait,
+    select: Select<E>,
+    order: &'static str,
+    user_column: &'static str,
+    session_ids: &[Uuid],
+    page: &PageRequest<R>,
+    session_of: impl Fn(&E::Model) -> Uuid,
+    key: impl Fn(&E::Model) -> K,
+) -> ApiResult<(HashMap<Uuid, Page<E::Model>>, Vec<user::Model>)>
+where
+    E: EntityTrait,
+    K: Serialize,
+{
+    let mut query = ranked(select, order, page);
+    let users = Alias::new("u");
+    for column in user::Column::iter() {
+        let name = column.as_str();
+        query.expr_as(
+            Expr::col((users.clone(), Alias::new(name))),
+            Alias::new(format!("{USER_PREFIX}{name}")),
+        );
+    }
+    query.left_join(
+        TableRef::Table(user::Entity.into(), Some(users.clone().into())),
+        Expr::col((users.clone(), user::Column::Id))
+            .equals((Alias::new("ranked"), Alias::new(user_column))),
+    );
+    let statement = db.get_database_backend().build(&query);
+    let results = db.query_all_raw(statement).await?;
+    let mut rows = Vec::with_capacity(results.len());
+    let mut people: HashMap<Uuid, user::Model> = HashMap::new();
+    for result in &results {
+        rows.push(E::Model::from_query_result(result, "")?);
+        if let Some(person) = user::Model::from_query_result_optional(result, USER_PREFIX)? {
+            people.entry(person.id).or_insert(person);
+        }
+    }
+    Ok((
+        file_pages(rows, session_ids, page, session_of, key),
+        people.into_values().collect(),
+    ))
+}
+
+/// The prefix of the user's columns in [`pages_per_session_with_users`]' rows.
+const USER_PREFIX: &str = "u_";
+
+/// Each session's first `page.limit()` rows of `select` in `order`, numbered `rn`.
+fn ranked<E: EntityTrait, R>(
+    select: Select<E>,
+    order: &'static str,
+    page: &PageRequest<R>,
+) -> SelectStatement {
+    let window = format!("ROW_NUMBER() OVER (PARTITION BY session_id ORDER BY {order})");
+    let inner = select.column_as(Expr::cust(window), "rn").into_query();
+    Query::select()
+        .column((Alias::new("ranked"), Asterisk))
+        .from_subquery(inner, Alias::new("ranked"))
+        .and_where(Expr::col((Alias::new("ranked"), Alias::new("rn"))).lte(page.limit() as i64))
+        .order_by((Alias::new("ranked"), Alias::new("session_id")), Order::Asc)
+        .order_by((Alias::new("ranked"), Alias::new("rn")), Order::Asc)
+        .to_owned()
+}
+
+/// Files rows (ordered by session, then rank) under their sessions, as pages.
+fn file_pages<M, K, R>(
+    rows: Vec<M>,
+    session_ids: &[Uuid],
+    page: &PageRequest<R>,
+    session_of: impl Fn(&M) -> Uuid,
+    key: impl Fn(&M) -> K,
+) -> HashMap<Uuid, Page<M>>
+where
+    K: Serialize,
+{
+    let mut by_session: HashMap<Uuid, Vec<M>> = HashMap::new();
     for row in rows {
         by_session.entry(session_of(&row)).or_default().push(row);
     }
-    Ok(session_ids
+    session_ids
         .iter()
         .map(|id| {
             let rows = by_session.remove(id).unwrap_or_default();
             (*id, Page::from_rows(page, rows, &key))
         })
-        .collect())
+        .collect()
 }
 
 pub fn encode_cursor<K: Serialize>(key: &K) -> String {

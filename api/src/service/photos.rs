@@ -23,7 +23,7 @@ use crate::clock;
 use crate::error::{ApiError, ApiResult};
 use crate::events::{self, DeleteReason, EventPayload, NewEvent};
 use crate::processing;
-use crate::service::pagination::{Page, PageRequest, pages_per_session};
+use crate::service::pagination::{Page, PageRequest, pages_per_session_with_users};
 use crate::service::sessions::{self, SessionView};
 use crate::service::{Viewer, blocks};
 use crate::storage::{
@@ -699,23 +699,25 @@ pub fn full_size_key(photo: &photo::Model, viewer: Option<Uuid>) -> (String, boo
 }
 
 /// Ready photos of sessions the caller has shown the viewer belongs to, newest first: one
-/// page per session, all in one statement; without those `viewer` blocks or reports hid.
+/// page per session, all in one statement, with their uploaders; without those `viewer`
+/// blocks or reports hid.
 pub async fn list_photos(
     db: &impl ConnectionTrait,
     viewer: Uuid,
     session_ids: &[Uuid],
     page: &PageRequest<PhotoKey>,
-) -> ApiResult<HashMap<Uuid, Page<photo::Model>>> {
+) -> ApiResult<(HashMap<Uuid, Page<photo::Model>>, Vec<user::Model>)> {
     let mut query = photo::Entity::find()
         .filter(photo::Column::SessionId.is_in(session_ids.iter().copied()))
         .filter(shown_to(viewer));
     if let Some(seq) = page.after {
         query = query.filter(photo::Column::Seq.lt(seq));
     }
-    pages_per_session(
+    pages_per_session_with_users(
         db,
         query,
         "seq DESC",
+        "uploader_id",
         session_ids,
         page,
         |p| p.session_id,

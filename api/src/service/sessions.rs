@@ -20,7 +20,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::events::{self, EventPayload, NewEvent};
 use crate::push::marks;
 use crate::service::Viewer;
-use crate::service::pagination::{Page, PageRequest, pages_per_session};
+use crate::service::pagination::{Page, PageRequest, pages_per_session_with_users};
 use crate::service::{
     friends, guests, input, invite_code, is_unique_violation, moderation, photos,
 };
@@ -741,12 +741,13 @@ pub type MemberKey = (DateTime<Utc>, Uuid);
 
 /// One page of current members for each of several sessions the caller has already shown
 /// the viewer belongs to, in one query: a window function numbers each session's members, so
-/// a list of sessions showing their members costs one query, not one per session.
+/// a list of sessions showing their members costs one query, not one per session. The
+/// members' users come in the same query.
 pub async fn list_members(
     db: &impl ConnectionTrait,
     session_ids: &[Uuid],
     page: &PageRequest<MemberKey>,
-) -> ApiResult<HashMap<Uuid, Page<session_member::Model>>> {
+) -> ApiResult<(HashMap<Uuid, Page<session_member::Model>>, Vec<user::Model>)> {
     let mut inner = session_member::Entity::find()
         .filter(session_member::Column::SessionId.is_in(session_ids.iter().copied()))
         .filter(session_member::Column::LeftAt.is_null());
@@ -761,10 +762,11 @@ pub async fn list_members(
                 ),
         );
     }
-    pages_per_session(
+    pages_per_session_with_users(
         db,
         inner,
         "joined_at, user_id",
+        "user_id",
         session_ids,
         page,
         |m| m.session_id,
