@@ -5,6 +5,8 @@
 # What it does, in order:
 #   1. Finds a PostgreSQL server the tests can use (see "Postgres" below),
 #      starting a throwaway one if there is none.
+#      Also names Postgres' server binaries (installing them if missing) for the fault
+#      tests, which stop and start a cluster of their own.
 #   2. Drops leftover `photon_test_*` databases from earlier runs.
 #   3. Installs Debian's chromium with apt-get if it is missing (the GraphiQL
 #      and invite-page tests drive it headless), unzip (the archive tests unpack
@@ -314,6 +316,20 @@ else
     fi
 fi
 export TEST_DATABASE_URL
+
+# --- 1b. Server binaries for the fault tests ------------------------------------------
+# tests/tests/api/faults.rs stops and starts a Postgres cluster of its own (never the one
+# above), so it needs initdb and pg_ctl even when the server above is someone else's.
+if [ -z "${PHOTON_TEST_PG_BINDIR:-}" ]; then
+    PHOTON_TEST_PG_BINDIR="$(newest_pg_bindir)"
+    if [ -z "$PHOTON_TEST_PG_BINDIR" ]; then
+        apt_install postgresql
+        PHOTON_TEST_PG_BINDIR="$(newest_pg_bindir)"
+    fi
+fi
+# As root, that cluster belongs to the postgres system user (initdb refuses root).
+[ "$(id -u)" = 0 ] && ensure_postgres_user
+export PHOTON_TEST_PG_BINDIR
 
 # --- 2. Leftovers from earlier runs -------------------------------------------------
 # Each run names its databases photon_test_<run id>_<uuid>, so the clean-up at

@@ -49,6 +49,13 @@ pub struct DatabaseTimeouts {
     #[arg(long, env = "PHOTON_DATABASE_LOCK_TIMEOUT_MS", default_value_t = 5_000,
         value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub database_lock_timeout_ms: u64,
+
+    /// How long a request waits for a database connection, in milliseconds, before it fails
+    /// with `SERVICE_UNAVAILABLE`: the pool is busy, or the database is down or restarting
+    /// (then every attempt to connect fails, and waiting longer only holds the client).
+    #[arg(long, env = "PHOTON_DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 5_000,
+        value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub database_acquire_timeout_ms: u64,
 }
 
 /// Opens the connection pool. SQLite gets a single connection in WAL mode: SQLite allows one
@@ -83,7 +90,9 @@ async fn open(
         })
         .min_connections(if is_sqlite { 1 } else { 0 })
         .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(timeouts.map_or(Duration::from_secs(10), |t| {
+            Duration::from_millis(t.database_acquire_timeout_ms)
+        }))
         // Statements are traced at debug level by our own spans; sqlx's per-statement info
         // logs would repeat every query's text.
         .sqlx_logging(false);
@@ -172,4 +181,35 @@ pub struct DatabaseArgs {
 
     #[command(flatten)]
     pub database_timeouts: DatabaseTimeouts,
+}
+
+/// Whether a database error means the database cannot be reached right now (down,
+/// restarting, refusing connections, or the pool could not hand out a working connection in
+/// time) rather than that the statement was wrong. Such a failure changed nothing, since a
+/// transaction that loses its connection is rolled back, so the client may simply try again.
+pub fn is_unavailable(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    use sea_orm::{DbErr, RuntimeErr};
+    let sqlx = match err {
+        DbErr::ConnectionAcquire(_) => return true,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        _ => return false,
+    };
+    match sqlx.as_ref() {
+        Sqlx::Io(_)
+        | Sqlx::Tls(_)
+        | Sqlx::PoolTimedOut
+        | Sqlx::PoolClosed
+        | Sqlx::WorkerCrashed => true,
+        // Postgres' classes 08 (connection exception) and 57P (the server is shutting down,
+        // crashed, or not yet accepting connections), and a protocol error from a connection
+        // cut mid-message.
+        Sqlx::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        Sqlx::Protocol(_) => true,
+        _ => false,
+    }
 }

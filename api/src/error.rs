@@ -138,9 +138,16 @@ pub enum ApiError {
     Banned,
     /// `UPLOAD_WINDOW_CLOSED`: the session ended and its late-upload window has passed.
     UploadWindowClosed,
+    /// `SERVICE_UNAVAILABLE`: something the server depends on (the database, the object
+    /// store) cannot be reached right now. Nothing was changed; the same request may succeed
+    /// in a moment (`extensions.retryAfter` says when to try). The cause is logged.
+    Unavailable(Arc<anyhow::Error>),
     /// `INTERNAL_SERVER_ERROR`: our fault. The cause is logged, never sent to the client.
     Internal(Arc<anyhow::Error>),
 }
+
+/// When a client should try again after `SERVICE_UNAVAILABLE`, in seconds.
+pub const UNAVAILABLE_RETRY_SECS: u64 = 1;
 
 impl ApiError {
     pub fn bad_input(field: &'static str, message: impl Into<String>) -> Self {
@@ -152,6 +159,10 @@ impl ApiError {
 
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
         Self::Internal(Arc::new(err.into()))
+    }
+
+    pub fn unavailable(err: impl Into<anyhow::Error>) -> Self {
+        Self::Unavailable(Arc::new(err.into()))
     }
 
     /// The stable code clients match on.
@@ -168,6 +179,7 @@ impl ApiError {
             Self::JoinsLocked => ErrorCode::JoinsLocked,
             Self::Banned => ErrorCode::Banned,
             Self::UploadWindowClosed => ErrorCode::UploadWindowClosed,
+            Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
             Self::Internal(_) => ErrorCode::InternalServerError,
         }
     }
@@ -176,7 +188,7 @@ impl ApiError {
     /// For logs and the command line, never for a client.
     pub fn detail(&self) -> String {
         match self {
-            Self::Internal(cause) => format!("{cause:#}"),
+            Self::Internal(cause) | Self::Unavailable(cause) => format!("{cause:#}"),
             other => other.client_message(),
         }
     }
@@ -202,6 +214,9 @@ impl ApiError {
             Self::UploadWindowClosed => {
                 "this session has ended and no longer takes uploads".to_owned()
             }
+            Self::Unavailable(_) => {
+                "the service is briefly unavailable; nothing was changed, try again".to_owned()
+            }
             Self::Internal(_) => "internal error".to_owned(),
         }
     }
@@ -209,7 +224,11 @@ impl ApiError {
 
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
-        Self::internal(err)
+        if crate::db::is_unavailable(&err) {
+            Self::unavailable(err)
+        } else {
+            Self::internal(err)
+        }
     }
 }
 
@@ -224,9 +243,15 @@ impl From<sea_orm::TransactionError<ApiError>> for ApiError {
 
 impl From<ApiError> for async_graphql::Error {
     fn from(err: ApiError) -> Self {
-        if let ApiError::Internal(cause) = &err {
+        match &err {
             // Logged here, once, inside the request's span (which carries its request id).
-            tracing::error!(error = format!("{cause:#}"), "internal error");
+            ApiError::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "internal error");
+            }
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(error = format!("{cause:#}"), "a dependency is unavailable");
+            }
+            _ => {}
         }
         let code = err.code();
         let field = match &err {
@@ -237,6 +262,7 @@ impl From<ApiError> for async_graphql::Error {
             ApiError::RateLimited {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
+            ApiError::Unavailable(_) => Some(UNAVAILABLE_RETRY_SECS),
             _ => None,
         };
         async_graphql::Error::new(err.client_message()).extend_with(|_, ext| {

@@ -9,6 +9,7 @@ pub mod fake_fcm;
 pub mod fake_oauth;
 pub mod fake_oidc;
 pub mod logs;
+pub mod pg_cluster;
 pub mod photos;
 pub mod process;
 pub mod ws;
@@ -210,6 +211,13 @@ impl TestApp {
             }
         };
         Self::start(backend, data_dir, database_url, s3_args(), extra).await
+    }
+
+    /// A server on a Postgres database of the caller's (a test's own cluster, which it may
+    /// stop and start again), with extra command-line settings.
+    pub async fn spawn_on_database(database_url: String, extra: &[&str]) -> Self {
+        let data_dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        Self::start(Backend::Postgres, data_dir, database_url, s3_args(), extra).await
     }
 
     /// A second replica of this server: its own process state and port, the same database,

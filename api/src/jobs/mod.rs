@@ -17,7 +17,7 @@ use crate::error::{ApiError, ApiResult};
 /// `ApiError`.
 pub fn job_error(err: ApiError) -> anyhow::Error {
     match err {
-        ApiError::Internal(cause) => {
+        ApiError::Internal(cause) | ApiError::Unavailable(cause) => {
             std::sync::Arc::try_unwrap(cause).unwrap_or_else(|shared| anyhow::anyhow!("{shared:#}"))
         }
         other => anyhow::anyhow!("{}: {}", other.code(), other.client_message()),

@@ -14,6 +14,7 @@ mod concurrency;
 mod connections;
 mod cost;
 mod drain;
+mod faults;
 mod field_order;
 mod friends;
 mod guests;

@@ -1,0 +1,162 @@
+//! Faults: the database going away under two replicas and coming back. Each test has a
+//! Postgres cluster of its own (`photon_tests::pg_cluster`) so it can stop and start it; the
+//! embedded SQLite default has no server to lose, so these run on Postgres only and say so
+//! otherwise.
+
+use std::time::{Duration, Instant};
+
+use photon_tests::pg_cluster::Cluster;
+use photon_tests::photos::{COMPLETE, photo_bytes, stage, upload};
+use photon_tests::ws::{Protocol, WsClient};
+use photon_tests::{Backend, TestApp, create_session, join};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::json;
+
+const PHOTO_ADDED: &str =
+    "subscription($s: ID!) { photoAdded(sessionId: $s) { cursor photo { id } } }";
+/// Short, so a request during the outage fails well inside the test's patience.
+const ACQUIRE_TIMEOUT: &str = "--database-acquire-timeout-ms=1500";
+
+/// A cluster with an empty database `photon`, or `None` off Postgres.
+async fn own_cluster() -> Option<(Cluster, String)> {
+    if Backend::from_env() != Backend::Postgres {
+        eprintln!(
+            "skipped: the database restarted here is a Postgres cluster; this run uses SQLite"
+        );
+        return None;
+    }
+    let cluster = Cluster::start().await;
+    let admin = Database::connect(cluster.admin_url()).await.unwrap();
+    admin
+        .execute_unprepared("CREATE DATABASE photon")
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    let url = cluster.url("photon");
+    Some((cluster, url))
+}
+
+async fn readyz(app: &TestApp) -> u16 {
+    app.client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn wait_ready(app: &TestApp, within: Duration) {
+    let deadline = Instant::now() + within;
+    while readyz(app).await != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the replica never became ready again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The photo ids of the next `n` results on `client`, which must all arrive within
+/// `within`; then nothing more may arrive for a second (no photo twice). Fails on anything
+/// else.
+async fn photos_within(client: &mut WsClient, n: usize, within: Duration) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut ids = Vec::new();
+    while ids.len() < n {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(received) = client.recv_within(left).await else {
+            panic!("only {ids:?} of {n} photos within {within:?}");
+        };
+        match received {
+            photon_tests::ws::Received::Message(m) if m["type"] == "next" => {
+                ids.push(
+                    m["payload"]["data"]["photoAdded"]["photo"]["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                );
+            }
+            other => panic!("expected photos, got {other:?}"),
+        }
+    }
+    client.expect_silence(Duration::from_secs(1)).await;
+    ids
+}
+
+#[tokio::test]
+async fn a_postgres_restart_fails_writes_fast_and_then_delivers_every_completed_photo() {
+    let Some((cluster, url)) = own_cluster().await else {
+        return;
+    };
+    let a = TestApp::spawn_on_database(url, &[ACQUIRE_TIMEOUT]).await;
+    let b = a.spawn_replica(&[ACQUIRE_TIMEOUT]).await;
+    let owner = a.sign_in("ana@example.com").await;
+    let member = b.sign_in("ben@example.com").await;
+    let (session, code) = create_session(&a, &owner, "Beach day").await;
+    join(&b, &member, &code).await.ok();
+    let mut on_a = WsClient::connect_as(&a, Protocol::Transport, &owner.token).await;
+    on_a.subscribe("1", PHOTO_ADDED, json!({ "s": session }))
+        .await;
+    let mut on_b = WsClient::connect_as(&b, Protocol::Transport, &member.token).await;
+    on_b.subscribe("1", PHOTO_ADDED, json!({ "s": session }))
+        .await;
+    a.wait_online(2).await;
+    let before = upload(&a, &owner, &session, &photo_bytes(1, 64)).await;
+    for client in [&mut on_a, &mut on_b] {
+        assert_eq!(
+            photos_within(client, 1, Duration::from_secs(2)).await,
+            std::slice::from_ref(&before)
+        );
+    }
+    // Uploaded, waiting for completion when the database goes.
+    let staged_a = stage(&a, &owner, &session, photo_bytes(2, 64)).await;
+    let staged_b = stage(&b, &member, &session, photo_bytes(3, 64)).await;
+
+    cluster.stop().await;
+    let started = Instant::now();
+    let refused = a
+        .api
+        .as_user(&owner)
+        .gql(COMPLETE, json!({ "id": staged_a }))
+        .await;
+    let took = started.elapsed();
+    refused.assert_code("SERVICE_UNAVAILABLE");
+    assert_eq!(refused.body["errors"][0]["extensions"]["retryAfter"], 1);
+    assert!(took < Duration::from_secs(5), "the refusal took {took:?}");
+    assert_eq!(readyz(&a).await, 503);
+    assert_eq!(readyz(&b).await, 503);
+    // A read fails as cleanly as a write.
+    let read = b
+        .api
+        .as_user(&member)
+        .gql("{ me { name } }", json!({}))
+        .await;
+    read.assert_code("SERVICE_UNAVAILABLE");
+
+    cluster.resume().await;
+    wait_ready(&a, Duration::from_secs(20)).await;
+    wait_ready(&b, Duration::from_secs(20)).await;
+    // The refused completion wrote nothing: it completes now, once.
+    for (app, user, photo) in [(&a, &owner, &staged_a), (&b, &member, &staged_b)] {
+        let done = app
+            .api
+            .as_user(user)
+            .gql(COMPLETE, json!({ "id": photo }))
+            .await;
+        assert_eq!(done.ok()["completePhotoUpload"]["status"], "READY");
+    }
+    for client in [&mut on_a, &mut on_b] {
+        let mut ids = photos_within(client, 2, Duration::from_secs(5)).await;
+        ids.sort();
+        let mut expected = vec![staged_a.clone(), staged_b.clone()];
+        expected.sort();
+        assert_eq!(ids, expected, "each completed photo once, on both replicas");
+    }
+    // The listeners are back too: a photo from one replica reaches the other live.
+    let after = upload(&b, &member, &session, &photo_bytes(4, 64)).await;
+    assert_eq!(
+        photos_within(&mut on_a, 1, Duration::from_secs(2)).await,
+        [after]
+    );
+}
