@@ -287,54 +287,26 @@ async fn check_same_answers(targets: &[Target]) {
         );
         answers.push(body);
     }
+    let text = |v: &Value| v.as_str().unwrap().to_owned();
+    // Roles are an enum on one side and text on the other: OWNER and owner are the same.
+    let role = |v: &Value| text(v).to_ascii_lowercase();
     let photon = &answers[0]["data"]["session"];
-    let members: Vec<(String, String)> = photon["members"]["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            let node = &e["node"];
-            (
-                node["user"]["name"].as_str().unwrap().to_owned(),
-                node["role"].as_str().unwrap().to_ascii_lowercase(),
-            )
-        })
-        .collect();
-    let photos: Vec<(String, String)> = photon["photos"]["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            let node = &e["node"];
-            (
-                decode_id(node["id"].as_str().unwrap()),
-                node["uploader"]["name"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let members = pairs(&photon["members"]["edges"], |e| {
+        (text(&e["node"]["user"]["name"]), role(&e["node"]["role"]))
+    });
+    let photos = pairs(&photon["photos"]["edges"], |e| {
+        (
+            decode_id(e["node"]["id"].as_str().unwrap()),
+            text(&e["node"]["uploader"]["name"]),
+        )
+    });
     let peer = &answers[1]["data"]["sessionById"];
-    let peer_members: Vec<(String, String)> = peer["sessionMembersBySessionId"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| {
-            (
-                n["userByUserId"]["name"].as_str().unwrap().to_owned(),
-                n["role"].as_str().unwrap().to_ascii_lowercase(),
-            )
-        })
-        .collect();
-    let peer_photos: Vec<(String, String)> = peer["photosBySessionId"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| {
-            (
-                n["id"].as_str().unwrap().to_owned(),
-                n["userByUploaderId"]["name"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let peer_members = pairs(&peer["sessionMembersBySessionId"]["nodes"], |n| {
+        (text(&n["userByUserId"]["name"]), role(&n["role"]))
+    });
+    let peer_photos = pairs(&peer["photosBySessionId"]["nodes"], |n| {
+        (text(&n["id"]), text(&n["userByUploaderId"]["name"]))
+    });
     assert_eq!(photon["title"], peer["title"]);
     assert_eq!(members.len(), MEMBERS);
     assert_eq!(photos.len(), 20);
@@ -357,6 +329,11 @@ async fn hold(targets: &[Target]) {
         }
     }
     tokio::signal::ctrl_c().await.unwrap();
+}
+
+/// Each item of a JSON list, as a pair of strings.
+fn pairs(list: &Value, pick: impl Fn(&Value) -> (String, String)) -> Vec<(String, String)> {
+    list.as_array().unwrap().iter().map(pick).collect()
 }
 
 /// A port nothing listens on at the moment.

@@ -85,7 +85,7 @@ impl Cluster {
         let mut existing = std::fs::read_to_string(&conf_path).unwrap();
         existing.push_str(&conf);
         std::fs::write(&conf_path, existing).unwrap();
-        cluster.start_server();
+        cluster.clone_parts().start_server(&data);
         cluster
     }
 
@@ -116,10 +116,6 @@ impl Cluster {
         tokio::task::spawn_blocking(move || runner.start_server(&data))
             .await
             .unwrap();
-    }
-
-    fn start_server(&self) {
-        self.clone_parts().start_server(&self.data_dir());
     }
 
     fn data_dir(&self) -> String {
