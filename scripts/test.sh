@@ -446,11 +446,11 @@ echo "== tests against SQLite =="
 PHOTON_TEST_BACKEND=sqlite cargo test --workspace ${locked[@]+"${locked[@]}"} ${features[@]+"${features[@]}"} "$@"
 
 # The photo tests run on the local-disk store above; here they run on S3. Other tests do
-# not touch storage, so without a filter of the caller's only the photo and processing
-# tests run.
+# not touch storage, so without a filter of the caller's only the photo, processing and
+# archive tests run, and the object-store outage test (which starts an s3s-fs of its own).
 echo "== photo tests against S3 (s3s-fs) and Postgres =="
 s3_filter=("$@")
-[ "${#s3_filter[@]}" -eq 0 ] && s3_filter=(-- photos:: processing:: archive::)
+[ "${#s3_filter[@]}" -eq 0 ] && s3_filter=(-- photos:: processing:: archive:: faults::an_object_store)
 PHOTON_TEST_BACKEND=postgres PHOTON_TEST_STORAGE=s3 \
     cargo test -p photon-tests --test api ${locked[@]+"${locked[@]}"} \
     ${features[@]+"${features[@]}"} "${s3_filter[@]}"

@@ -12,6 +12,7 @@ pub mod logs;
 pub mod pg_cluster;
 pub mod photos;
 pub mod process;
+pub mod s3_server;
 pub mod ws;
 
 pub use client::{Bearer, Client};
@@ -202,6 +203,19 @@ impl TestApp {
 
     /// A server with extra command-line settings.
     pub async fn spawn_with(extra: &[&str]) -> Self {
+        Self::spawn_on_store(s3_args(), extra).await
+    }
+
+    /// A server on a Postgres database of the caller's (a test's own cluster, which it may
+    /// stop and start again), with extra command-line settings.
+    pub async fn spawn_on_database(database_url: String, extra: &[&str]) -> Self {
+        let data_dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        Self::start(Backend::Postgres, data_dir, database_url, s3_args(), extra).await
+    }
+
+    /// A server that keeps its photos where `storage_args` say (an object store of the
+    /// test's own, which it may stall or stop), with extra command-line settings.
+    pub async fn spawn_on_store(storage_args: Vec<String>, extra: &[&str]) -> Self {
         let backend = Backend::from_env();
         let data_dir = Arc::new(tempfile::tempdir().expect("temp dir"));
         let database_url = match backend {
@@ -210,14 +224,7 @@ impl TestApp {
                 format!("sqlite://{}/photon.db?mode=rwc", data_dir.path().display())
             }
         };
-        Self::start(backend, data_dir, database_url, s3_args(), extra).await
-    }
-
-    /// A server on a Postgres database of the caller's (a test's own cluster, which it may
-    /// stop and start again), with extra command-line settings.
-    pub async fn spawn_on_database(database_url: String, extra: &[&str]) -> Self {
-        let data_dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-        Self::start(Backend::Postgres, data_dir, database_url, s3_args(), extra).await
+        Self::start(backend, data_dir, database_url, storage_args, extra).await
     }
 
     /// A second replica of this server: its own process state and port, the same database,

@@ -92,7 +92,7 @@ async fn write(
         let object = match body {
             Ok(Some(object)) => object,
             Ok(None) => return Err(failed(format!("{} is no longer in the store", item.key))),
-            Err(err) => return Err(failed(format!("reading {}: {:#}", item.key, err.0))),
+            Err(err) => return Err(failed(format!("reading {}: {:#}", item.key, err))),
         };
         let header = zip::local_header(&item.entry);
         let at = offset;

@@ -14,7 +14,7 @@ use crate::clock;
 use crate::imaging::{self, DERIVATIVE_CONTENT_TYPE, Derived, Format, ImageError, Limits};
 use crate::jobs::job_error;
 use crate::metrics;
-use crate::storage::{PhotoObject, StorageError, hex, object_key, photo_key};
+use crate::storage::{PhotoObject, hex, object_key, photo_key};
 
 /// Why an attempt did not reach an outcome: worth trying again later.
 #[derive(Debug)]
@@ -23,12 +23,6 @@ struct Transient(String);
 impl<E: std::fmt::Display> From<E> for Transient {
     fn from(err: E) -> Self {
         Self(err.to_string())
-    }
-}
-
-impl From<StorageError> for Transient {
-    fn from(err: StorageError) -> Self {
-        Self(format!("{:#}", err.0))
     }
 }
 
@@ -245,7 +239,7 @@ async fn lost(workers: &Workers, photo: &photo::Model) -> &'static str {
         ] {
             let key = object_key(photo.session_id, &photo.sha256, object);
             if let Err(err) = workers.store.delete(&key).await {
-                tracing::warn!(key, error = ?err.0, "cannot remove a deleted photo's derivative");
+                tracing::warn!(key, error = %err, "cannot remove a deleted photo's derivative");
             }
         }
     }

@@ -137,7 +137,7 @@ impl LocalStore {
     }
 
     fn url(&self, key: &str, query: &[(&str, &str)]) -> StorageResult<String> {
-        let mut url = self.base.join(key).map_err(|e| StorageError(e.into()))?;
+        let mut url = self.base.join(key).map_err(|e| StorageError::failed(e))?;
         url.query_pairs_mut().extend_pairs(query);
         Ok(url.into())
     }
@@ -190,7 +190,7 @@ impl ObjectStore for LocalStore {
         // Hashing a whole photo is CPU and blocking reads: off the async threads.
         tokio::task::spawn_blocking(move || stored_object(&path))
             .await
-            .map_err(|e| StorageError(e.into()))?
+            .map_err(|e| StorageError::failed(e))?
     }
 
     async fn delete(&self, key: &str) -> StorageResult<()> {
@@ -228,7 +228,7 @@ impl ObjectStore for LocalStore {
         };
         let size = file.metadata().await?.len();
         if size > max_bytes {
-            return Err(StorageError(anyhow::anyhow!(
+            return Err(StorageError::failed(anyhow::anyhow!(
                 "object {key} holds {size} bytes, past the {max_bytes} expected"
             )));
         }
@@ -272,9 +272,9 @@ impl ObjectStore for LocalStore {
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>, _content_type: &str) -> StorageResult<()> {
-        let path = self
-            .path_for(key)
-            .ok_or_else(|| StorageError(anyhow::anyhow!("{key} is not a key the store keeps")))?;
+        let path = self.path_for(key).ok_or_else(|| {
+            StorageError::failed(anyhow::anyhow!("{key} is not a key the store keeps"))
+        })?;
         let tmp_dir = self.root.join(TMP_DIR);
         tokio::fs::create_dir_all(&tmp_dir).await?;
         let tmp_path = tmp_dir.join(uuid::Uuid::new_v4().to_string());
@@ -437,7 +437,7 @@ async fn upload(
         Ok(Ok(None)) => StatusCode::OK.into_response(),
         Ok(Ok(Some(refusal))) => refusal,
         Ok(Err(err)) => {
-            tracing::error!(error = %err.0, "local upload failed");
+            tracing::error!(error = %err, "local upload failed");
             refuse(StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
         }
         Err(_) => {

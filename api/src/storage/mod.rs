@@ -39,20 +39,57 @@ pub struct StoredObject {
     pub sha256: String,
 }
 
-/// Why a storage call failed. Not a client's fault in any case: the service layer reports
-/// these as internal errors (and the sweeper retries them).
+/// Why a storage call failed. Never a client's fault: the service layer reports an
+/// unreachable store (refused, reset, timed out, or answering 5xx or "slow down") as
+/// `SERVICE_UNAVAILABLE`, which the client may retry, and anything else as an internal error;
+/// the sweeper and the workers retry both.
 #[derive(Debug)]
-pub struct StorageError(pub anyhow::Error);
+pub enum StorageError {
+    /// The store could not be reached or is overloaded; the same call may work in a moment.
+    Unreachable(anyhow::Error),
+    /// The store answered, and refused (credentials, a missing bucket), or we are at fault.
+    Failed(anyhow::Error),
+}
+
+impl StorageError {
+    pub fn failed(err: impl Into<anyhow::Error>) -> Self {
+        Self::Failed(err.into())
+    }
+
+    pub fn unreachable(err: impl Into<anyhow::Error>) -> Self {
+        Self::Unreachable(err.into())
+    }
+
+    /// What went wrong, for logs.
+    pub fn cause(&self) -> &anyhow::Error {
+        match self {
+            Self::Unreachable(cause) | Self::Failed(cause) => cause,
+        }
+    }
+}
+
+impl std::fmt::Display for StorageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.cause())
+    }
+}
 
 impl From<std::io::Error> for StorageError {
     fn from(err: std::io::Error) -> Self {
-        Self(err.into())
+        Self::failed(err)
     }
 }
 
 impl From<StorageError> for crate::error::ApiError {
     fn from(err: StorageError) -> Self {
-        crate::error::ApiError::internal(err.0.context("object storage"))
+        match err {
+            StorageError::Unreachable(cause) => {
+                crate::error::ApiError::unavailable(cause.context("object storage"))
+            }
+            StorageError::Failed(cause) => {
+                crate::error::ApiError::internal(cause.context("object storage"))
+            }
+        }
     }
 }
 
@@ -177,6 +214,6 @@ pub fn parse_photo_key(key: &str) -> Option<(Uuid, String)> {
 
 /// When a URL that lives `ttl` from now expires.
 pub fn expires_at(ttl: Duration) -> StorageResult<DateTime<Utc>> {
-    let ttl = chrono::Duration::from_std(ttl).map_err(|e| StorageError(e.into()))?;
+    let ttl = chrono::Duration::from_std(ttl).map_err(|e| StorageError::failed(e))?;
     Ok(Utc::now() + ttl)
 }

@@ -7,11 +7,14 @@
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
     timeout::TimeoutConfig,
 };
+use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStreamError;
 use aws_sdk_s3::types::ChecksumMode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -129,7 +132,7 @@ impl S3Store {
             .map_err(failed)?;
         let mut body = object.body;
         let mut hasher = Sha256::new();
-        while let Some(chunk) = body.try_next().await.map_err(failed)? {
+        while let Some(chunk) = body.try_next().await.map_err(cut_off)? {
             hasher.update(&chunk);
         }
         Ok(hex(&hasher.finalize()))
@@ -137,11 +140,36 @@ impl S3Store {
 }
 
 fn presigning(ttl: Duration) -> StorageResult<PresigningConfig> {
-    PresigningConfig::expires_in(ttl).map_err(|e| StorageError(e.into()))
+    PresigningConfig::expires_in(ttl).map_err(|e| StorageError::failed(e))
 }
 
-fn failed(err: impl std::error::Error + Send + Sync + 'static) -> StorageError {
-    StorageError(anyhow::Error::new(err))
+/// A failed call: the store unreachable (no connection, a timeout, a reply cut off, or a 5xx
+/// or 429 "slow down") or a refusal the same call would meet again.
+fn failed<E>(err: SdkError<E, HttpResponse>) -> StorageError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let unreachable = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            status >= 500 || status == 429
+        }
+        _ => false,
+    };
+    let err = anyhow::Error::new(err);
+    if unreachable {
+        StorageError::unreachable(err)
+    } else {
+        StorageError::failed(err)
+    }
+}
+
+/// A body that stopped arriving: the connection to the store broke.
+fn cut_off(err: ByteStreamError) -> StorageError {
+    StorageError::unreachable(err)
 }
 
 /// Hex digest → the base64 form S3 uses in `x-amz-checksum-sha256`.
@@ -150,7 +178,7 @@ fn hex_to_base64(hex_digest: &str) -> StorageResult<String> {
         .step_by(2)
         .map(|i| u8::from_str_radix(hex_digest.get(i..i + 2).unwrap_or("zz"), 16))
         .collect::<Result<Vec<u8>, _>>()
-        .map_err(|e| StorageError(e.into()))?;
+        .map_err(|e| StorageError::failed(e))?;
     Ok(STANDARD.encode(bytes))
 }
 
@@ -163,7 +191,7 @@ impl ObjectStore for S3Store {
         ttl: Duration,
     ) -> StorageResult<PresignedUpload> {
         let checksum = hex_to_base64(&spec.sha256)?;
-        let length = i64::try_from(spec.byte_size).map_err(|e| StorageError(e.into()))?;
+        let length = i64::try_from(spec.byte_size).map_err(|e| StorageError::failed(e))?;
         let presigned = self
             .presigner
             .put_object()
@@ -272,7 +300,7 @@ impl ObjectStore for S3Store {
         }
         let mut bytes = Vec::with_capacity(declared as usize);
         let mut body = object.body;
-        while let Some(chunk) = body.try_next().await.map_err(failed)? {
+        while let Some(chunk) = body.try_next().await.map_err(cut_off)? {
             if (bytes.len() + chunk.len()) as u64 > max_bytes {
                 return Err(too_large(
                     key,
@@ -342,7 +370,7 @@ impl ObjectStore for S3Store {
 }
 
 fn too_large(key: &str, size: u64, max_bytes: u64) -> StorageError {
-    StorageError(anyhow::anyhow!(
+    StorageError::failed(anyhow::anyhow!(
         "object {key} holds {size} bytes or more, past the {max_bytes} expected"
     ))
 }

@@ -1,14 +1,16 @@
-//! Faults: the database going away under two replicas and coming back. Each test has a
-//! Postgres cluster of its own (`photon_tests::pg_cluster`) so it can stop and start it; the
-//! embedded SQLite default has no server to lose, so these run on Postgres only and say so
-//! otherwise.
+//! Faults: the database going away under two replicas and coming back, and the object store
+//! hanging, then down, then back. Each test has a server of its own to break: a Postgres
+//! cluster (`photon_tests::pg_cluster`; the embedded SQLite default has no server to lose, so
+//! that test runs on Postgres only) or an S3 server (`photon_tests::s3_server`, in the S3
+//! stage of the test command). Each says why when it skips.
 
 use std::time::{Duration, Instant};
 
 use photon_tests::pg_cluster::Cluster;
-use photon_tests::photos::{COMPLETE, photo_bytes, stage, upload};
+use photon_tests::photos::{COMPLETE, photo_bytes, request_slot, stage, upload};
+use photon_tests::s3_server::S3Server;
 use photon_tests::ws::{Protocol, WsClient};
-use photon_tests::{Backend, TestApp, create_session, join};
+use photon_tests::{Backend, TestApp, TestUser, create_session, join, uuid_of};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::json;
 
@@ -158,5 +160,113 @@ async fn a_postgres_restart_fails_writes_fast_and_then_delivers_every_completed_
     assert_eq!(
         photos_within(&mut on_a, 1, Duration::from_secs(2)).await,
         [after]
+    );
+}
+
+/// The server's S3 client gives up quickly here, so a stalled store fails a request in
+/// about two seconds rather than the default thirty.
+const S3_PATIENCE: [&str; 2] = [
+    "--s3-operation-timeout-ms=2000",
+    "--s3-attempt-timeout-ms=700",
+];
+
+/// Completes `photo`, expecting a retryable refusal well before the request limit; returns
+/// how long it took.
+async fn refused_completion(app: &TestApp, user: &TestUser, photo: &str) -> Duration {
+    let started = Instant::now();
+    let refused = app
+        .api
+        .as_user(user)
+        .gql(COMPLETE, json!({ "id": photo }))
+        .await;
+    let took = started.elapsed();
+    refused.assert_code("SERVICE_UNAVAILABLE");
+    assert_eq!(refused.body["errors"][0]["extensions"]["retryAfter"], 1);
+    assert!(took < Duration::from_secs(5), "the refusal took {took:?}");
+    took
+}
+
+#[tokio::test]
+async fn an_object_store_outage_fails_completions_with_a_retryable_code_and_then_heals() {
+    if std::env::var("PHOTON_TEST_STORAGE").as_deref() != Ok("s3") {
+        eprintln!(
+            "skipped: runs in the S3 stage of scripts/test.sh, which makes sure s3s-fs is installed"
+        );
+        return;
+    }
+    let mut store = tokio::task::spawn_blocking(S3Server::start).await.unwrap();
+    let app = TestApp::spawn_on_store(store.args(), &S3_PATIENCE).await;
+    let owner = app.sign_in("ana@example.com").await;
+    let member = app.sign_in("ben@example.com").await;
+    let (session, code) = create_session(&app, &owner, "Beach day").await;
+    join(&app, &member, &code).await.ok();
+    let mut watching = WsClient::connect_as(&app, Protocol::Transport, &member.token).await;
+    watching
+        .subscribe("1", PHOTO_ADDED, json!({ "s": session }))
+        .await;
+    app.wait_online(1).await;
+    let staged = stage(&app, &owner, &session, photo_bytes(1, 64)).await;
+
+    // A store that hangs: the completion gives up on it, and meanwhile the server goes on
+    // answering everything that does not need the store.
+    store.stall();
+    let completion = refused_completion(&app, &owner, &staged);
+    let others = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = Instant::now();
+        let screen = app
+            .api
+            .as_user(&member)
+            .gql(
+                "query($s: ID!) { session(id: $s) { title photos(first: 5) { edges { node { id url } } } } }",
+                json!({ "s": session }),
+            )
+            .await;
+        screen.ok();
+        // Asking for a slot only signs a URL: it does not wait for the store.
+        let slot = request_slot(&app, &member, &session, &photo_bytes(2, 64)).await;
+        assert!(slot.ok()["requestPhotoUpload"]["uploadUrl"].is_string());
+        started.elapsed()
+    };
+    let (stalled_for, others_took) = tokio::join!(completion, others);
+    assert!(
+        others_took < Duration::from_millis(500),
+        "reads and slots took {others_took:?} while a completion waited for the store"
+    );
+    eprintln!("stalled store: refused after {stalled_for:?}; other requests took {others_took:?}");
+    store.unstall();
+
+    // A store that is down: refused connections fail the completion at once.
+    store.stop();
+    let down_for = refused_completion(&app, &owner, &staged).await;
+    eprintln!("stopped store: refused after {down_for:?}");
+    // Nothing was half-done: the photo is still waiting for its completion, unannounced.
+    assert_eq!(
+        app.count(
+            "photos",
+            &format!("id = '{}' AND status = 'pending'", uuid_of(&staged))
+        )
+        .await,
+        1
+    );
+    watching.expect_silence(Duration::from_millis(200)).await;
+
+    // Back: the same completion goes through, and the photo reaches the member once.
+    store.resume();
+    let done = app
+        .api
+        .as_user(&owner)
+        .gql(COMPLETE, json!({ "id": staged }))
+        .await;
+    assert_eq!(done.ok()["completePhotoUpload"]["status"], "READY");
+    assert_eq!(
+        photos_within(&mut watching, 1, Duration::from_secs(5)).await,
+        [staged]
+    );
+    // And new uploads work end to end again.
+    let fresh = upload(&app, &member, &session, &photo_bytes(3, 64)).await;
+    assert_eq!(
+        photos_within(&mut watching, 1, Duration::from_secs(5)).await,
+        [fresh]
     );
 }
