@@ -137,7 +137,7 @@ impl LocalStore {
     }
 
     fn url(&self, key: &str, query: &[(&str, &str)]) -> StorageResult<String> {
-        let mut url = self.base.join(key).map_err(|e| StorageError::failed(e))?;
+        let mut url = self.base.join(key).map_err(StorageError::failed)?;
         url.query_pairs_mut().extend_pairs(query);
         Ok(url.into())
     }
@@ -190,7 +190,7 @@ impl ObjectStore for LocalStore {
         // Hashing a whole photo is CPU and blocking reads: off the async threads.
         tokio::task::spawn_blocking(move || stored_object(&path))
             .await
-            .map_err(|e| StorageError::failed(e))?
+            .map_err(StorageError::failed)?
     }
 
     async fn delete(&self, key: &str) -> StorageResult<()> {

@@ -214,6 +214,6 @@ pub fn parse_photo_key(key: &str) -> Option<(Uuid, String)> {
 
 /// When a URL that lives `ttl` from now expires.
 pub fn expires_at(ttl: Duration) -> StorageResult<DateTime<Utc>> {
-    let ttl = chrono::Duration::from_std(ttl).map_err(|e| StorageError::failed(e))?;
+    let ttl = chrono::Duration::from_std(ttl).map_err(StorageError::failed)?;
     Ok(Utc::now() + ttl)
 }

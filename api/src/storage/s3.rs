@@ -140,7 +140,7 @@ impl S3Store {
 }
 
 fn presigning(ttl: Duration) -> StorageResult<PresigningConfig> {
-    PresigningConfig::expires_in(ttl).map_err(|e| StorageError::failed(e))
+    PresigningConfig::expires_in(ttl).map_err(StorageError::failed)
 }
 
 /// A failed call: the store unreachable (no connection, a timeout, a reply cut off, or a 5xx
@@ -178,7 +178,7 @@ fn hex_to_base64(hex_digest: &str) -> StorageResult<String> {
         .step_by(2)
         .map(|i| u8::from_str_radix(hex_digest.get(i..i + 2).unwrap_or("zz"), 16))
         .collect::<Result<Vec<u8>, _>>()
-        .map_err(|e| StorageError::failed(e))?;
+        .map_err(StorageError::failed)?;
     Ok(STANDARD.encode(bytes))
 }
 
@@ -191,7 +191,7 @@ impl ObjectStore for S3Store {
         ttl: Duration,
     ) -> StorageResult<PresignedUpload> {
         let checksum = hex_to_base64(&spec.sha256)?;
-        let length = i64::try_from(spec.byte_size).map_err(|e| StorageError::failed(e))?;
+        let length = i64::try_from(spec.byte_size).map_err(StorageError::failed)?;
         let presigned = self
             .presigner
             .put_object()
