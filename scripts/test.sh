@@ -13,8 +13,9 @@
 #      with it) and libheif-dev (HEIC photos: the suite is built
 #      with the `heif` feature when libheif is there), then starts s3s-fs, an S3-compatible server
 #      that checks signatures and checksums, on a free port (installing it with
-#      cargo install if missing), and installs tests/apollo's npm packages
-#      (Apollo Client) when missing or stale.
+#      cargo install if missing), uses the NATS server on 127.0.0.1:4222 or starts
+#      Debian's nats-server (installing it if missing), and installs tests/apollo's npm
+#      packages (Apollo Client) when missing or stale.
 #   4. Runs `cargo test --workspace` twice: once with PHOTON_TEST_BACKEND=postgres
 #      and once with PHOTON_TEST_BACKEND=sqlite; then the photo and processing
 #      tests once more with PHOTON_TEST_STORAGE=s3. Stops at the first failure.
@@ -80,6 +81,7 @@ PG_TMPDIR=""
 PG_BINDIR=""
 S3_PID=""
 S3_ROOT=""
+NATS_PID=""
 TESTS_STARTED=0
 
 cleanup() {
@@ -95,6 +97,10 @@ cleanup() {
         wait "$S3_PID" 2>/dev/null
     fi
     [ -n "$S3_ROOT" ] && rm -rf -- "$S3_ROOT" "$S3_ROOT.log"
+    if [ -n "$NATS_PID" ]; then
+        kill "$NATS_PID" 2>/dev/null
+        wait "$NATS_PID" 2>/dev/null
+    fi
     if [ -n "$PG_TMPDIR" ]; then
         log "stopping throwaway PostgreSQL and removing $PG_TMPDIR"
         as_pg_owner "$PG_BINDIR/pg_ctl" -D "$PG_TMPDIR/data" -m immediate stop >/dev/null 2>&1
@@ -396,6 +402,42 @@ for _ in $(seq 1 50); do
 done
 port_in_use "$s3_port" || { cat "$S3_ROOT.log" >&2; die "s3s-fs did not start"; }
 log "s3s-fs $S3S_VERSION serving $S3_ROOT on $PHOTON_TEST_S3_ENDPOINT"
+
+# --- 3c. NATS, for the event bus between replicas (PHOTON_NATS_URL) ---------------------
+# The replica tests on NATS use the server on 127.0.0.1:4222 when one is there, else one
+# started here on a free port; the test that restarts NATS under the replicas starts one of
+# its own. Both need Debian's nats-server, installed when missing.
+NATS_BIN="$(command -v nats-server || true)"
+[ -z "$NATS_BIN" ] && [ -x /usr/sbin/nats-server ] && NATS_BIN=/usr/sbin/nats-server
+if [ -z "$NATS_BIN" ]; then
+    if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1; }; then
+        apt_install nats-server
+        NATS_BIN="$(command -v nats-server || echo /usr/sbin/nats-server)"
+    else
+        die "nats-server is missing and cannot be installed here (Debian package nats-server)"
+    fi
+fi
+export PHOTON_TEST_NATS_BIN="$NATS_BIN"
+if [ -z "${PHOTON_TEST_NATS_URL:-}" ]; then
+    if port_in_use 4222; then
+        export PHOTON_TEST_NATS_URL="nats://127.0.0.1:4222"
+    else
+        nats_port=58214
+        while port_in_use "$nats_port"; do
+            nats_port=$((nats_port + 1))
+            [ "$nats_port" -lt 58314 ] || die "no free port for nats-server in 58214..58313"
+        done
+        "$NATS_BIN" -a 127.0.0.1 -p "$nats_port" >/dev/null 2>&1 &
+        NATS_PID=$!
+        for _ in $(seq 1 50); do
+            port_in_use "$nats_port" && break
+            sleep 0.1
+        done
+        port_in_use "$nats_port" || die "nats-server did not start"
+        export PHOTON_TEST_NATS_URL="nats://127.0.0.1:$nats_port"
+    fi
+fi
+log "NATS for the tests: $PHOTON_TEST_NATS_URL ($NATS_BIN)"
 
 # --- Apollo Client for the tests that run it (tests/apollo, pinned by its lock file) ------
 # npm ci only when the packages are missing or the lock file changed since they were

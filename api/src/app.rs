@@ -468,18 +468,34 @@ fn start_background_tasks(state: &AppState) -> anyhow::Result<Leaseholders> {
         .config
         .push
         .clone()
-        .map(|settings| push::dispatcher::spawn(tasks, state.db.clone(), settings))
+        .map(|settings| {
+            push::dispatcher::spawn(tasks, state.db.clone(), state.announcer.clone(), settings)
+        })
         .transpose()?;
+    realtime::spawn_announcer(
+        tasks,
+        &state.db,
+        &state.config.database_url,
+        &state.config.realtime,
+        &state.announcer,
+    );
     realtime::spawn_feed(
         tasks,
         &state.db,
         &state.config.database_url,
+        &state.config.realtime,
         state.bus.clone(),
     );
     state.presence.spawn_heartbeat(tasks);
     state.rate_limiters.spawn_cleanup(tasks);
     if let Some(settings) = state.config.sweep.clone() {
-        sweeper::spawn(tasks, state.db.clone(), state.store.clone(), settings);
+        sweeper::spawn(
+            tasks,
+            state.db.clone(),
+            state.store.clone(),
+            state.announcer.clone(),
+            settings,
+        );
     }
     let workers = state
         .config

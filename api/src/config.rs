@@ -110,6 +110,9 @@ pub struct Settings {
 
     #[command(flatten, next_help_heading = "Safety")]
     pub safety: crate::service::reports::SafetySettings,
+
+    #[command(flatten, next_help_heading = "Real time")]
+    pub realtime: crate::realtime::RealtimeSettings,
 }
 
 /// Parses settings from command-line style arguments (plus the environment), as the binary
@@ -181,6 +184,8 @@ pub struct Config {
     pub persisted: PersistedConfig,
     /// When reports hide a photo.
     pub safety: crate::service::reports::SafetySettings,
+    /// How replicas wake each other up.
+    pub realtime: crate::realtime::Realtime,
 }
 
 /// The shortest HS256 secret accepted: the hash's own output size.
@@ -336,6 +341,7 @@ impl Settings {
         let cost = CostLimits::from(&self.cost);
         let processing = self.processing.resolve()?;
         let persisted = self.persisted.resolve(&cost)?;
+        let realtime = self.realtime.resolve(&database_url)?;
         Ok(Config {
             bind: self.bind,
             public_url,
@@ -391,6 +397,7 @@ impl Settings {
             metrics: self.metrics,
             persisted,
             safety: self.safety,
+            realtime,
         })
     }
 }

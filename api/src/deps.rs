@@ -12,6 +12,7 @@ use crate::auth::jwt::JwtKeys;
 use crate::auth::oauth::OAuth;
 use crate::config::Config;
 use crate::limits::RateLimiters;
+use crate::realtime::announce::Announcer;
 use crate::realtime::{Bus, presence::Presence};
 use crate::service::sign_in::Tokens;
 use crate::storage::ObjectStore;
@@ -32,6 +33,8 @@ pub struct Deps {
     pub local_store: Option<Arc<LocalStore>>,
     /// Committed events, handed to this replica's subscriptions.
     pub bus: Arc<Bus>,
+    /// Announces the events this process commits to every replica's bus.
+    pub announcer: Announcer,
     /// Who has a live `photoAdded` subscription here.
     pub presence: Arc<Presence>,
     /// This replica's rate limits and WebSocket caps.
@@ -75,6 +78,7 @@ impl Deps {
             rate_limiters: Arc::new(RateLimiters::new(&config.rate_limits)),
             archive_links,
             bus: Bus::new(),
+            announcer: crate::realtime::announcer_for(&db),
             presence: Presence::new(db.clone()),
             store,
             local_store,

@@ -20,6 +20,10 @@ pub struct Model {
     pub push_attempts: i32,
     /// A retried push waits until then (honouring FCM's `Retry-After`).
     pub push_not_before: Option<DateTimeUtc>,
+    /// The event's place in its session's log, counting from 1 with no gaps (see
+    /// `session::Model::event_seq`); `None` for events of no session and for those written
+    /// before sequences existed.
+    pub session_seq: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]

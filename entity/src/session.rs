@@ -25,6 +25,9 @@ pub struct Model {
     pub photos_pushed_at: Option<DateTimeUtc>,
     /// When members were warned that the photos are about to expire (once).
     pub expiry_warned_at: Option<DateTimeUtc>,
+    /// How many events the session's log has had: the `session_seq` of its latest event.
+    /// Taken and raised under the session's row lock, so a session's sequence has no gaps.
+    pub event_seq: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,6 +15,7 @@ mod m20261202_000004_owner_controls;
 mod m20261202_000005_safety;
 mod m20261202_000006_push_pacing;
 mod m20261203_000001_shared_size;
+mod m20261203_000002_event_seq;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000005_safety::Migration),
             Box::new(m20261202_000006_push_pacing::Migration),
             Box::new(m20261203_000001_shared_size::Migration),
+            Box::new(m20261203_000002_event_seq::Migration),
         ]
     }
 }

@@ -9,6 +9,7 @@ pub mod fake_fcm;
 pub mod fake_oauth;
 pub mod fake_oidc;
 pub mod logs;
+pub mod nats_server;
 pub mod pg_cluster;
 pub mod photos;
 pub mod process;
@@ -45,6 +46,12 @@ impl Backend {
             Ok(other) => panic!("PHOTON_TEST_BACKEND must be postgres or sqlite, not {other}"),
         }
     }
+}
+
+/// The NATS server the bus tests share: `PHOTON_TEST_NATS_URL` (which scripts/test.sh sets),
+/// else the usual local one.
+pub fn nats_url() -> String {
+    std::env::var("PHOTON_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
 }
 
 pub fn admin_url() -> String {
@@ -392,12 +399,18 @@ impl TestApp {
 
     /// Backend pids of the Postgres connections that LISTEN for events, this database's only.
     pub async fn listener_pids(&self) -> Vec<i32> {
+        self.pids_of("photon-listener").await
+    }
+
+    /// Backend pids of this database's connections named `application_name`.
+    pub async fn pids_of(&self, application_name: &str) -> Vec<i32> {
         let rows = self
             .db
-            .query_all_raw(Statement::from_string(
+            .query_all_raw(Statement::from_sql_and_values(
                 self.db.get_database_backend(),
                 "SELECT pid FROM pg_stat_activity \
-                 WHERE application_name = 'photon-listener' AND datname = current_database()",
+                 WHERE application_name = $1 AND datname = current_database()",
+                [application_name.into()],
             ))
             .await
             .expect("read pg_stat_activity");

@@ -185,6 +185,7 @@ mod tests {
             push_state: event::PushState::None,
             push_attempts: 0,
             push_not_before: None,
+            session_seq: None,
         }
     }
 

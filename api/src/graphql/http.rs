@@ -25,6 +25,7 @@ use super::persisted::{Pending, PersistedError};
 use super::{Loaders, selected_operations};
 use crate::app::AppState;
 use crate::error::ErrorCode;
+use crate::events;
 use crate::limits::{self, ClientIp, Key, Rule};
 use crate::service::Viewer;
 
@@ -358,7 +359,9 @@ async fn execute(
                 match operation {
                     Operation::Run(request, _) => {
                         let request = (*request).data(viewer).data(client).data(loaders);
-                        Answer::Ran(state.schema.execute(request).await)
+                        // Its events are announced once it is done (and has committed).
+                        let run = state.schema.execute(request);
+                        Answer::Ran(events::announcing(&state.announcer, run).await)
                     }
                     Operation::Refused(refusal) => Answer::Refused(refusal),
                 }

@@ -23,7 +23,9 @@ use uuid::Uuid;
 
 use super::{Every, JobResult, Pace, Supervisor};
 use crate::clock;
+use crate::events;
 use crate::push::marks;
+use crate::realtime::announce::Announcer;
 use crate::realtime::{log, presence};
 use crate::service::guests;
 use crate::service::oauth_sign_in as sign_in;
@@ -181,17 +183,22 @@ pub fn spawn(
     tasks: &Supervisor,
     db: DatabaseConnection,
     store: Arc<dyn ObjectStore>,
+    announcer: Announcer,
     settings: SweepSettings,
 ) {
     let every = Every::new(settings.interval).jitter((settings.interval / 10).min(MAX_JITTER));
     tasks.spawn(TASK, move |ctx| {
         let (db, store, settings) = (db.clone(), store.clone(), settings.clone());
+        let announcer = announcer.clone();
         async move {
-            let (db, store, settings) = (&db, store.as_ref(), &settings);
+            let (db, store, settings, announcer) = (&db, store.as_ref(), &settings, &announcer);
             every
                 .run(&ctx, || async move {
                     let started = std::time::Instant::now();
-                    let report = sweep_once(db, store, settings, clock::now()).await?;
+                    // What a round removes is announced after it (guests leaving, photos
+                    // deleted).
+                    let sweep = sweep_once(db, store, settings, clock::now());
+                    let report = events::announcing(announcer, sweep).await?;
                     metrics::histogram!(crate::metrics::SWEEPER_DURATION)
                         .record(started.elapsed().as_secs_f64());
                     report.count();

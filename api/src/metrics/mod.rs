@@ -67,6 +67,8 @@ pub const FANOUT_DELIVERIES: &str = "photon_fanout_deliveries_total";
 pub const FANOUT_LAG: &str = "photon_fanout_lag_seconds";
 pub const BUS_NOTIFICATIONS: &str = "photon_bus_notifications_total";
 pub const BUS_RESYNCS: &str = "photon_bus_resyncs_total";
+pub const BUS_ANNOUNCED: &str = "photon_bus_announced_total";
+pub const BUS_GAPS: &str = "photon_bus_gaps_total";
 pub const PUSH: &str = "photon_push_total";
 pub const SWEEPER_REMOVED: &str = "photon_sweeper_removed_total";
 pub const SWEEPER_DURATION: &str = "photon_sweeper_duration_seconds";
@@ -182,6 +184,20 @@ fn describe() {
         "Times subscribers were told to catch up from the event log (listener (re)connects, \
          failed reads)."
     );
+    describe_counter!(
+        BUS_ANNOUNCED,
+        Unit::Count,
+        "Event ids this process announced to the replicas: `how` is after_commit (batched \
+         by the notifier), in_transaction (a pg_notify in the writer's transaction) or \
+         dropped (the notifier was behind or down; the sequence check delivers them)."
+    );
+    describe_counter!(
+        BUS_GAPS,
+        Unit::Count,
+        "Missed wake-ups found (`by` feed: an event arrived before its predecessor; check: \
+         a session's log grew with no wake-up for a whole check interval); each makes the \
+         session's subscribers read the log."
+    );
     describe_counter!(PUSH, Unit::Count, "Push notifications, by outcome.");
     describe_counter!(
         SWEEPER_REMOVED,
@@ -270,6 +286,12 @@ fn baseline() {
     ] {
         ::metrics::counter!(name).absolute(0);
     }
+    for how in ["after_commit", "in_transaction", "dropped"] {
+        ::metrics::counter!(BUS_ANNOUNCED, "how" => how).absolute(0);
+    }
+    for by in ["feed", "check"] {
+        ::metrics::counter!(BUS_GAPS, "by" => by).absolute(0);
+    }
     for outcome in ["sent", "failed", "retried", "pruned"] {
         ::metrics::counter!(PUSH, "outcome" => outcome).absolute(0);
     }
@@ -295,6 +317,26 @@ pub fn bus_notified(n: usize) {
 pub fn photo_job_ended(outcome: &'static str, took: Duration) {
     ::metrics::counter!(PHOTO_JOBS, "outcome" => outcome).increment(1);
     ::metrics::histogram!(PHOTO_JOB_DURATION, "outcome" => outcome).record(took.as_secs_f64());
+}
+
+/// `n` event ids were announced after their commit.
+pub fn events_announced(n: usize) {
+    ::metrics::counter!(BUS_ANNOUNCED, "how" => "after_commit").increment(n as u64);
+}
+
+/// An event was announced inside its writer's transaction (no outbox around the work).
+pub fn event_announced_in_transaction() {
+    ::metrics::counter!(BUS_ANNOUNCED, "how" => "in_transaction").increment(1);
+}
+
+/// `n` announcements were dropped; the sequence check delivers their events.
+pub fn announcements_dropped(n: usize) {
+    ::metrics::counter!(BUS_ANNOUNCED, "how" => "dropped").increment(n as u64);
+}
+
+/// A missed wake-up was found, by a feed or by the sequence check.
+pub fn bus_gap(by: &'static str) {
+    ::metrics::counter!(BUS_GAPS, "by" => by).increment(1);
 }
 
 /// Subscribers were told to catch up from the log.

@@ -26,6 +26,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let connections = config.connections.clone();
     let deps = Deps::new(db, Arc::new(config))?;
     let tasks = Supervisor::new(Backoff::default());
+    // The workers record `photo_processed` events: their wake-ups go out from here.
+    crate::realtime::spawn_announcer(
+        &tasks,
+        &deps.db,
+        &deps.config.database_url,
+        &deps.config.realtime,
+        &deps.announcer,
+    );
     let workers = super::spawn(&tasks, &deps, settings);
     let (close, closing) = watch::channel(false);
     if let Some(metrics) = metrics {

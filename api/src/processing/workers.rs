@@ -14,7 +14,9 @@ use super::ProcessingSettings;
 use super::queue::{self, Claimed};
 use crate::clock;
 use crate::deps::Deps;
+use crate::events;
 use crate::jobs::{JobResult, Supervisor, TaskCtx};
+use crate::realtime::announce::Announcer;
 use crate::storage::ObjectStore;
 
 /// The workers' name under the supervisor.
@@ -39,6 +41,8 @@ pub fn wake() {
 pub struct Workers {
     pub(super) db: DatabaseConnection,
     pub(super) store: Arc<dyn ObjectStore>,
+    /// Announces the `photo_processed` events the jobs record.
+    announcer: Announcer,
     pub(super) settings: ProcessingSettings,
     /// The largest original the store may hold: what a job reads at most.
     pub(super) max_bytes: u64,
@@ -59,6 +63,7 @@ pub fn spawn(tasks: &Supervisor, deps: &Deps, settings: ProcessingSettings) -> A
         permits: Arc::new(Semaphore::new(settings.concurrency)),
         db: deps.db.clone(),
         store: deps.store.clone(),
+        announcer: deps.announcer.clone(),
         settings,
         max_bytes: deps.config.upload_rules.max_bytes,
         held: Mutex::new(HashMap::new()),
@@ -140,7 +145,7 @@ impl Workers {
         self.lock().insert(job.photo_id, job.clone());
         let this = self.clone();
         self.running.spawn(async move {
-            super::job::run(&this, &job, permit).await;
+            events::announcing(&this.announcer, super::job::run(&this, &job, permit)).await;
             this.lock().remove(&job.photo_id);
             this.ended.notify_waiters();
         });

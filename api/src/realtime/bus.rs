@@ -33,9 +33,17 @@ pub enum BusMessage {
     Resync,
 }
 
+/// A session's channel, and how far into its log this replica is known to have seen.
+struct Channel {
+    sender: broadcast::Sender<BusMessage>,
+    /// The highest `session_seq` published here or read by one of its feeds; what the
+    /// sequence check compares the session's log with.
+    seen: i64,
+}
+
 #[derive(Default)]
 pub struct Bus {
-    sessions: Mutex<HashMap<Uuid, broadcast::Sender<BusMessage>>>,
+    sessions: Mutex<HashMap<Uuid, Channel>>,
     /// Per user with live subscriptions here: rung when whom they block changes.
     blocks: Mutex<HashMap<Uuid, watch::Sender<()>>>,
 }
@@ -51,7 +59,11 @@ impl Bus {
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
         let rx = sessions
             .entry(session_id)
-            .or_insert_with(|| broadcast::channel(CAPACITY).0)
+            .or_insert_with(|| Channel {
+                sender: broadcast::channel(CAPACITY).0,
+                seen: 0,
+            })
+            .sender
             .subscribe();
         Receiver {
             rx,
@@ -91,10 +103,38 @@ impl Bus {
             }
             return;
         };
-        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(sender) = sessions.get(&session_id) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(channel) = sessions.get_mut(&session_id) {
+            if let Some(seq) = item.event.session_seq {
+                channel.seen = channel.seen.max(seq);
+            }
             // An error only means nobody is listening any more.
-            let _ = sender.send(BusMessage::Event(Arc::new(item)));
+            let _ = channel.sender.send(BusMessage::Event(Arc::new(item)));
+        }
+    }
+
+    /// A feed of the session read its log up to `seq`.
+    pub fn saw(&self, session_id: Uuid, seq: i64) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(channel) = sessions.get_mut(&session_id) {
+            channel.seen = channel.seen.max(seq);
+        }
+    }
+
+    /// The sessions with subscribers here, and how far into each one's log this replica has
+    /// seen.
+    pub fn seen(&self) -> Vec<(Uuid, i64)> {
+        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        sessions.iter().map(|(id, c)| (*id, c.seen)).collect()
+    }
+
+    /// Tells the session's subscribers to catch up from the log, which has reached `seq`
+    /// without this replica hearing of it.
+    pub fn resync_session(&self, session_id: Uuid, seq: i64) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(channel) = sessions.get_mut(&session_id) {
+            channel.seen = channel.seen.max(seq);
+            let _ = channel.sender.send(BusMessage::Resync);
         }
     }
 
@@ -102,8 +142,8 @@ impl Bus {
     /// was missed, to re-read whom it blocks).
     pub fn resync(&self) {
         let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        for sender in sessions.values() {
-            let _ = sender.send(BusMessage::Resync);
+        for channel in sessions.values() {
+            let _ = channel.sender.send(BusMessage::Resync);
         }
         drop(sessions);
         let blocks = self.blocks.lock().unwrap_or_else(PoisonError::into_inner);
@@ -125,7 +165,7 @@ impl Bus {
         // The receiver being dropped still counts: one left means it was the last.
         if sessions
             .get(&session_id)
-            .is_some_and(|sender| sender.receiver_count() <= 1)
+            .is_some_and(|channel| channel.sender.receiver_count() <= 1)
         {
             sessions.remove(&session_id);
         }

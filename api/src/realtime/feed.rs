@@ -7,6 +7,13 @@
 //! lock first), so delivering in id order never skips one. When the subscriber lags behind
 //! the bounded channel, or the bus reconnects, it reads the log again from its cursor.
 //!
+//! Wake-ups can be lost (a replica that dies between its commit and its announcement, a
+//! dropped NATS message), so a feed does not take the next live event on trust: a session's
+//! events are numbered without gaps (`session_seq`), and an event that is not the successor
+//! of the last one the feed knows of makes it read the log first. A lost wake-up for the
+//! session's latest event, with nothing after it to reveal the gap, is found by the sequence
+//! check (`realtime::check`).
+//!
 //! A member who left and came back is a member since their latest join: their own earlier
 //! departure, replayed, does not end the feed, and a feed that replays only what members may
 //! see (`since_join`) starts no earlier than that join. A cursor from before what retention has
@@ -64,6 +71,9 @@ struct Feed {
     /// it ends the feed.
     joined: i64,
     last: i64,
+    /// The highest `session_seq` the feed has seen (delivered, queued or passed over as
+    /// history): a live event numbered above its successor means one was missed.
+    seen_seq: i64,
     backlog: VecDeque<Arc<FeedItem>>,
     catch_up: bool,
     done: bool,
@@ -122,6 +132,9 @@ pub async fn open(
     // Checked after subscribing: a departure or an end committed from here on reaches the
     // channel, and one committed before is seen here.
     let view = sessions::get_session(&db, Viewer::User(start.viewer_id), start.session_id).await?;
+    // Everything numbered up to here is history or will be replayed from the log.
+    let seen_seq = view.session.event_seq;
+    bus.saw(start.session_id, seen_seq);
     let closes_at = closes_at(&view.session);
     let taking_uploads = sessions::takes_uploads(&view.session, opened_at);
     let joined = log::latest_join(&db, start.session_id, start.viewer_id).await?;
@@ -154,6 +167,7 @@ pub async fn open(
         viewer_id: start.viewer_id,
         joined,
         last,
+        seen_seq,
         backlog: VecDeque::new(),
         catch_up,
         // A live-only feed of a session past its late-upload window has nothing to wait for.
@@ -198,6 +212,10 @@ impl Feed {
                 match log::page(&self.db, Some(self.session_id), self.last).await {
                     Ok(page) => {
                         self.catch_up = page.len() as u64 == log::PAGE;
+                        if let Some(seq) = page.iter().filter_map(|i| i.event.session_seq).max() {
+                            self.seen_seq = self.seen_seq.max(seq);
+                            self.bus.saw(self.session_id, self.seen_seq);
+                        }
                         self.backlog.extend(page.into_iter().map(Arc::new));
                     }
                     Err(err) => {
@@ -227,7 +245,18 @@ impl Feed {
                 }
             };
             match received {
-                Ok(BusMessage::Event(item)) => self.backlog.push_back(item),
+                Ok(BusMessage::Event(item)) => match item.event.session_seq {
+                    Some(seq) if seq > self.seen_seq + 1 => {
+                        // Its predecessor's wake-up never came: the log has both.
+                        crate::metrics::bus_gap("feed");
+                        self.catch_up = true;
+                    }
+                    Some(seq) => {
+                        self.seen_seq = self.seen_seq.max(seq);
+                        self.backlog.push_back(item);
+                    }
+                    None => self.backlog.push_back(item),
+                },
                 Ok(BusMessage::Resync) | Err(RecvError::Lagged(_)) => self.catch_up = true,
                 Err(RecvError::Closed) => {
                     self.rx = self.bus.subscribe(self.session_id);

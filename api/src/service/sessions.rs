@@ -223,6 +223,7 @@ pub async fn create_session(
         late_upload_hours,
         photos_pushed_at: None,
         expiry_warned_at: None,
+        event_seq: 0,
     };
     // 80 random bits make a collision vanishingly rare; the unique index makes it harmless.
     session::Entity::insert(session::ActiveModel::from(session.clone()))

@@ -41,4 +41,5 @@ mod sessions;
 mod subscriptions;
 mod tokens;
 mod users;
+mod wakeups;
 mod websocket_telemetry;

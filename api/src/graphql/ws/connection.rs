@@ -33,6 +33,7 @@ use super::operation;
 use super::protocol::{ClientMessage, Close, CloseCode, Protocol, ServerMessage};
 use crate::app::{AppState, REQUEST_TIMEOUT};
 use crate::error::{ApiError, ErrorCode};
+use crate::events;
 use crate::graphql::errors::{REQUEST_ERROR_CODES, code_of};
 use crate::graphql::{Loaders, selected_operations};
 use crate::limits::{ClientIp, Key, OpenSocket, Rule, SubscriptionBucket};
@@ -474,7 +475,16 @@ impl Connection {
             time_limit,
             _active: active,
         };
-        let task = tokio::spawn(feed::noting_handed_out(run.forward(responses)).instrument(span));
+        let task = if subscription {
+            tokio::spawn(feed::noting_handed_out(run.forward(responses)).instrument(span))
+        } else {
+            // A query or mutation: its events are announced once it is done.
+            let announcer = self.state.announcer.clone();
+            tokio::spawn(
+                async move { events::announcing(&announcer, run.forward(responses)).await }
+                    .instrument(span),
+            )
+        };
         self.running.insert(
             id,
             Running {

@@ -55,7 +55,9 @@ use sea_orm::DatabaseConnection;
 
 use super::PushSettings;
 use super::fcm::FcmClient;
+use crate::events;
 use crate::jobs::{Every, Pace, Supervisor};
+use crate::realtime::announce::Announcer;
 
 /// Where pushes go.
 enum Sender {
@@ -115,6 +117,7 @@ pub const TASK: &str = "push_dispatcher";
 pub fn spawn(
     tasks: &Supervisor,
     db: DatabaseConnection,
+    announcer: Announcer,
     settings: PushSettings,
 ) -> anyhow::Result<Arc<Dispatcher>> {
     let dispatcher = Arc::new(Dispatcher::new(db, &settings)?);
@@ -122,7 +125,7 @@ pub fn spawn(
     let logged_only = settings.fcm.is_none();
     let this = dispatcher.clone();
     tasks.spawn(TASK, move |ctx| {
-        let dispatcher = this.clone();
+        let (dispatcher, announcer) = (this.clone(), announcer.clone());
         async move {
             // Inside the task, like all of its logs: should writing a log line panic (stderr
             // closed), that fails this task, not the server starting it.
@@ -131,10 +134,11 @@ pub fn spawn(
                     "FCM_CREDENTIALS is not set: push notifications are logged, not sent"
                 );
             }
-            let (dispatcher, stop) = (&dispatcher, ctx.stop());
+            let (dispatcher, stop, announcer) = (&dispatcher, ctx.stop(), &announcer);
             every
                 .run(&ctx, || async move {
-                    let report = dispatcher.round(stop).await?;
+                    // A round may warn of expiring photos: an event, announced after it.
+                    let report = events::announcing(announcer, dispatcher.round(stop)).await?;
                     Ok(if report.full { Pace::Again } else { Pace::Rest })
                 })
                 .await?;
