@@ -15,6 +15,7 @@ pub mod presence;
 pub mod push_delivery;
 pub mod push_mark;
 pub mod refresh_token;
+pub mod replica;
 pub mod session;
 pub mod session_ban;
 pub mod session_member;
@@ -37,6 +38,7 @@ pub mod prelude {
     pub use super::push_delivery::Entity as PushDelivery;
     pub use super::push_mark::Entity as PushMark;
     pub use super::refresh_token::Entity as RefreshToken;
+    pub use super::replica::Entity as Replica;
     pub use super::session::Entity as Session;
     pub use super::session_ban::Entity as SessionBan;
     pub use super::session_member::Entity as SessionMember;

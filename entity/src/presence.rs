@@ -1,6 +1,7 @@
-//! `presence`: who has a live `photoAdded` subscription, per replica. Each replica refreshes its
-//! own rows on a heartbeat and deletes them when the last subscription goes; rows whose
-//! heartbeat stopped (a replica that died) are ignored once stale and swept later.
+//! `presence`: who has a live `photoAdded` subscription, per replica. A replica writes a row
+//! when a member's first subscription starts and deletes it when the last one goes; a row
+//! counts only while its replica's heartbeat (`replicas`) is fresh, so the rows of a replica
+//! that died stop counting and are swept later.
 
 use sea_orm::entity::prelude::*;
 
@@ -13,6 +14,7 @@ pub struct Model {
     pub session_id: Uuid,
     #[sea_orm(primary_key, auto_increment = false)]
     pub user_id: Uuid,
+    /// When the row was (re)written.
     pub refreshed_at: DateTimeUtc,
 }
 

@@ -16,6 +16,7 @@ mod m20261202_000005_safety;
 mod m20261202_000006_push_pacing;
 mod m20261203_000001_shared_size;
 mod m20261203_000002_event_seq;
+mod m20261203_000003_replicas;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000006_push_pacing::Migration),
             Box::new(m20261203_000001_shared_size::Migration),
             Box::new(m20261203_000002_event_seq::Migration),
+            Box::new(m20261203_000003_replicas::Migration),
         ]
     }
 }

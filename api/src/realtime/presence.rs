@@ -1,21 +1,24 @@
 //! Who has a live `photoAdded` subscription, shared across replicas through the `presence`
 //! table, so the push dispatcher on any replica pushes only to members who would not otherwise
 //! see a photo. Each replica counts its own subscriptions in memory, writes a row when a
-//! (session, user) gets its first one, deletes it when the last one ends, and refreshes its rows
-//! on a heartbeat. A replica that dies stops refreshing, and its rows count as offline once
-//! they are older than [`STALE_AFTER`].
+//! (session, user) gets its first one and deletes it when the last one ends. Its heartbeat
+//! refreshes one row, its own in `replicas`, whatever the number of subscriptions; presence
+//! rows count only while their replica's heartbeat is younger than [`STALE_AFTER`], so a
+//! replica that dies (or is killed) stops counting by itself, and the sweeper removes its
+//! rows later.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use entity::presence;
-use sea_orm::sea_query::OnConflict;
+use entity::{presence, replica};
+use sea_orm::sea_query::{OnConflict, Query, SelectStatement};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QuerySelect,
 };
+use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use crate::clock;
@@ -34,6 +37,11 @@ pub struct Presence {
     replica_id: Uuid,
     db: DatabaseConnection,
     counts: Mutex<HashMap<Key, usize>>,
+    /// This replica's row in `replicas` has been written once (by the first subscription or
+    /// heartbeat): presence rows count from then on.
+    registered: OnceCell<()>,
+    /// When the heartbeat last reached the database.
+    last_beat: Mutex<Option<DateTime<Utc>>>,
 }
 
 impl Presence {
@@ -42,7 +50,29 @@ impl Presence {
             replica_id: Uuid::now_v7(),
             db,
             counts: Mutex::new(HashMap::new()),
+            registered: OnceCell::new(),
+            last_beat: Mutex::new(None),
         })
+    }
+
+    /// Writes this replica's heartbeat row once; concurrent callers wait for the one write.
+    async fn register(&self) -> Result<(), sea_orm::DbErr> {
+        self.registered
+            .get_or_try_init(|| async {
+                let now = clock::now();
+                beat(&self.db, self.replica_id, now).await?;
+                self.note_beat(now);
+                Ok(())
+            })
+            .await
+            .map(|_| ())
+    }
+
+    fn note_beat(&self, at: DateTime<Utc>) {
+        *self
+            .last_beat
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(at);
     }
 
     /// Marks `user` online in `session` until the returned guard is dropped. The row is written
@@ -61,6 +91,7 @@ impl Presence {
         };
         if first {
             // On failure the guard's drop undoes the count.
+            self.register().await?;
             upsert(&self.db, self.replica_id, &[key], clock::now()).await?;
         }
         Ok(guard)
@@ -102,30 +133,45 @@ impl Presence {
         }
     }
 
-    /// Refreshes every row this replica holds (re-creating any that were swept). Rows other
-    /// replicas stopped refreshing are ignored once stale and pruned by the sweeper.
+    /// Refreshes this replica's heartbeat: one row. When the previous one is older than
+    /// [`STALE_AFTER`] (the database was out of reach), the sweeper may have removed this
+    /// replica's rows meanwhile, so they are all written again.
     pub async fn heartbeat(&self) -> anyhow::Result<()> {
-        let keys: Vec<Key> = self
-            .counts
+        let now = clock::now();
+        let behind = self
+            .last_beat
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .keys()
-            .copied()
-            .collect();
-        let now = clock::now();
-        for chunk in keys.chunks(1000) {
-            upsert(&self.db, self.replica_id, chunk, now).await?;
+            .is_none_or(|last| now - last >= stale_age());
+        beat(&self.db, self.replica_id, now).await?;
+        if behind {
+            let keys: Vec<Key> = self
+                .counts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .keys()
+                .copied()
+                .collect();
+            for chunk in keys.chunks(1000) {
+                upsert(&self.db, self.replica_id, chunk, now).await?;
+            }
         }
+        self.note_beat(now);
         Ok(())
     }
 
-    /// Removes this replica's rows (at shutdown, once its sockets are closed).
+    /// Removes this replica's rows and its heartbeat (at shutdown, once its sockets are
+    /// closed).
     pub async fn clear(&self) -> anyhow::Result<u64> {
-        Ok(presence::Entity::delete_many()
+        let removed = presence::Entity::delete_many()
             .filter(presence::Column::ReplicaId.eq(self.replica_id))
             .exec(&self.db)
             .await?
-            .rows_affected)
+            .rows_affected;
+        replica::Entity::delete_by_id(self.replica_id)
+            .exec(&self.db)
+            .await?;
+        Ok(removed)
     }
 
     /// This replica's id in the `presence` table.
@@ -172,17 +218,56 @@ impl Drop for Online {
     }
 }
 
-/// Deletes rows whose replica stopped refreshing them.
+/// Deletes the rows of replicas whose heartbeat stopped, and their heartbeats; returns how
+/// many presence rows went.
 pub async fn prune_stale(db: &impl ConnectionTrait, now: DateTime<Utc>) -> ApiResult<u64> {
-    Ok(presence::Entity::delete_many()
-        .filter(presence::Column::RefreshedAt.lt(stale_before(now)))
+    let removed = presence::Entity::delete_many()
+        .filter(presence::Column::ReplicaId.not_in_subquery(live_replicas(now)))
         .exec(db)
         .await?
-        .rows_affected)
+        .rows_affected;
+    replica::Entity::delete_many()
+        .filter(replica::Column::HeartbeatAt.lt(stale_before(now)))
+        .exec(db)
+        .await?;
+    Ok(removed)
+}
+
+/// The replicas whose heartbeat is fresh at `now`.
+fn live_replicas(now: DateTime<Utc>) -> SelectStatement {
+    Query::select()
+        .column(replica::Column::Id)
+        .from(replica::Entity)
+        .and_where(replica::Column::HeartbeatAt.gte(stale_before(now)))
+        .to_owned()
+}
+
+fn stale_age() -> chrono::Duration {
+    chrono::Duration::from_std(STALE_AFTER).unwrap_or_default()
 }
 
 fn stale_before(now: DateTime<Utc>) -> DateTime<Utc> {
-    now - chrono::Duration::from_std(STALE_AFTER).unwrap_or_default()
+    now - stale_age()
+}
+
+/// Upserts a replica's heartbeat row.
+async fn beat(
+    db: &impl ConnectionTrait,
+    replica_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
+    replica::Entity::insert(replica::ActiveModel {
+        id: Set(replica_id),
+        heartbeat_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(replica::Column::Id)
+            .update_column(replica::Column::HeartbeatAt)
+            .to_owned(),
+    )
+    .exec(db)
+    .await?;
+    Ok(())
 }
 
 async fn upsert(
@@ -231,7 +316,7 @@ pub async fn online_users(
         .distinct()
         .filter(presence::Column::SessionId.eq(session_id))
         .filter(presence::Column::UserId.is_in(users.iter().copied()))
-        .filter(presence::Column::RefreshedAt.gte(stale_before(clock::now())))
+        .filter(presence::Column::ReplicaId.in_subquery(live_replicas(clock::now())))
         .into_tuple()
         .all(db)
         .await?;

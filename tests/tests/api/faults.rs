@@ -6,11 +6,13 @@
 
 use std::time::{Duration, Instant};
 
+use photon_tests::fake_fcm::FakeFcm;
 use photon_tests::pg_cluster::Cluster;
 use photon_tests::photos::{COMPLETE, photo_bytes, request_slot, stage, upload};
+use photon_tests::process::Process;
 use photon_tests::s3_server::S3Server;
 use photon_tests::ws::{Protocol, WsClient};
-use photon_tests::{Backend, TestApp, TestUser, create_session, join, uuid_of};
+use photon_tests::{Backend, Client, JWT_SECRET, TestApp, TestUser, create_session, join, uuid_of};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::json;
 
@@ -269,4 +271,166 @@ async fn an_object_store_outage_fails_completions_with_a_retryable_code_and_then
         photos_within(&mut watching, 1, Duration::from_secs(5)).await,
         [fresh]
     );
+}
+
+/// A serving replica in a process of its own, so it can be killed with SIGKILL: the same
+/// database, data directory, public URL (tokens from one are good on the other) and photo
+/// store as `app`, with the push dispatcher on and sending to `fcm`.
+async fn killable_replica(app: &TestApp, fcm: &FakeFcm) -> (Process, Client) {
+    let mut args = vec![
+        "serve".to_owned(),
+        "--bind=127.0.0.1:0".to_owned(),
+        format!("--database-url={}", app.database_url),
+        format!("--data-dir={}", app.data_dir().display()),
+        format!("--public-url={}", app.base_url),
+        format!("--jwt-secret={JWT_SECRET}"),
+        "--log-format=json".to_owned(),
+        "--dev-sign-in=true".to_owned(),
+        "--rate-limits=false".to_owned(),
+        "--sweep-interval-secs=0".to_owned(),
+        "--processing-concurrency=0".to_owned(),
+        "--push-poll-ms=25".to_owned(),
+        "--push-coalesce-ms=0".to_owned(),
+        "--push-min-interval-secs=0".to_owned(),
+    ];
+    args.extend(fcm.args());
+    args.extend(app.storage_args.iter().cloned());
+    let process = Process::start(&args).await;
+    let base = format!("http://{}", process.address().await);
+    (process, Client::new(&base))
+}
+
+#[tokio::test]
+async fn a_replica_killed_mid_upload_and_mid_push_loses_nothing() {
+    let a = TestApp::spawn().await;
+    if a.backend != Backend::Postgres {
+        eprintln!("skipped: replicas share a Postgres database; this run uses SQLite");
+        return;
+    }
+    let fcm = FakeFcm::start().await;
+    let (mut killed, k) = killable_replica(&a, &fcm).await;
+    let ana = a.sign_in("ana@example.com").await;
+    let ben = a.sign_in("ben@example.com").await;
+    let cy = a.sign_in("cy@example.com").await;
+    let dan = a.sign_in("dan@example.com").await;
+    let (session, code) = create_session(&a, &ana, "Beach day").await;
+    for user in [&ben, &cy, &dan] {
+        join(&a, user, &code).await.ok();
+    }
+    for (user, token) in [(&ben, "ben-phone"), (&dan, "dan-phone")] {
+        let registered = a
+            .gql_as(
+                user,
+                "mutation($t: String!) { registerDevice(token: $t, platform: ANDROID) { id } }",
+                json!({ "t": token }),
+            )
+            .await;
+        registered.ok();
+    }
+    // Cy and Dan watch the session through the replica about to die; Ben is offline.
+    let mut cy_on_k = WsClient::connect_as(&k, Protocol::Transport, &cy.token).await;
+    cy_on_k
+        .subscribe("1", PHOTO_ADDED, json!({ "s": session }))
+        .await;
+    let mut dan_on_k = WsClient::connect_as(&k, Protocol::Transport, &dan.token).await;
+    dan_on_k
+        .subscribe("1", PHOTO_ADDED, json!({ "s": session }))
+        .await;
+    a.wait_online(2).await;
+
+    // Mid-push: FCM hangs, so the replica claims Ben's push and is still sending it.
+    fcm.set_latency(Duration::from_secs(60));
+    let first = upload(&a, &ana, &session, &photo_bytes(1, 64)).await;
+    let seen = cy_on_k.next_payload("1").await;
+    assert_eq!(seen["data"]["photoAdded"]["photo"]["id"], first);
+    let cursor = seen["data"]["photoAdded"]["cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let leased = "kind = 'photo_added' AND push_state = 'pending' AND push_attempts = 1 \
+                  AND push_not_before > now()";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.count("events", leased).await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the replica never claimed the push"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Mid-upload: Ana asked the doomed replica for a slot and PUT her photo.
+    let staged = stage(&k, &ana, &session, photo_bytes(2, 64)).await;
+
+    killed.child.kill().unwrap();
+    killed.child.wait().unwrap();
+    fcm.set_latency(Duration::ZERO);
+
+    // Ana completes on the survivor; another photo arrives while Cy is reconnecting.
+    let done = a.gql_as(&ana, COMPLETE, json!({ "id": staged })).await;
+    assert_eq!(done.ok()["completePhotoUpload"]["status"], "READY");
+    let meanwhile = upload(&a, &ana, &session, &photo_bytes(3, 64)).await;
+    // Cy reconnects to the survivor with the last cursor she handled: nothing lost, nothing
+    // twice.
+    let mut cy_on_a = WsClient::connect_as(&a, Protocol::Transport, &cy.token).await;
+    cy_on_a
+        .subscribe(
+            "1",
+            "subscription($s: ID!, $after: String) { photoAdded(sessionId: $s, after: $after) { cursor photo { id } } }",
+            json!({ "s": session, "after": cursor }),
+        )
+        .await;
+    assert_eq!(
+        photos_within(&mut cy_on_a, 2, Duration::from_secs(5)).await,
+        [staged.clone(), meanwhile.clone()]
+    );
+
+    // The dead replica's presence rows count until its heartbeat is stale: Dan, whose phone
+    // never reconnected, is still "watching" and gets no push. Once the heartbeat is older
+    // than the 45 s that makes a replica dead (aged here rather than waited for), he counts
+    // as offline again.
+    assert_eq!(
+        a.count("presence", &format!("user_id = '{}'", uuid_of(&dan.id)))
+            .await,
+        1
+    );
+    a.db.execute_unprepared(&format!(
+        "UPDATE replicas SET heartbeat_at = now() - interval '60 seconds' \
+         WHERE id NOT IN ('{}')",
+        a.state.presence.replica_id()
+    ))
+    .await
+    .unwrap();
+    // The push the dead replica held is claimed again once its lease lapses (aged here
+    // too, from 120 s), by a replica that sends it exactly once.
+    a.db.execute_unprepared(&format!(
+        "UPDATE events SET push_not_before = now() - interval '1 second' WHERE {leased}"
+    ))
+    .await
+    .unwrap();
+    let _dispatcher = a
+        .spawn_replica(&[
+            &fcm.args()[0],
+            &fcm.args()[1],
+            "--push-poll-ms=25",
+            "--push-coalesce-ms=0",
+            "--push-min-interval-secs=0",
+        ])
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while a.count("events", "push_state = 'pending'").await > 0 {
+        assert!(Instant::now() < deadline, "pushes still pending");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The lapsed claim went out with the photos that came after it, as one push each.
+    for token in ["ben-phone", "dan-phone"] {
+        let pushes = fcm.delivered_to(token);
+        assert_eq!(pushes.len(), 1, "{token}: {pushes:?}");
+        assert!(
+            pushes[0].body().contains("3 photos"),
+            "{token}: {}",
+            pushes[0].body()
+        );
+    }
+    // Cy is watching on the survivor: no push for her.
+    assert!(fcm.delivered_to("cy-phone").is_empty());
 }

@@ -181,11 +181,20 @@ async fn a_member_watching_the_session_live_gets_no_push() {
     // (its heartbeat stopped ten minutes ago), so Bo counts as offline.
     let session_id = uuid_of(&session);
     for (user, age) in [(&cy, 0), (&bo, 600)] {
+        let replica_id = uuid::Uuid::new_v4();
+        let at = chrono::Utc::now() - chrono::Duration::seconds(age);
+        entity::replica::ActiveModel {
+            id: Set(replica_id),
+            heartbeat_at: Set(at),
+        }
+        .insert(&app.db)
+        .await
+        .unwrap();
         entity::presence::ActiveModel {
-            replica_id: Set(uuid::Uuid::new_v4()),
+            replica_id: Set(replica_id),
             session_id: Set(session_id),
             user_id: Set(uuid_of(&user.id)),
-            refreshed_at: Set(chrono::Utc::now() - chrono::Duration::seconds(age)),
+            refreshed_at: Set(at),
         }
         .insert(&app.db)
         .await
