@@ -10,10 +10,11 @@
 use std::sync::Arc;
 
 use async_nats::{Client, ConnectOptions, Event};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::mpsc;
 
+use super::announce::parse_ids;
 use super::bus::Bus;
 use crate::jobs::TaskCtx;
 
@@ -102,7 +103,17 @@ async fn listen(
                     anyhow::bail!("the NATS subscription ended");
                 };
                 ids.clear();
-                ids.extend(super::announce::parse_ids(&String::from_utf8_lossy(&message.payload)));
+                ids.extend(parse_ids(&String::from_utf8_lossy(&message.payload)));
+                // Whatever else has arrived meanwhile goes in the same read of the log: one
+                // read per message would fall behind at a few hundred photos a second.
+                while ids.len() < super::pg::BATCH {
+                    match wake_ups.next().now_or_never() {
+                        Some(Some(more)) => {
+                            ids.extend(parse_ids(&String::from_utf8_lossy(&more.payload)));
+                        }
+                        _ => break,
+                    }
+                }
                 super::deliver(&reader, bus, &ids).await;
             }
             Some(event) = events.recv() => match event {

@@ -22,7 +22,7 @@ pub use crate::events::CHANNEL;
 /// Shown in `pg_stat_activity`, so operators (and tests) can find the listening connection.
 pub const APPLICATION_NAME: &str = "photon-listener";
 /// Event ids handled per read of the log.
-const BATCH: usize = 1024;
+pub(super) const BATCH: usize = 1024;
 /// The listener's name under the supervisor.
 pub const TASK: &str = "event_listener";
 
