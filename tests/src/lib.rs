@@ -12,6 +12,7 @@ pub mod logs;
 pub mod nats_server;
 pub mod pg_cluster;
 pub mod photos;
+pub mod ports;
 pub mod process;
 pub mod s3_server;
 pub mod ws;

@@ -5,9 +5,9 @@
 // Test support: a failed unwrap fails the test that called it, which is what it should do.
 #![allow(clippy::unwrap_used)]
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+
+use crate::ports::{free_port, wait_until_accepting};
 
 /// A running (or stopped) `nats-server`; killed when dropped.
 pub struct NatsServer {
@@ -17,11 +17,7 @@ pub struct NatsServer {
 
 impl NatsServer {
     pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut server = Self { port, child: None };
         server.resume();
         server
@@ -50,12 +46,7 @@ impl NatsServer {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {bin} (Debian package nats-server): {e}"));
         self.child = Some(child);
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not start");
-            std::thread::sleep(Duration::from_millis(25));
-        }
+        wait_until_accepting(self.port, "nats-server");
     }
 }
 

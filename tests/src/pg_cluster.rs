@@ -8,7 +8,6 @@
 // Test support: a failed unwrap fails the test that called it, which is what it should do.
 #![allow(clippy::unwrap_used)]
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -52,11 +51,7 @@ impl Cluster {
                 dir.path().display()
             );
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::ports::free_port();
         let cluster = Self {
             bindir,
             dir,

@@ -6,11 +6,11 @@
 // Test support: a failed unwrap fails the test that called it, which is what it should do.
 #![allow(clippy::unwrap_used)]
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process};
+
+use crate::ports::{free_port, wait_until_accepting};
 
 const ACCESS_KEY: &str = "photon-fault-test";
 const BUCKET: &str = "photos";
@@ -28,11 +28,7 @@ impl S3Server {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join(BUCKET)).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut server = Self {
             dir,
             port,
@@ -88,12 +84,7 @@ impl S3Server {
                 "s3s-fs is not installed: cargo install s3s-fs --version 0.14.1 --features binary",
             );
         self.child = Some(child);
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(Instant::now() < deadline, "s3s-fs did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until_accepting(self.port, "s3s-fs");
     }
 
     fn signal(&self, signal: Signal) {

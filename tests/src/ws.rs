@@ -255,6 +255,34 @@ impl WsClient {
         }
     }
 
+    /// The photo ids of the next `n` `photoAdded` results (`graphql-transport-ws`), which must
+    /// all arrive within `within`; then nothing more may arrive for `then_silent` (no photo
+    /// twice). Fails on anything else.
+    pub async fn photo_ids_within(
+        &mut self,
+        n: usize,
+        within: Duration,
+        then_silent: Duration,
+    ) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut ids = Vec::new();
+        while ids.len() < n {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.recv_within(left).await {
+                Some(Received::Message(m)) if m["type"] == "next" => ids.push(
+                    m["payload"]["data"]["photoAdded"]["photo"]["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                ),
+                Some(other) => panic!("expected photos, got {other:?}"),
+                None => panic!("only {ids:?} of {n} photos within {within:?}"),
+            }
+        }
+        self.expect_silence(then_silent).await;
+        ids
+    }
+
     /// Asserts nothing but keep-alives arrives for `wait`.
     pub async fn expect_silence(&mut self, wait: Duration) {
         if let Some(received) = self.recv_within(wait).await {

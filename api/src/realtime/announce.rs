@@ -12,8 +12,8 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use secrecy::{ExposeSecret, SecretString};
+use sea_orm::sqlx::postgres::PgPoolOptions;
+use secrecy::SecretString;
 use tokio::sync::{Mutex, mpsc};
 
 use crate::jobs::TaskCtx;
@@ -113,18 +113,11 @@ impl Via {
     async fn connect(self) -> anyhow::Result<Sender> {
         Ok(match self {
             Self::Postgres(url) => {
-                let options: PgConnectOptions = url.expose_secret().parse()?;
                 // No ping before each use: that would double the round trips of every
                 // wake-up, and a dead connection fails the send anyway (its ids are dropped
                 // and found by the feeds and the check; the supervisor reconnects).
-                let pool = PgPoolOptions::new()
-                    .max_connections(1)
-                    .max_lifetime(None)
-                    .idle_timeout(None)
-                    .test_before_acquire(false)
-                    .connect_with(options.application_name(APPLICATION_NAME))
-                    .await?;
-                Sender::Postgres(pool)
+                let options = PgPoolOptions::new().test_before_acquire(false);
+                Sender::Postgres(super::pg::dedicated(&url, APPLICATION_NAME, options).await?)
             }
             Self::Nats(bus) => {
                 let client = bus.connect().await?;

@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use sea_orm::sqlx::PgPool;
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -43,16 +44,26 @@ pub async fn listen_on(
     application_name: &str,
     channel: &str,
 ) -> anyhow::Result<PgListener> {
+    let pool = dedicated(url, application_name, PgPoolOptions::new()).await?;
+    let mut listener = PgListener::connect_with(&pool).await?;
+    listener.listen(channel).await?;
+    Ok(listener)
+}
+
+/// A pool of one long-lived connection of its own (never recycled for age or idleness),
+/// shown as `application_name` in `pg_stat_activity`, built from `pool`'s other options.
+pub async fn dedicated(
+    url: &SecretString,
+    application_name: &str,
+    pool: PgPoolOptions,
+) -> anyhow::Result<PgPool> {
     let options: PgConnectOptions = url.expose_secret().parse()?;
-    let pool = PgPoolOptions::new()
+    Ok(pool
         .max_connections(1)
         .max_lifetime(None)
         .idle_timeout(None)
         .connect_with(options.application_name(application_name))
-        .await?;
-    let mut listener = PgListener::connect_with(&pool).await?;
-    listener.listen(channel).await?;
-    Ok(listener)
+        .await?)
 }
 
 async fn listen(ctx: &TaskCtx, url: &SecretString, bus: &Bus) -> anyhow::Result<()> {

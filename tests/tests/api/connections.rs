@@ -12,6 +12,7 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -123,16 +124,14 @@ async fn retry_connect(source: &str, server: SocketAddr) -> TcpStream {
     panic!("no slot was freed");
 }
 
-/// The introspection query: a large result for little input, so a few of them fill a socket.
 const PHOTO_ADDED: &str =
     "subscription($s: ID!) { photoAdded(sessionId: $s) { cursor photo { id } } }";
+/// The introspection query: a large result for little input, so a few of them fill a socket.
 const INTROSPECTION: &str = "{ __schema { types { name description fields { name description args { name description } } } } }";
 
-#[tokio::test]
-async fn a_websocket_client_that_stops_reading_is_closed() {
-    let app =
-        TestApp::spawn_with(&["--ws-write-timeout-ms=300", "--ws-max-subscriptions=1000"]).await;
-    // A small receive buffer, so that the server's sends back up soon.
+/// A `graphql-transport-ws` socket with a 4 KiB receive buffer, so that what the server
+/// sends backs up soon once the client stops reading.
+async fn small_buffer_websocket(app: &TestApp) -> WebSocketStream<TcpStream> {
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let stream = socket.connect(app.addr).await.unwrap();
@@ -143,9 +142,17 @@ async fn a_websocket_client_that_stops_reading_is_closed() {
         "sec-websocket-protocol",
         HeaderValue::from_static("graphql-transport-ws"),
     );
-    let (mut socket, _) = tokio_tungstenite::client_async(request, stream)
+    let (socket, _) = tokio_tungstenite::client_async(request, stream)
         .await
         .unwrap();
+    socket
+}
+
+#[tokio::test]
+async fn a_websocket_client_that_stops_reading_is_closed() {
+    let app =
+        TestApp::spawn_with(&["--ws-write-timeout-ms=300", "--ws-max-subscriptions=1000"]).await;
+    let mut socket = small_buffer_websocket(&app).await;
     let init = json!({ "type": "connection_init", "payload": {} });
     socket.send(Message::text(init.to_string())).await.unwrap();
     // Many operations with large results, none of them read.
@@ -322,19 +329,7 @@ async fn a_subscriber_that_stops_reading_does_not_hold_up_the_others() {
 
     // Another phone with 150 subscriptions to the session and a small receive buffer. It
     // reads at first; later it stops, and its socket backs up within a couple of photos.
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = socket.connect(app.addr).await.unwrap();
-    let mut request = format!("ws://{}/graphql", app.addr)
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        HeaderValue::from_static("graphql-transport-ws"),
-    );
-    let (heavy, _) = tokio_tungstenite::client_async(request, stream)
-        .await
-        .unwrap();
+    let heavy = small_buffer_websocket(&app).await;
     let (mut heavy_tx, mut heavy_rx) = heavy.split();
     let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", owner.token) } });
     heavy_tx

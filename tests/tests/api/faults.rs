@@ -16,6 +16,8 @@ use photon_tests::{Backend, Client, JWT_SECRET, TestApp, TestUser, create_sessio
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::json;
 
+/// After the photos expected, nothing more for this long (no photo twice).
+const SILENCE: Duration = Duration::from_secs(1);
 const PHOTO_ADDED: &str =
     "subscription($s: ID!) { photoAdded(sessionId: $s) { cursor photo { id } } }";
 /// Short, so a request during the outage fails well inside the test's patience.
@@ -61,33 +63,6 @@ async fn wait_ready(app: &TestApp, within: Duration) {
     }
 }
 
-/// The photo ids of the next `n` results on `client`, which must all arrive within
-/// `within`; then nothing more may arrive for a second (no photo twice). Fails on anything
-/// else.
-async fn photos_within(client: &mut WsClient, n: usize, within: Duration) -> Vec<String> {
-    let deadline = tokio::time::Instant::now() + within;
-    let mut ids = Vec::new();
-    while ids.len() < n {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let Some(received) = client.recv_within(left).await else {
-            panic!("only {ids:?} of {n} photos within {within:?}");
-        };
-        match received {
-            photon_tests::ws::Received::Message(m) if m["type"] == "next" => {
-                ids.push(
-                    m["payload"]["data"]["photoAdded"]["photo"]["id"]
-                        .as_str()
-                        .unwrap()
-                        .to_owned(),
-                );
-            }
-            other => panic!("expected photos, got {other:?}"),
-        }
-    }
-    client.expect_silence(Duration::from_secs(1)).await;
-    ids
-}
-
 #[tokio::test]
 async fn a_postgres_restart_fails_writes_fast_and_then_delivers_every_completed_photo() {
     let Some((cluster, url)) = own_cluster().await else {
@@ -109,7 +84,9 @@ async fn a_postgres_restart_fails_writes_fast_and_then_delivers_every_completed_
     let before = upload(&a, &owner, &session, &photo_bytes(1, 64)).await;
     for client in [&mut on_a, &mut on_b] {
         assert_eq!(
-            photos_within(client, 1, Duration::from_secs(2)).await,
+            client
+                .photo_ids_within(1, Duration::from_secs(2), SILENCE)
+                .await,
             std::slice::from_ref(&before)
         );
     }
@@ -151,7 +128,9 @@ async fn a_postgres_restart_fails_writes_fast_and_then_delivers_every_completed_
         assert_eq!(done.ok()["completePhotoUpload"]["status"], "READY");
     }
     for client in [&mut on_a, &mut on_b] {
-        let mut ids = photos_within(client, 2, Duration::from_secs(5)).await;
+        let mut ids = client
+            .photo_ids_within(2, Duration::from_secs(5), SILENCE)
+            .await;
         ids.sort();
         let mut expected = vec![staged_a.clone(), staged_b.clone()];
         expected.sort();
@@ -160,7 +139,8 @@ async fn a_postgres_restart_fails_writes_fast_and_then_delivers_every_completed_
     // The listeners are back too: a photo from one replica reaches the other live.
     let after = upload(&b, &member, &session, &photo_bytes(4, 64)).await;
     assert_eq!(
-        photos_within(&mut on_a, 1, Duration::from_secs(2)).await,
+        on_a.photo_ids_within(1, Duration::from_secs(2), SILENCE)
+            .await,
         [after]
     );
 }
@@ -262,13 +242,17 @@ async fn an_object_store_outage_fails_completions_with_a_retryable_code_and_then
         .await;
     assert_eq!(done.ok()["completePhotoUpload"]["status"], "READY");
     assert_eq!(
-        photos_within(&mut watching, 1, Duration::from_secs(5)).await,
+        watching
+            .photo_ids_within(1, Duration::from_secs(5), SILENCE)
+            .await,
         [staged]
     );
     // And new uploads work end to end again.
     let fresh = upload(&app, &member, &session, &photo_bytes(3, 64)).await;
     assert_eq!(
-        photos_within(&mut watching, 1, Duration::from_secs(5)).await,
+        watching
+            .photo_ids_within(1, Duration::from_secs(5), SILENCE)
+            .await,
         [fresh]
     );
 }
@@ -379,7 +363,9 @@ async fn a_replica_killed_mid_upload_and_mid_push_loses_nothing() {
         )
         .await;
     assert_eq!(
-        photos_within(&mut cy_on_a, 2, Duration::from_secs(5)).await,
+        cy_on_a
+            .photo_ids_within(2, Duration::from_secs(5), SILENCE)
+            .await,
         [staged.clone(), meanwhile.clone()]
     );
 

@@ -9,11 +9,13 @@ use std::time::Duration;
 
 use photon_tests::nats_server::NatsServer;
 use photon_tests::photos::{COMPLETE, photo_bytes, stage, upload};
-use photon_tests::ws::{Protocol, Received, WsClient};
+use photon_tests::ws::{Protocol, WsClient};
 use photon_tests::{Backend, TestApp, TestUser, create_session, join, nats_url};
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
 
+/// After the photos expected, nothing more for this long (no photo twice).
+const SILENCE: Duration = Duration::from_millis(500);
 const PHOTO_ADDED: &str =
     "subscription($s: ID!) { photoAdded(sessionId: $s) { cursor photo { id } } }";
 
@@ -36,27 +38,6 @@ fn nats_args(url: &str, subject: &str) -> [String; 2] {
 
 fn fresh_subject() -> String {
     format!("photon.test.{}", uuid::Uuid::new_v4().simple())
-}
-
-/// The photo ids of the next `n` results, all within `within`, then a short silence.
-async fn photos_within(client: &mut WsClient, n: usize, within: Duration) -> Vec<String> {
-    let deadline = tokio::time::Instant::now() + within;
-    let mut ids = Vec::new();
-    while ids.len() < n {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match client.recv_within(left).await {
-            Some(Received::Message(m)) if m["type"] == "next" => ids.push(
-                m["payload"]["data"]["photoAdded"]["photo"]["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned(),
-            ),
-            Some(other) => panic!("expected photos, got {other:?}"),
-            None => panic!("only {ids:?} of {n} photos within {within:?}"),
-        }
-    }
-    client.expect_silence(Duration::from_millis(500)).await;
-    ids
 }
 
 /// A session of `owner` (on `a`) that `member` (on `b`) joined, with a `photoAdded`
@@ -118,7 +99,9 @@ async fn on_nats_photos_cross_replicas_without_any_postgres_listener_or_notifier
     let from_a = upload(&a, &owner, &session, &photo_bytes(2, 64)).await;
     for client in [&mut on_a, &mut on_b] {
         assert_eq!(
-            photos_within(client, 2, Duration::from_secs(5)).await,
+            client
+                .photo_ids_within(2, Duration::from_secs(5), SILENCE)
+                .await,
             [from_b.clone(), from_a.clone()]
         );
     }
@@ -164,7 +147,9 @@ async fn a_nats_restart_loses_wake_ups_but_no_photo() {
     // Reconnected, each replica's feeds catch up from the log: both photos, once, in order.
     for client in [&mut on_a, &mut on_b] {
         assert_eq!(
-            photos_within(client, 2, Duration::from_secs(10)).await,
+            client
+                .photo_ids_within(2, Duration::from_secs(10), SILENCE)
+                .await,
             staged.to_vec()
         );
     }
@@ -172,7 +157,9 @@ async fn a_nats_restart_loses_wake_ups_but_no_photo() {
     let live = upload(&b, &member, &session, &photo_bytes(3, 64)).await;
     for client in [&mut on_a, &mut on_b] {
         assert_eq!(
-            photos_within(client, 1, Duration::from_secs(5)).await,
+            client
+                .photo_ids_within(1, Duration::from_secs(5), SILENCE)
+                .await,
             std::slice::from_ref(&live)
         );
     }
@@ -203,7 +190,9 @@ async fn a_lost_wake_up_is_found_by_the_next_event_of_the_session() {
     assert_eq!(done.ok()["completePhotoUpload"]["status"], "READY");
     for client in [&mut on_a, &mut on_b] {
         assert_eq!(
-            photos_within(client, 2, Duration::from_secs(5)).await,
+            client
+                .photo_ids_within(2, Duration::from_secs(5), SILENCE)
+                .await,
             [first.clone(), second.clone()]
         );
     }
@@ -229,7 +218,9 @@ async fn a_lost_last_wake_up_is_found_by_the_sequence_check() {
     // after it first saw the photo there.
     for client in [&mut on_a, &mut on_b] {
         assert_eq!(
-            photos_within(client, 1, Duration::from_secs(5)).await,
+            client
+                .photo_ids_within(1, Duration::from_secs(5), SILENCE)
+                .await,
             std::slice::from_ref(&photo)
         );
     }
