@@ -341,15 +341,18 @@ impl Settings {
         let cost = CostLimits::from(&self.cost);
         let processing = self.processing.resolve()?;
         let persisted = self.persisted.resolve(&cost)?;
-        let realtime = self.realtime.resolve(&database_url)?;
+        // Migrations hold one connection for their lock and need another to run.
+        let database_max_connections = self.database.database_max_connections.max(2);
+        let realtime = self
+            .realtime
+            .resolve(&database_url, database_max_connections)?;
         Ok(Config {
             bind: self.bind,
             public_url,
             public_url_from_bind,
             data_dir: self.data_dir,
             database_url,
-            // Migrations hold one connection for their lock and need another to run.
-            database_max_connections: self.database.database_max_connections.max(2),
+            database_max_connections,
             database_timeouts: self.database.database_timeouts,
             jwt_secret,
             access_token_ttl: Duration::from_secs(self.tokens.access_token_ttl_secs),

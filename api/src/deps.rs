@@ -12,6 +12,7 @@ use crate::auth::jwt::JwtKeys;
 use crate::auth::oauth::OAuth;
 use crate::config::Config;
 use crate::limits::RateLimiters;
+use crate::realtime::admission::Admission;
 use crate::realtime::announce::Announcer;
 use crate::realtime::{Bus, presence::Presence};
 use crate::service::sign_in::Tokens;
@@ -35,6 +36,8 @@ pub struct Deps {
     pub bus: Arc<Bus>,
     /// Announces the events this process commits to every replica's bus.
     pub announcer: Announcer,
+    /// The queue subscription starts go through.
+    pub admission: Arc<Admission>,
     /// Who has a live `photoAdded` subscription here.
     pub presence: Arc<Presence>,
     /// This replica's rate limits and WebSocket caps.
@@ -80,6 +83,7 @@ impl Deps {
             bus: Bus::new(),
             announcer: crate::realtime::announcer_for(&db),
             presence: Presence::new(db.clone()),
+            admission: Admission::new(config.realtime.admission),
             store,
             local_store,
             tokens,

@@ -142,6 +142,10 @@ pub enum ApiError {
     /// store) cannot be reached right now. Nothing was changed; the same request may succeed
     /// in a moment (`extensions.retryAfter` says when to try). The cause is logged.
     Unavailable(Arc<anyhow::Error>),
+    /// `SERVICE_UNAVAILABLE` too, for a server too busy to take this on now (too many
+    /// subscriptions starting at once): nothing was started, try again after
+    /// `extensions.retryAfter`. Expected under load, so counted rather than logged.
+    Busy(&'static str),
     /// `INTERNAL_SERVER_ERROR`: our fault. The cause is logged, never sent to the client.
     Internal(Arc<anyhow::Error>),
 }
@@ -179,8 +183,19 @@ impl ApiError {
             Self::JoinsLocked => ErrorCode::JoinsLocked,
             Self::Banned => ErrorCode::Banned,
             Self::UploadWindowClosed => ErrorCode::UploadWindowClosed,
-            Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            Self::Unavailable(_) | Self::Busy(_) => ErrorCode::ServiceUnavailable,
             Self::Internal(_) => ErrorCode::InternalServerError,
+        }
+    }
+
+    /// When the client may try again (`extensions.retryAfter`), for the errors that have one.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            Self::Unavailable(_) | Self::Busy(_) => Some(UNAVAILABLE_RETRY_SECS),
+            _ => None,
         }
     }
 
@@ -200,7 +215,8 @@ impl ApiError {
             | Self::Forbidden(m)
             | Self::NotFound(m)
             | Self::Conflict(m)
-            | Self::QuotaExceeded(m) => (*m).to_owned(),
+            | Self::QuotaExceeded(m)
+            | Self::Busy(m) => (*m).to_owned(),
             Self::BadInput { message, .. } => message.clone(),
             Self::RateLimited {
                 retry_after_secs, ..
@@ -258,13 +274,7 @@ impl From<ApiError> for async_graphql::Error {
             ApiError::BadInput { field, .. } => Some(*field),
             _ => None,
         };
-        let retry_after = match &err {
-            ApiError::RateLimited {
-                retry_after_secs, ..
-            } => Some(*retry_after_secs),
-            ApiError::Unavailable(_) => Some(UNAVAILABLE_RETRY_SECS),
-            _ => None,
-        };
+        let retry_after = err.retry_after_secs();
         async_graphql::Error::new(err.client_message()).extend_with(|_, ext| {
             ext.set("code", code);
             if let Some(field) = field {

@@ -57,8 +57,19 @@ impl Subscription {
         let session_id = ids::expect(Kind::Session, &session_id, "sessionId")?;
         let after = parse_after(after.as_deref())?;
         let deps = ctx.deps()?;
+        // Anonymous starts are refused before they take a turn.
+        ctx.viewer().user_id()?;
+        let admitted = deps.admission.admit().await?;
         let blocks = LiveBlocks::start(deps, ctx.viewer()).await?;
-        let items = feed::follow(deps, ctx.viewer(), session_id, after, Following::Photos).await?;
+        let items = feed::follow(
+            deps,
+            ctx.viewer(),
+            session_id,
+            after,
+            Following::Photos,
+            admitted,
+        )
+        .await?;
         Ok(screened(items, blocks, photo_added, |event| {
             Some(&event.photo.0)
         }))
@@ -80,8 +91,19 @@ impl Subscription {
         let session_id = ids::expect(Kind::Session, &session_id, "sessionId")?;
         let after = parse_after(after.as_deref())?;
         let deps = ctx.deps()?;
+        // Anonymous starts are refused before they take a turn.
+        ctx.viewer().user_id()?;
+        let admitted = deps.admission.admit().await?;
         let blocks = LiveBlocks::start(deps, ctx.viewer()).await?;
-        let items = feed::follow(deps, ctx.viewer(), session_id, after, Following::Events).await?;
+        let items = feed::follow(
+            deps,
+            ctx.viewer(),
+            session_id,
+            after,
+            Following::Events,
+            admitted,
+        )
+        .await?;
         Ok(screened(
             items,
             blocks,

@@ -69,6 +69,9 @@ pub const BUS_NOTIFICATIONS: &str = "photon_bus_notifications_total";
 pub const BUS_RESYNCS: &str = "photon_bus_resyncs_total";
 pub const BUS_ANNOUNCED: &str = "photon_bus_announced_total";
 pub const BUS_GAPS: &str = "photon_bus_gaps_total";
+pub const SUBSCRIPTION_STARTS: &str = "photon_subscription_starts_total";
+pub const SUBSCRIPTION_STARTS_WAITING: &str = "photon_subscription_starts_waiting";
+pub const SUBSCRIPTION_START_WAIT: &str = "photon_subscription_start_wait_seconds";
 pub const PUSH: &str = "photon_push_total";
 pub const SWEEPER_REMOVED: &str = "photon_sweeper_removed_total";
 pub const SWEEPER_DURATION: &str = "photon_sweeper_duration_seconds";
@@ -198,6 +201,22 @@ fn describe() {
          a session's log grew with no wake-up for a whole check interval); each makes the \
          session's subscribers read the log."
     );
+    describe_counter!(
+        SUBSCRIPTION_STARTS,
+        Unit::Count,
+        "Subscription starts by how their admission went: admitted, queue_full (refused at \
+         once) or timed_out (refused after the longest wait)."
+    );
+    describe_gauge!(
+        SUBSCRIPTION_STARTS_WAITING,
+        Unit::Count,
+        "Subscription starts waiting for their turn."
+    );
+    describe_histogram!(
+        SUBSCRIPTION_START_WAIT,
+        Unit::Seconds,
+        "Time a subscription start waited for its turn (only those that had to wait)."
+    );
     describe_counter!(PUSH, Unit::Count, "Push notifications, by outcome.");
     describe_counter!(
         SWEEPER_REMOVED,
@@ -292,6 +311,10 @@ fn baseline() {
     for by in ["feed", "check"] {
         ::metrics::counter!(BUS_GAPS, "by" => by).absolute(0);
     }
+    for outcome in ["admitted", "queue_full", "timed_out"] {
+        ::metrics::counter!(SUBSCRIPTION_STARTS, "outcome" => outcome).absolute(0);
+    }
+    ::metrics::gauge!(SUBSCRIPTION_STARTS_WAITING).set(0.0);
     for outcome in ["sent", "failed", "retried", "pruned"] {
         ::metrics::counter!(PUSH, "outcome" => outcome).absolute(0);
     }
@@ -337,6 +360,21 @@ pub fn announcements_dropped(n: usize) {
 /// A missed wake-up was found, by a feed or by the sequence check.
 pub fn bus_gap(by: &'static str) {
     ::metrics::counter!(BUS_GAPS, "by" => by).increment(1);
+}
+
+/// A subscription start was admitted or refused (`outcome`).
+pub fn subscription_start(outcome: &'static str) {
+    ::metrics::counter!(SUBSCRIPTION_STARTS, "outcome" => outcome).increment(1);
+}
+
+/// `n` subscription starts are waiting for their turn.
+pub fn subscription_starts_waiting(n: usize) {
+    ::metrics::gauge!(SUBSCRIPTION_STARTS_WAITING).set(n as f64);
+}
+
+/// A subscription start waited `took` for its turn.
+pub fn subscription_start_waited(took: Duration) {
+    ::metrics::histogram!(SUBSCRIPTION_START_WAIT).record(took.as_secs_f64());
 }
 
 /// Subscribers were told to catch up from the log.

@@ -36,6 +36,7 @@ use sea_orm::EntityTrait;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
+use super::admission::Admitted;
 use super::bus::{Bus, BusMessage, FeedItem, Receiver};
 use super::log::{self, Replays};
 use super::presence::{Online, Presence};
@@ -59,6 +60,8 @@ pub struct FeedStart {
     /// cursor is replayed (`photoAdded`: the album is the members' to see, whenever a photo
     /// was added).
     pub since_join: bool,
+    /// The start's turn in the admission queue, given back once the replay is read.
+    pub admitted: Option<Admitted>,
 }
 
 struct Feed {
@@ -84,6 +87,8 @@ struct Feed {
     /// may not have reached the channel yet).
     final_read: bool,
     _presence: Option<Online>,
+    /// Held until the first replay is read: a start is not over before that.
+    admitted: Option<Admitted>,
     /// Events recorded from then on are live; earlier ones are replayed history.
     opened_at: DateTime<Utc>,
 }
@@ -175,6 +180,8 @@ pub async fn open(
         closes_at,
         final_read: false,
         _presence: online,
+        // A live-only feed has nothing to replay: its start is over.
+        admitted: if catch_up { start.admitted } else { None },
         opened_at,
     };
     Ok(futures_util::stream::unfold(feed, |mut feed| async move {
@@ -212,6 +219,9 @@ impl Feed {
                 match log::page(&self.db, Some(self.session_id), self.last).await {
                     Ok(page) => {
                         self.catch_up = page.len() as u64 == log::PAGE;
+                        if !self.catch_up {
+                            self.admitted = None;
+                        }
                         if let Some(seq) = page.iter().filter_map(|i| i.event.session_seq).max() {
                             self.seen_seq = self.seen_seq.max(seq);
                             self.bus.saw(self.session_id, self.seen_seq);
@@ -310,13 +320,15 @@ pub enum Following {
     Events,
 }
 
-/// Opens a member's feed of a session: NOT_FOUND unless the viewer is a current member.
+/// Opens a member's feed of a session, in the turn `admitted` gives it: NOT_FOUND unless the
+/// viewer is a current member.
 pub async fn follow(
     deps: &Deps,
     viewer: Viewer,
     session_id: Uuid,
     after: Option<i64>,
     following: Following,
+    admitted: Admitted,
 ) -> ApiResult<impl Stream<Item = ApiResult<Arc<FeedItem>>> + Send + use<>> {
     open(
         deps.db.clone(),
@@ -327,6 +339,7 @@ pub async fn follow(
             after,
             presence: (following == Following::Photos).then(|| deps.presence.clone()),
             since_join: following == Following::Events,
+            admitted: Some(admitted),
         },
     )
     .await

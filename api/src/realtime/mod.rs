@@ -4,6 +4,7 @@
 //! subscription reads, the sequence check that finds lost wake-ups, and presence for the push
 //! dispatcher.
 
+pub mod admission;
 pub mod announce;
 pub mod bus;
 pub mod check;
@@ -23,6 +24,7 @@ use secrecy::{ExposeSecret, SecretString};
 pub use bus::{Bus, FeedItem};
 
 use crate::jobs::Supervisor;
+use admission::AdmissionLimits;
 use announce::{Announcer, Via};
 use nats::NatsBus;
 
@@ -44,6 +46,25 @@ pub struct RealtimeSettings {
     #[arg(long, env = "PHOTON_EVENT_CHECK_MS", default_value_t = 1_000,
         value_parser = clap::value_parser!(u64).range(50..=60_000))]
     pub event_check_ms: u64,
+
+    /// How many subscriptions may be starting at once (checking membership, replaying from
+    /// their cursor); the others wait their turn. Default: half of
+    /// PHOTON_DATABASE_MAX_CONNECTIONS, so requests keep the rest of the pool.
+    #[arg(long, env = "PHOTON_SUBSCRIPTION_STARTS",
+        value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub subscription_starts: Option<u32>,
+
+    /// Most subscription starts waiting for their turn; one more is refused at once with
+    /// `SERVICE_UNAVAILABLE` (and `extensions.retryAfter`).
+    #[arg(long, env = "PHOTON_SUBSCRIPTION_START_QUEUE", default_value_t = 20_000,
+        value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub subscription_start_queue: u32,
+
+    /// Longest a subscription start waits for its turn, in seconds, before it is refused with
+    /// `SERVICE_UNAVAILABLE`.
+    #[arg(long, env = "PHOTON_SUBSCRIPTION_START_WAIT_SECS", default_value_t = 15,
+        value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub subscription_start_wait_secs: u64,
 }
 
 /// How this deployment's wake-ups travel, resolved from [`RealtimeSettings`].
@@ -51,10 +72,13 @@ pub struct RealtimeSettings {
 pub struct Realtime {
     pub nats: Option<NatsBus>,
     pub check_every: Duration,
+    /// The queue in front of subscription starts.
+    pub admission: AdmissionLimits,
 }
 
 impl RealtimeSettings {
-    pub fn resolve(self, database_url: &SecretString) -> anyhow::Result<Realtime> {
+    /// `pool` is the most connections the server's pool opens.
+    pub fn resolve(self, database_url: &SecretString, pool: u32) -> anyhow::Result<Realtime> {
         let sqlite = database_url.expose_secret().starts_with("sqlite:");
         let nats = match self.nats_url {
             Some(url) if !url.expose_secret().trim().is_empty() => {
@@ -71,9 +95,15 @@ impl RealtimeSettings {
             }
             _ => None,
         };
+        let concurrent = self.subscription_starts.unwrap_or(pool / 2).max(1);
         Ok(Realtime {
             nats,
             check_every: Duration::from_millis(self.event_check_ms),
+            admission: AdmissionLimits {
+                concurrent: concurrent as usize,
+                queue: self.subscription_start_queue as usize,
+                wait: Duration::from_secs(self.subscription_start_wait_secs),
+            },
         })
     }
 }
@@ -83,6 +113,7 @@ impl std::fmt::Debug for Realtime {
         f.debug_struct("Realtime")
             .field("nats_subject", &self.nats.as_ref().map(NatsBus::subject))
             .field("check_every", &self.check_every)
+            .field("admission", &self.admission)
             .finish()
     }
 }

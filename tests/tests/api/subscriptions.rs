@@ -462,6 +462,7 @@ async fn a_subscriber_that_falls_behind_catches_up_from_the_log() {
             after: None,
             presence: None,
             since_join: false,
+            admitted: None,
         },
     )
     .await
@@ -706,4 +707,122 @@ async fn a_session_with_nothing_pruned_replays_from_the_start() {
         )
         .await;
     client.expect_silence(Duration::from_millis(300)).await;
+}
+
+/// Waits until `ready` holds; fails the test after 10 s.
+async fn until(what: &str, ready: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !ready() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The error a refused start gets: `next` with errors and no data, then `complete`.
+async fn expect_refused(client: &mut WsClient, id: &str) -> Value {
+    let payload = client.next_payload(id).await;
+    assert!(payload["data"].is_null(), "{payload}");
+    client.expect_complete(id).await;
+    payload["errors"][0]["extensions"].clone()
+}
+
+#[tokio::test]
+async fn subscription_starts_wait_their_turn_in_a_bounded_queue_and_a_refused_one_resumes() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    // One start at a time, one more waiting, for at most a second.
+    let app = TestApp::spawn_with(&[
+        "--subscription-starts=1",
+        "--subscription-start-queue=1",
+        "--subscription-start-wait-secs=1",
+        "--database-acquire-timeout-ms=20000",
+        "--database-lock-timeout-ms=20000",
+    ])
+    .await;
+    let (owner, member, session) = session_with_member(&app).await;
+    upload(&app, &owner, &session, &photo_bytes(0, 64)).await;
+    let list = app
+        .gql_as(
+            &member,
+            "query($s: ID!) { session(id: $s) { photos(first: 1) { edges { cursor } } } }",
+            json!({ "s": session }),
+        )
+        .await;
+    let cursor = list.ok()["session"]["photos"]["edges"][0]["cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut missed = Vec::new();
+    for seed in 1..=2u8 {
+        missed.push(upload(&app, &owner, &session, &photo_bytes(seed, 64)).await);
+    }
+    let resume = json!({ "s": session, "after": cursor });
+    let mut phones = Vec::new();
+    for _ in 0..3 {
+        phones.push(WsClient::connect_as(&app, Protocol::Transport, &member.token).await);
+    }
+    let [first, second, third] = &mut phones[..] else {
+        unreachable!()
+    };
+
+    // Hold up the start that gets the turn: its first read waits for a lock on the blocks
+    // table (on SQLite, for the pool's one connection, which this transaction holds).
+    let hold = app.state.db.begin().await.unwrap();
+    if app.backend == photon_tests::Backend::Postgres {
+        hold.execute_unprepared("LOCK TABLE user_blocks IN ACCESS EXCLUSIVE MODE")
+            .await
+            .unwrap();
+    }
+    let admission = app.state.admission.clone();
+    first.subscribe("1", PHOTO_ADDED, resume.clone()).await;
+    until("the first start holds the turn", || {
+        admission.starting() == 1
+    })
+    .await;
+    second.subscribe("1", PHOTO_ADDED, resume.clone()).await;
+    until("the second start waits", || admission.waiting() == 1).await;
+
+    // The queue is full: the third is refused at once, retryably.
+    let asked = std::time::Instant::now();
+    third.subscribe("1", PHOTO_ADDED, resume.clone()).await;
+    let refused = expect_refused(third, "1").await;
+    assert_eq!(refused["code"], "SERVICE_UNAVAILABLE", "{refused}");
+    assert_eq!(refused["retryAfter"], 1, "{refused}");
+    assert!(asked.elapsed() < Duration::from_millis(900));
+    // The second waited its longest and gave up.
+    let refused = expect_refused(second, "1").await;
+    assert_eq!(refused["code"], "SERVICE_UNAVAILABLE", "{refused}");
+    assert!(asked.elapsed() >= Duration::from_millis(900));
+    assert_eq!(admission.waiting(), 0);
+
+    // The lock goes: the first start goes on and replays what it missed.
+    hold.commit().await.unwrap();
+    let replayed = first
+        .photo_ids_within(2, Duration::from_secs(5), Duration::ZERO)
+        .await;
+    assert_eq!(replayed, missed);
+    until("the first start gave its turn back", || {
+        admission.starting() == 0
+    })
+    .await;
+
+    // The refused ones try again from the same cursor and miss nothing.
+    for phone in [second, third] {
+        phone.subscribe("2", PHOTO_ADDED, resume.clone()).await;
+        let replayed = phone
+            .photo_ids_within(2, Duration::from_secs(5), Duration::ZERO)
+            .await;
+        assert_eq!(replayed, missed);
+    }
+    // One member's phones: one presence row.
+    app.wait_online(1).await;
+    let live = upload(&app, &owner, &session, &photo_bytes(9, 64)).await;
+    for (n, phone) in phones.iter_mut().enumerate() {
+        let id = if n == 0 { "1" } else { "2" };
+        let payload = phone.next_payload(id).await;
+        assert_eq!(event(&payload)["photo"]["id"], live);
+    }
 }
