@@ -36,7 +36,7 @@ impl Extension for LiveAccount {
             && let Some(Viewer::User(me)) = ctx.data_opt::<Viewer>().copied()
             && let Some(loaders) = ctx.data_opt::<Loaders>()
         {
-            match loaders.users.load_one(me).await {
+            match loaders.users().load_one(me).await {
                 Ok(Some(_)) => {}
                 Ok(None) => {
                     let gone =

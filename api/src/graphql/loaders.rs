@@ -2,7 +2,7 @@
 //! than N.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use entity::{friendship, photo, session_ban, session_member, user};
@@ -167,18 +167,22 @@ impl Loader<Uuid> for PhotoCountLoader {
     }
 }
 
-/// The loaders of one request (shared by the operations of a batch, which have one viewer).
+/// The loaders of one request (shared by the operations of a batch, which have one viewer),
+/// each made on first use: a subscription waiting for its next event holds none, and a query
+/// holds only those its fields use.
 #[derive(Clone)]
-pub struct Loaders {
-    pub users: Arc<DataLoader<UserLoader, HashMapCache>>,
-    pub members: Arc<DataLoader<MembersLoader>>,
-    pub bans: Arc<DataLoader<BansLoader>>,
-    pub photo_counts: Arc<DataLoader<PhotoCountLoader>>,
-    pub photos: Arc<DataLoader<PhotosLoader>>,
-    /// Sessions the viewer belongs to (none for an anonymous request).
-    pub sessions: Arc<DataLoader<SessionLoader, HashMapCache>>,
-    /// `None` for an anonymous request, which has no friendships.
-    pub friendships: Option<Arc<DataLoader<FriendshipLoader>>>,
+pub struct Loaders(Arc<Lazy>);
+
+struct Lazy {
+    db: DatabaseConnection,
+    viewer: Viewer,
+    users: OnceLock<Users>,
+    members: OnceLock<Arc<DataLoader<MembersLoader>>>,
+    bans: OnceLock<Arc<DataLoader<BansLoader>>>,
+    photo_counts: OnceLock<Arc<DataLoader<PhotoCountLoader>>>,
+    photos: OnceLock<Arc<DataLoader<PhotosLoader>>>,
+    sessions: OnceLock<Arc<DataLoader<SessionLoader, HashMapCache>>>,
+    friendships: OnceLock<Arc<DataLoader<FriendshipLoader>>>,
 }
 
 /// Runs a DataLoader's batch. async-graphql waits `delay` (1 ms by default) on a timer
@@ -207,31 +211,86 @@ fn cached_loader<T: Send + Sync + 'static>(loader: T) -> Arc<DataLoader<T, HashM
 
 impl Loaders {
     pub fn new(db: &DatabaseConnection, viewer: Viewer) -> Self {
-        // An anonymous viewer is nobody's member: the nil id matches no row.
-        let me = match viewer {
+        Self(Arc::new(Lazy {
+            db: db.clone(),
+            viewer,
+            users: OnceLock::new(),
+            members: OnceLock::new(),
+            bans: OnceLock::new(),
+            photo_counts: OnceLock::new(),
+            photos: OnceLock::new(),
+            sessions: OnceLock::new(),
+            friendships: OnceLock::new(),
+        }))
+    }
+
+    fn db(&self) -> DatabaseConnection {
+        self.0.db.clone()
+    }
+
+    /// The viewer's id; an anonymous viewer is nobody's member, and the nil id matches no row.
+    fn me(&self) -> Uuid {
+        match self.0.viewer {
             Viewer::User(me) => me,
             Viewer::Anonymous => Uuid::nil(),
-        };
-        // Cached for the request: the same people turn up as owners, members, requesters.
-        let users = cached_loader(UserLoader(db.clone()));
-        Self {
-            members: loader(MembersLoader(db.clone(), users.clone())),
-            bans: loader(BansLoader(db.clone())),
-            photo_counts: loader(PhotoCountLoader(db.clone(), me)),
-            photos: loader(PhotosLoader(db.clone(), me, users.clone())),
-            users,
-            sessions: cached_loader(SessionLoader { db: db.clone(), me }),
-            friendships: match viewer {
-                Viewer::User(me) => Some(loader(FriendshipLoader { db: db.clone(), me })),
-                Viewer::Anonymous => None,
-            },
         }
+    }
+
+    /// Cached for the request: the same people turn up as owners, members, requesters.
+    pub fn users(&self) -> &Users {
+        self.0
+            .users
+            .get_or_init(|| cached_loader(UserLoader(self.db())))
+    }
+
+    pub fn members(&self) -> &Arc<DataLoader<MembersLoader>> {
+        self.0
+            .members
+            .get_or_init(|| loader(MembersLoader(self.db(), self.users().clone())))
+    }
+
+    pub fn bans(&self) -> &Arc<DataLoader<BansLoader>> {
+        self.0.bans.get_or_init(|| loader(BansLoader(self.db())))
+    }
+
+    pub fn photo_counts(&self) -> &Arc<DataLoader<PhotoCountLoader>> {
+        self.0
+            .photo_counts
+            .get_or_init(|| loader(PhotoCountLoader(self.db(), self.me())))
+    }
+
+    pub fn photos(&self) -> &Arc<DataLoader<PhotosLoader>> {
+        self.0
+            .photos
+            .get_or_init(|| loader(PhotosLoader(self.db(), self.me(), self.users().clone())))
+    }
+
+    /// Sessions the viewer belongs to (none for an anonymous request).
+    pub fn sessions(&self) -> &Arc<DataLoader<SessionLoader, HashMapCache>> {
+        self.0.sessions.get_or_init(|| {
+            cached_loader(SessionLoader {
+                db: self.db(),
+                me: self.me(),
+            })
+        })
+    }
+
+    /// `None` for an anonymous request, which has no friendships.
+    pub fn friendships(&self) -> Option<&Arc<DataLoader<FriendshipLoader>>> {
+        let Viewer::User(me) = self.0.viewer else {
+            return None;
+        };
+        Some(
+            self.0
+                .friendships
+                .get_or_init(|| loader(FriendshipLoader { db: self.db(), me })),
+        )
     }
 
     /// A user named in an event, which no key keeps alive: one who deleted their account
     /// since is shown as a placeholder with their old id and no name of theirs.
     pub async fn user_or_deleted(&self, id: Uuid) -> Result<user::Model, ApiError> {
-        Ok(self.users.load_one(id).await?.unwrap_or_else(|| {
+        Ok(self.users().load_one(id).await?.unwrap_or_else(|| {
             let epoch = chrono::DateTime::UNIX_EPOCH;
             user::Model {
                 id,
@@ -247,7 +306,7 @@ impl Loaders {
 
     /// A user that must exist (a foreign key points at it).
     pub async fn user(&self, id: Uuid) -> Result<user::Model, ApiError> {
-        self.users.load_one(id).await?.ok_or_else(|| {
+        self.users().load_one(id).await?.ok_or_else(|| {
             ApiError::internal(anyhow::anyhow!("user {id} is referenced but missing"))
         })
     }

@@ -38,7 +38,7 @@ impl Photo {
     /// The session it belongs to.
     async fn session(&self, ctx: &Context<'_>) -> Result<Session> {
         let loaders = ctx.loaders()?;
-        let view = loaders.sessions.load_one(self.0.session_id).await?;
+        let view = loaders.sessions().load_one(self.0.session_id).await?;
         // The viewer reached this photo through the session, so they are a member.
         let view = view.ok_or(ApiError::NotFound("no such session"))?;
         Ok(Session(view))

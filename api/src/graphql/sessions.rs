@@ -162,7 +162,7 @@ impl Session {
         };
         let page = ctx
             .loaders()?
-            .photos
+            .photos()
             .load_one(key)
             .await?
             .unwrap_or_else(Page::empty);
@@ -173,7 +173,7 @@ impl Session {
     async fn photo_count(&self, ctx: &Context<'_>) -> Result<i64> {
         let count = ctx
             .loaders()?
-            .photo_counts
+            .photo_counts()
             .load_one(self.0.session.id)
             .await?;
         Ok(count.unwrap_or(0))
@@ -198,12 +198,12 @@ impl Session {
         };
         let loaders = ctx.loaders()?;
         let page = loaders
-            .bans
+            .bans()
             .load_one(key)
             .await?
             .unwrap_or_else(Page::empty);
         let users = loaders
-            .users
+            .users()
             .load_many(page.items.iter().map(|(_, ban)| ban.user_id))
             .await?;
         let page = page.filter_map(|ban| users.get(&ban.user_id).cloned());
@@ -225,7 +225,7 @@ impl Session {
         };
         let page = ctx
             .loaders()?
-            .members
+            .members()
             .load_one(key)
             .await?
             .unwrap_or_else(Page::empty);

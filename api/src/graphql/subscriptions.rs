@@ -60,15 +60,17 @@ impl Subscription {
         // Anonymous starts are refused before they take a turn.
         ctx.viewer().user_id()?;
         let admitted = deps.admission.admit().await?;
-        let blocks = LiveBlocks::start(deps, ctx.viewer()).await?;
-        let items = feed::follow(
+        // Boxed, like every one-off await here: this future lives inside the subscription's
+        // stream for as long as it runs, sized by its largest await.
+        let blocks = Box::pin(LiveBlocks::start(deps, ctx.viewer())).await?;
+        let items = Box::pin(feed::follow(
             deps,
             ctx.viewer(),
             session_id,
             after,
             Following::Photos,
             admitted,
-        )
+        ))
         .await?;
         Ok(screened(items, blocks, photo_added, |event| {
             Some(&event.photo.0)
@@ -94,15 +96,17 @@ impl Subscription {
         // Anonymous starts are refused before they take a turn.
         ctx.viewer().user_id()?;
         let admitted = deps.admission.admit().await?;
-        let blocks = LiveBlocks::start(deps, ctx.viewer()).await?;
-        let items = feed::follow(
+        // Boxed, like every one-off await here: this future lives inside the subscription's
+        // stream for as long as it runs, sized by its largest await.
+        let blocks = Box::pin(LiveBlocks::start(deps, ctx.viewer())).await?;
+        let items = Box::pin(feed::follow(
             deps,
             ctx.viewer(),
             session_id,
             after,
             Following::Events,
             admitted,
-        )
+        ))
         .await?;
         Ok(screened(
             items,
@@ -149,7 +153,9 @@ impl LiveBlocks {
             return Ok(true);
         }
         if self.watch.changed() {
-            self.blocked = blocks::blocked_by(&self.db, Viewer::User(self.viewer)).await?;
+            // Boxed: rare, and the stream's idle state would otherwise be as big as this read.
+            let read = Box::pin(blocks::blocked_by(&self.db, Viewer::User(self.viewer)));
+            self.blocked = read.await?;
         }
         Ok(photo.hidden_at.is_none() && !self.blocked.contains(&photo.uploader_id))
     }

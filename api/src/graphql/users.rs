@@ -43,7 +43,7 @@ impl User {
         if me == self.model.id {
             return Ok(Standing::SelfUser);
         }
-        let row = match &ctx.loaders()?.friendships {
+        let row = match ctx.loaders()?.friendships() {
             Some(loader) => loader.load_one(self.model.id).await?,
             None => None,
         };

@@ -205,7 +205,7 @@ impl Feed {
                     item.event.kind,
                     EventKind::SessionEnded | EventKind::SessionUpdated
                 ) {
-                    self.reread_window().await;
+                    Box::pin(self.reread_window()).await;
                 }
                 let committed_at = item.event.created_at;
                 let handed = HandedOut {
@@ -216,7 +216,9 @@ impl Feed {
                 return Some(Ok(item));
             }
             if self.catch_up {
-                match log::page(&self.db, Some(self.session_id), self.last).await {
+                // Boxed, as the read above: a feed spends its life waiting on the channel, and
+                // its waiting state should not be the size of a database read.
+                match Box::pin(log::page(&self.db, Some(self.session_id), self.last)).await {
                     Ok(page) => {
                         self.catch_up = page.len() as u64 == log::PAGE;
                         if !self.catch_up {

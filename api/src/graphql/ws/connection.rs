@@ -48,7 +48,8 @@ const OUTBOX: usize = 64;
 /// Longest operation id accepted.
 const MAX_ID_LEN: usize = 128;
 
-/// What an operation's task hands the connection.
+/// What an operation's task hands the connection, boxed: a connection's channel allocates
+/// room for 32 of its items up front, idle or not.
 enum Outgoing {
     Next {
         id: String,
@@ -70,7 +71,7 @@ enum Outgoing {
 }
 
 /// The receiving end of a connection's operations' results.
-pub(super) struct Results(mpsc::Receiver<Outgoing>);
+pub(super) struct Results(mpsc::Receiver<Box<Outgoing>>);
 
 /// A message ready for the socket.
 struct Outbound {
@@ -111,7 +112,7 @@ pub(super) struct Connection {
     expires_at: Option<Instant>,
     running: HashMap<String, Running>,
     generation: u64,
-    outbox: mpsc::Sender<Outgoing>,
+    outbox: mpsc::Sender<Box<Outgoing>>,
     client: ClientIp,
     /// This socket's place in the per-IP and per-user caps, held while it is open.
     open: OpenSocket,
@@ -194,7 +195,7 @@ impl Connection {
                         Message::Ping(_) | Message::Pong(_) => Reply::Nothing,
                     }
                 }
-                Some(outgoing) = results.recv() => self.deliver(outgoing),
+                Some(outgoing) = results.recv() => self.deliver(*outgoing),
                 _ = ticks.tick() => {
                     if last_heard.elapsed() > keepalive * 3 {
                         Reply::Close(Close::new(CloseCode::GoingAway, "keep-alive timed out"))
@@ -523,16 +524,13 @@ impl Connection {
         )
     }
 
-    /// Refuses one operation with the error's code (and `retryAfter`, when rate limited).
+    /// Refuses one operation with the error's code (and `retryAfter`, when it has one).
     fn refuse_with(&self, id: &str, err: &ApiError) -> Reply {
         let mut error = ServerError::new(err.client_message(), None);
         let extensions = error.extensions.get_or_insert_with(Default::default);
         extensions.set("code", err.code().as_str());
-        if let ApiError::RateLimited {
-            retry_after_secs, ..
-        } = err
-        {
-            extensions.set("retryAfter", *retry_after_secs);
+        if let Some(secs) = err.retry_after_secs() {
+            extensions.set("retryAfter", secs);
         }
         self.reply(
             ServerMessage::Error {
@@ -599,7 +597,7 @@ fn shutting_down() -> Close {
 struct Run {
     id: String,
     generation: u64,
-    outbox: mpsc::Sender<Outgoing>,
+    outbox: mpsc::Sender<Box<Outgoing>>,
     time_limit: Option<Duration>,
     /// Counted as running until the task ends, however it ends.
     _active: Option<CountedSubscription>,
@@ -631,11 +629,11 @@ impl Run {
                             .set("code", ErrorCode::ServiceUnavailable.as_str());
                         let errors = vec![error];
                         let _ = outbox
-                            .send(Outgoing::Error {
+                            .send(Box::new(Outgoing::Error {
                                 id,
                                 generation,
                                 errors,
-                            })
+                            }))
                             .await;
                         return;
                     }
@@ -643,7 +641,7 @@ impl Run {
                 None => responses.next().await,
             };
             let Some(response) = next else { break };
-            let outgoing = if first && is_request_error(&response) {
+            let outgoing = Box::new(if first && is_request_error(&response) {
                 Outgoing::Error {
                     id: id.clone(),
                     generation,
@@ -656,16 +654,18 @@ impl Run {
                     response: Box::new(response),
                     event: feed::take_handed_out(),
                 }
-            };
+            });
             first = false;
-            let refused = matches!(outgoing, Outgoing::Error { .. });
+            let refused = matches!(*outgoing, Outgoing::Error { .. });
             // Waits while the client is slow to read; the feed catches up meanwhile.
             if outbox.send(outgoing).await.is_err() || refused {
                 return;
             }
         }
         tracing::debug!("operation finished");
-        let _ = outbox.send(Outgoing::Complete { id, generation }).await;
+        let _ = outbox
+            .send(Box::new(Outgoing::Complete { id, generation }))
+            .await;
     }
 }
 

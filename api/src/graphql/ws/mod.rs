@@ -99,7 +99,7 @@ fn upgrade(
     let ws = ws
         .protocols([TRANSPORT_WS, LEGACY_WS])
         // Small buffers: most sockets are idle, and there may be tens of thousands.
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(4 * 1024)
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES);
