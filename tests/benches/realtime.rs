@@ -3,6 +3,8 @@
 //! a steady rate, one step per rate, slowest first. Prints, per rate, the p50/p99/max time from
 //! `completePhotoUpload`'s response to each subscriber's receipt of the photo, and at the end
 //! the highest rate whose p99 stayed under 50 ms (the target) and the server's memory per idle connection.
+//! Then a reconnect storm: the server is killed with every socket subscribed and started again,
+//! and every phone reconnects and resumes from its last cursor while more photos arrive.
 //!
 //! ```sh
 //! cargo bench -p photon-tests --bench realtime          # 1,000 sessions x 10 members
@@ -19,8 +21,11 @@
 //! - `PHOTON_BENCH_CONCURRENCY` (64): requests, handshakes and subscriptions in flight during
 //!   setup.
 //! - `PHOTON_BENCH_DRAIN_SECS` (30): how long a step waits for late deliveries.
+//! - `PHOTON_BENCH_STORM` (1): `0` skips the reconnect storm.
 //! - `PHOTON_TEST_BACKEND` (`postgres` or `sqlite`) and `TEST_DATABASE_URL` as for the tests;
 //!   the benchmark creates its own database and drops it at the end.
+//! - `PHOTON_BENCH_SERVER_WRAPPER`: a program to run the server under, e.g. `heaptrack` (its
+//!   memory and CPU figures are then the wrapper's, not the server's).
 //! - Any other server setting through its usual `PHOTON_*` variable (the server inherits the
 //!   environment), e.g. `PHOTON_DATABASE_MAX_CONNECTIONS`.
 //!
@@ -43,6 +48,17 @@
 //!   Both ends run on this machine and share its cores, so client work is in the figures too;
 //!   each step also prints the CPU the server and the benchmark used while it ran, and the
 //!   p99 of the completions themselves.
+//! - The storm: one photo per session is completed as fast as the requests go, and the
+//!   server is killed with SIGKILL as soon as the last completion has answered, so some of
+//!   those photos have not reached every phone; another server starts on the same database
+//!   (a new process on a new port, as a replacement replica would be). Every socket sees its
+//!   connection drop and, like a phone, tries to reconnect every 100–300 ms until one answers,
+//!   then subscribes with the cursor of the last photo it received; a start the server
+//!   refuses with `SERVICE_UNAVAILABLE` (its admission queue) is tried again after its
+//!   `retryAfter`. From the moment the new server is up, one more photo per session is
+//!   completed at 100/s. Printed: how long until every subscription is live again (a
+//!   presence row each on the new server), what the clients were refused, and whether every
+//!   photo of both sets reached every member of its session exactly once.
 //! - Both processes raise their open-files limit as far as they may (one descriptor a socket)
 //!   and print what they got.
 //!
@@ -51,11 +67,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, stream};
@@ -74,14 +91,16 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 const ROLE: &str = "PHOTON_BENCH_ROLE";
 const DATABASE_URL: &str = "PHOTON_BENCH_DATABASE_URL";
 const DATA_DIR: &str = "PHOTON_BENCH_DATA_DIR";
+/// Where the server listens: `127.0.0.1:0` at first; a restart takes the same port, since
+/// the address is the tokens' issuer and the upload URLs' base.
+const BIND: &str = "PHOTON_BENCH_BIND";
 const JWT_SECRET: &str = "bench-secret-bench-secret-bench-secret-0123456789";
 /// The latency the rate search holds p99 under.
 const TARGET_P99: Duration = Duration::from_millis(50);
 const PHOTO_BYTES: usize = 2048;
 /// Open files wanted per process: one per socket, with room to spare.
 const WANTED_NOFILE: u64 = 65_536;
-const SUBSCRIBE: &str =
-    "subscription($s: ID!) { photoAdded(sessionId: $s) { cursor photo { id } } }";
+const SUBSCRIBE: &str = "subscription($s: ID!, $after: String) { photoAdded(sessionId: $s, after: $after) { cursor photo { id } } }";
 
 fn main() {
     let nofile = raise_nofile_limit();
@@ -127,7 +146,7 @@ fn serve(nofile: u64) {
     runtime.block_on(async {
         let args = [
             "photon".to_owned(),
-            "--bind=127.0.0.1:0".to_owned(),
+            format!("--bind={}", std::env::var(BIND).unwrap()),
             format!("--data-dir={}", std::env::var(DATA_DIR).unwrap()),
             format!("--database-url={}", std::env::var(DATABASE_URL).unwrap()),
             format!("--jwt-secret={JWT_SECRET}"),
@@ -149,10 +168,20 @@ fn serve(nofile: u64) {
         let mut stdout = std::io::stdout();
         writeln!(stdout, "{} {nofile}", app.local_addr().unwrap()).unwrap();
         stdout.flush().unwrap();
-        // The parent holds our stdin; when it goes, so do we.
+        // The parent holds our stdin; when it goes, so do we. Until then, each `heap` line it
+        // sends is answered with the allocator's figures.
         let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
         std::thread::spawn(move || {
-            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+            for line in std::io::stdin().lines() {
+                match line.as_deref() {
+                    Ok("heap") => match heap_in_use() {
+                        Some((in_use, resident)) => println!("{in_use} {resident}"),
+                        None => println!("-"),
+                    },
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
             let _ = closed_tx.send(());
         });
         app.run_until_stopped(async move {
@@ -163,17 +192,55 @@ fn serve(nofile: u64) {
     });
 }
 
+/// Built with the `jemalloc` feature, the benchmark (server included) allocates with jemalloc,
+/// as an allocator to compare with glibc's, and can tell live heap from resident memory.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// Bytes the allocator has handed out and not had back (live heap, as against the resident
+/// memory that also counts what freed blocks leave behind), and the bytes it has resident;
+/// `None` with glibc's allocator, whose figures need `unsafe` to read.
+fn heap_in_use() -> Option<(u64, u64)> {
+    #[cfg(feature = "jemalloc")]
+    {
+        use tikv_jemalloc_ctl::{epoch, stats};
+        epoch::advance().ok()?;
+        Some((
+            stats::allocated::read().ok()? as u64,
+            stats::resident::read().ok()? as u64,
+        ))
+    }
+    #[cfg(not(feature = "jemalloc"))]
+    None
+}
+
 /// The server's process; killed when dropped.
 struct Server {
     child: Child,
+    /// Its stdin and stdout, for heap figures.
+    stdin: std::process::ChildStdin,
+    stdout: BufReader<std::process::ChildStdout>,
     addr: SocketAddr,
     nofile: u64,
 }
 
 impl Server {
-    fn start(database_url: &str, data_dir: &std::path::Path) -> Self {
-        let mut child = Command::new(std::env::current_exe().unwrap())
+    fn start(database_url: &str, data_dir: &std::path::Path, bind: SocketAddr) -> Self {
+        let exe = std::env::current_exe().unwrap();
+        // A profiler to run the server under, e.g. `heaptrack`.
+        let wrapper = std::env::var("PHOTON_BENCH_SERVER_WRAPPER").unwrap_or_default();
+        let mut command = match wrapper.split_whitespace().collect::<Vec<_>>().split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(exe);
+                command
+            }
+            None => Command::new(exe),
+        };
+        let mut child = command
             .env(ROLE, "server")
+            .env(BIND, bind.to_string())
             .env(DATABASE_URL, database_url)
             .env(DATA_DIR, data_dir)
             .stdin(Stdio::piped())
@@ -181,24 +248,44 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let mut fields = line.split_whitespace();
-        let (Some(addr), Some(nofile)) = (fields.next(), fields.next()) else {
-            let _ = child.kill();
-            panic!("the server did not start (it printed {line:?})");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let stdin = child.stdin.take().unwrap();
+        // The first line that reads `<address> <limit>`; a wrapper may print its own first.
+        let (addr, nofile) = loop {
+            let mut line = String::new();
+            if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+                let _ = child.kill();
+                panic!("the server did not start");
+            }
+            let mut fields = line.split_whitespace();
+            let addr = fields.next().and_then(|a| a.parse::<SocketAddr>().ok());
+            let nofile = fields.next().and_then(|n| n.parse::<u64>().ok());
+            match (addr, nofile) {
+                (Some(addr), Some(nofile)) => break (addr, nofile),
+                _ => eprint!("server: {line}"),
+            }
         };
         Self {
-            addr: addr.parse().unwrap(),
-            nofile: nofile.parse().unwrap(),
+            addr,
+            nofile,
             child,
+            stdin,
+            stdout,
         }
     }
 
     fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Live heap, in KiB ([`heap_in_use`]), where the allocator tells.
+    fn heap_kib(&mut self) -> Option<u64> {
+        writeln!(self.stdin, "heap").unwrap();
+        self.stdin.flush().unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        let bytes: u64 = line.split_whitespace().next()?.parse().ok()?;
+        Some(bytes / 1024)
     }
 
     /// Resident memory, in KiB.
@@ -218,6 +305,14 @@ impl Server {
             .find_map(|line| line.strip_prefix(field))
             .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap()
+    }
+}
+
+impl Server {
+    /// Kills the server at once, as a crash or an OOM kill would: no drain, no goodbyes.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -282,6 +377,7 @@ struct Knobs {
     step: Duration,
     concurrency: usize,
     drain: Duration,
+    storm: bool,
 }
 
 impl Knobs {
@@ -303,6 +399,7 @@ impl Knobs {
             step: Duration::from_secs(env_usize("PHOTON_BENCH_STEP_SECS", 5).max(1) as u64),
             concurrency: env_usize("PHOTON_BENCH_CONCURRENCY", 64).max(1),
             drain: Duration::from_secs(env_usize("PHOTON_BENCH_DRAIN_SECS", 30) as u64),
+            storm: env_usize("PHOTON_BENCH_STORM", 1) != 0,
         }
     }
 }
@@ -314,8 +411,9 @@ fn bench(nofile: u64) {
     let database = runtime.block_on(TestDatabase::create(data_dir.path()));
     // The server goes (its guard kills it) before its database, even on a panic.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let server = Server::start(database.url(), data_dir.path());
-        runtime.block_on(run(&knobs, &server, &database, nofile));
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut server = Server::start(database.url(), data_dir.path(), any_port);
+        runtime.block_on(run(&knobs, &mut server, &database, data_dir.path(), nofile));
     }));
     runtime.block_on(database.drop_it());
     if let Err(panic) = outcome {
@@ -324,16 +422,23 @@ fn bench(nofile: u64) {
 }
 
 /// A photo waiting for `completePhotoUpload`.
+#[derive(Clone)]
 struct Slot {
     photo_id: String,
     /// Index of the uploader's token.
     uploader: usize,
 }
 
-/// When one subscriber received one photo.
-type Receipt = (Box<str>, Instant);
+/// When one subscriber (by socket index) received one photo.
+type Receipt = (usize, Box<str>, Instant);
 
-async fn run(knobs: &Knobs, server: &Server, database: &TestDatabase, nofile: u64) {
+async fn run(
+    knobs: &Knobs,
+    server: &mut Server,
+    database: &TestDatabase,
+    data_dir: &Path,
+    nofile: u64,
+) {
     let users = knobs.sessions * knobs.members;
     let backend = match database.backend {
         Backend::Postgres => "postgres",
@@ -414,6 +519,7 @@ async fn run(knobs: &Knobs, server: &Server, database: &TestDatabase, nofile: u6
     let kib = |kib: u64| kib as f64 / 1024.0;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_setup = server.rss_kib();
+    let heap_setup = server.heap_kib();
     let started = Instant::now();
     let sockets: Vec<(usize, WsClient)> = stream::iter(0..users)
         .map(|i| {
@@ -426,20 +532,33 @@ async fn run(knobs: &Knobs, server: &Server, database: &TestDatabase, nofile: u6
     let connected = started.elapsed();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss_connected = server.rss_kib();
+    let heap_connected = server.heap_kib();
 
     // Subscribed a batch at a time, each batch live before the next, as clients trickling in
     // would be: thousands of subscriptions started at once all queue for the server's
     // database pool, and the memory they hold meanwhile stays resident afterwards.
     let (receipts_tx, mut receipts) = mpsc::unbounded_channel::<Receipt>();
-    let closed = Arc::new(AtomicUsize::new(0));
+    let shared = Arc::new(Subscribers {
+        receipts: receipts_tx,
+        closed: AtomicUsize::new(0),
+        server: RwLock::new(Some(api.clone())),
+        restarting: AtomicBool::new(false),
+        storm: StormTally::default(),
+    });
     let db = Database::connect(database.url()).await.unwrap();
     let started = Instant::now();
     let mut sockets = sockets.into_iter().peekable();
     let mut sent = 0;
     while sockets.peek().is_some() {
         for (i, socket) in sockets.by_ref().take(concurrency) {
-            let session_id = &sessions[i / knobs.members].0;
-            subscribe(socket, session_id, receipts_tx.clone(), closed.clone()).await;
+            let session_id = sessions[i / knobs.members].0.clone();
+            tokio::spawn(follow(
+                i,
+                socket,
+                tokens[i].clone(),
+                session_id,
+                shared.clone(),
+            ));
             sent += 1;
         }
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -455,7 +574,6 @@ async fn run(knobs: &Knobs, server: &Server, database: &TestDatabase, nofile: u6
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
-    drop(receipts_tx);
     println!(
         "  sockets: {users} connected and initialised in {:.1} s, then subscribed, {concurrency} at a time, until all were live (a presence row each) in {:.1} s",
         connected.as_secs_f64(),
@@ -470,6 +588,7 @@ async fn run(knobs: &Knobs, server: &Server, database: &TestDatabase, nofile: u6
         .as_secs_f64()
         / idle.elapsed().as_secs_f64();
     let rss_idle = server.rss_kib();
+    let heap_idle = server.heap_kib();
     let per = |after: u64, before: u64| after.saturating_sub(before) as f64 / users as f64;
     let per_connection = per(rss_idle, rss_setup);
     println!(
@@ -483,6 +602,14 @@ async fn run(knobs: &Knobs, server: &Server, database: &TestDatabase, nofile: u6
         per(rss_connected, rss_setup),
         per(rss_idle, rss_connected),
     );
+    if let (Some(setup), Some(connected), Some(idle)) = (heap_setup, heap_connected, heap_idle) {
+        println!(
+            "  live heap per idle connection (allocated, without what freed blocks leave resident): {:.1} KiB ({:.1} KiB the socket, {:.1} KiB its subscription)",
+            per(idle, setup),
+            per(connected, setup),
+            per(idle, connected),
+        );
+    }
     println!(
         "  server CPU while idle: {:.1}% of a core (keep-alives, presence heartbeats)",
         idle_cpu * 100.0
@@ -508,22 +635,7 @@ async fn run(knobs: &Knobs, server: &Server, database: &TestDatabase, nofile: u6
     let mut misses = 0;
     for &rate in &knobs.rates {
         let n = (rate as f64 * knobs.step.as_secs_f64()).round() as usize;
-        let slots: Vec<Slot> = stream::iter(next_photo..next_photo + n)
-            .map(|k| {
-                let (api, tokens, sessions) = (api.clone(), tokens.clone(), sessions.clone());
-                let session = k % knobs.sessions;
-                let uploader = session * knobs.members + (k / knobs.sessions) % knobs.members;
-                async move {
-                    // Distinct bytes per photo: the same bytes would be the same photo.
-                    let bytes = nth_photo_bytes(k, PHOTO_BYTES);
-                    let photo_id =
-                        stage(&api, &tokens[uploader], &sessions[session].0, bytes).await;
-                    Slot { photo_id, uploader }
-                }
-            })
-            .buffered(concurrency)
-            .collect()
-            .await;
+        let slots = stage_slots(&api, &tokens, &sessions, next_photo..next_photo + n, knobs).await;
         next_photo += n;
         tokio::time::sleep(Duration::from_secs(1)).await;
         // Anything still arriving from the step before is not this step's.
@@ -562,7 +674,7 @@ async fn run(knobs: &Knobs, server: &Server, database: &TestDatabase, nofile: u6
         }
     }
 
-    let closed = closed.load(Ordering::Relaxed);
+    let closed = shared.closed.load(Ordering::Relaxed);
     let target = TARGET_P99.as_millis();
     println!("  summary:");
     match best {
@@ -580,7 +692,215 @@ async fn run(knobs: &Knobs, server: &Server, database: &TestDatabase, nofile: u6
         kib(server.rss_kib()),
         kib(server.peak_rss_kib()),
     );
+    if knobs.storm {
+        let run = Storm {
+            knobs,
+            database,
+            data_dir,
+            db: &db,
+            shared: &shared,
+            tokens: &tokens,
+            sessions: &sessions,
+        };
+        run.storm(server, &mut receipts, next_photo).await;
+    }
     db.close().await.ok();
+}
+
+// ---- the reconnect storm ----------------------------------------------------------------------
+
+/// What the reconnect storm needs from the run.
+struct Storm<'a> {
+    knobs: &'a Knobs,
+    database: &'a TestDatabase,
+    data_dir: &'a Path,
+    db: &'a DbConn,
+    shared: &'a Arc<Subscribers>,
+    tokens: &'a Arc<Vec<String>>,
+    sessions: &'a Arc<Vec<(String, String)>>,
+}
+
+/// Photos completed during the storm, per second.
+const STORM_RATE: usize = 100;
+
+impl Storm<'_> {
+    /// Kills the server with every socket subscribed, just after a burst of completions, and
+    /// starts another on the same database; every phone reconnects (every 100–300 ms until
+    /// one answers) and resubscribes from its last cursor, while more photos are completed.
+    /// Prints how long until every subscription was live again, what the clients were
+    /// refused, and whether every photo reached every member exactly once.
+    async fn storm(
+        &self,
+        server: &mut Server,
+        receipts: &mut mpsc::UnboundedReceiver<Receipt>,
+        first_photo: usize,
+    ) {
+        let knobs = self.knobs;
+        let users = knobs.sessions * knobs.members;
+        let api = self.shared.server.read().unwrap().clone().unwrap();
+        // One photo per session before the kill, and one per session during the storm.
+        let per_phase = knobs.sessions;
+        let phases = first_photo..first_photo + 2 * per_phase;
+        let slots = stage_slots(&api, self.tokens, self.sessions, phases, knobs).await;
+        let session_of: HashMap<String, usize> = slots
+            .iter()
+            .enumerate()
+            .map(|(j, slot)| (slot.photo_id.clone(), (first_photo + j) % knobs.sessions))
+            .collect();
+        let (before, during) = slots.split_at(per_phase);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        while receipts.try_recv().is_ok() {}
+        let old_presence = count(self.db, self.database.backend(), "presence").await;
+
+        // As fast as they go, and the server killed the moment the last answer is in: some
+        // of these photos have not reached every phone yet.
+        let completed_before: Vec<_> = stream::iter(before)
+            .map(|slot| {
+                complete(
+                    api.as_user(&self.tokens[slot.uploader]),
+                    slot.photo_id.clone(),
+                )
+            })
+            .buffer_unordered(knobs.concurrency)
+            .collect()
+            .await;
+        self.shared.restarting.store(true, Ordering::Relaxed);
+        *self.shared.server.write().unwrap() = None;
+        server.kill();
+        let killed = Instant::now();
+        let (url, dir, addr) = (
+            self.database.url().to_owned(),
+            self.data_dir.to_owned(),
+            server.addr,
+        );
+        let restarted = tokio::task::spawn_blocking(move || Server::start(&url, &dir, addr))
+            .await
+            .unwrap();
+        let up = Instant::now();
+        *server = restarted;
+        *self.shared.server.write().unwrap() = Some(api.clone());
+        let cpu_before = cpu_time(server.pid());
+
+        // More photos from the moment the server is up, at a steady rate.
+        let completing = {
+            let (tokens, during) = (self.tokens.clone(), during.to_vec());
+            let api = api.clone();
+            tokio::spawn(async move {
+                let mut ticks =
+                    tokio::time::interval(Duration::from_secs_f64(1.0 / STORM_RATE as f64));
+                let mut completions = Vec::with_capacity(during.len());
+                for slot in during {
+                    ticks.tick().await;
+                    let api = api.as_user(&tokens[slot.uploader]);
+                    completions.push(tokio::spawn(complete(api, slot.photo_id)));
+                }
+                let mut outcomes = Vec::with_capacity(completions.len());
+                for completion in completions {
+                    outcomes.push(completion.await.unwrap());
+                }
+                outcomes
+            })
+        };
+
+        // Live again: every subscription has its presence row on the new server (the dead
+        // one's rows stay until they are swept).
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let live = loop {
+            let live = count(self.db, self.database.backend(), "presence").await - old_presence;
+            if live >= users as i64 || Instant::now() >= deadline {
+                break live;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let live_after = up.elapsed();
+        let completed_during = completing.await.unwrap();
+        let completion_p99 = Figures::of(
+            completed_during
+                .iter()
+                .filter(|c| c.3)
+                .map(|c| c.2 - c.1)
+                .collect(),
+        )
+        .p99;
+
+        // Every member of each completed photo's session, exactly once.
+        let completed: HashMap<&str, usize> = completed_before
+            .iter()
+            .chain(&completed_during)
+            .filter(|c| c.3)
+            .map(|c| (c.0.as_str(), session_of[&c.0]))
+            .collect();
+        let failed = 2 * per_phase - completed.len();
+        let expected = completed.len() * knobs.members;
+        let mut received = std::collections::HashSet::with_capacity(expected);
+        let (mut duplicated, mut stray) = (0, 0);
+        let drain_until = tokio::time::Instant::now() + knobs.drain;
+        while received.len() < expected {
+            let Ok(Some((socket, photo_id, _))) =
+                tokio::time::timeout_at(drain_until, receipts.recv()).await
+            else {
+                break;
+            };
+            match completed.get(&*photo_id) {
+                Some(&session) if session == socket / knobs.members => {
+                    if !received.insert((socket, photo_id)) {
+                        duplicated += 1;
+                    }
+                }
+                _ => stray += 1,
+            }
+        }
+        let all_in = up.elapsed();
+        // Anything left over arrived twice or was not expected.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        while let Ok((socket, photo_id, _)) = receipts.try_recv() {
+            match completed.get(&*photo_id) {
+                Some(&session) if session == socket / knobs.members => duplicated += 1,
+                _ => stray += 1,
+            }
+        }
+        self.shared.restarting.store(false, Ordering::Relaxed);
+        let server_cpu = cpu_time(server.pid())
+            .saturating_sub(cpu_before)
+            .as_secs_f64()
+            / all_in.as_secs_f64();
+
+        let tally = &self.shared.storm;
+        let secs = |d: Duration| d.as_secs_f64();
+        println!(
+            "  reconnect storm: the server killed (SIGKILL) with {users} sockets subscribed, just after {per_phase} completions, and started again on the same database"
+        );
+        println!(
+            "    back up in {:.1} s; {live} of {users} subscriptions live again {:.1} s after that ({:.1} s after the kill)",
+            secs(up - killed),
+            secs(live_after),
+            secs(live_after + (up - killed)),
+        );
+        println!(
+            "    clients: {} resubscribed with their cursors; {} connection attempts failed while it was down (retried); {} starts refused by the admission queue (retried after retryAfter); {} other errors",
+            tally.resubscribed.load(Ordering::Relaxed),
+            tally.connect_failures.load(Ordering::Relaxed),
+            tally.refused.load(Ordering::Relaxed),
+            tally.errors.load(Ordering::Relaxed),
+        );
+        println!(
+            "    photos: {} completed before the kill, {} during the storm at {STORM_RATE}/s (completion p99 {completion_p99:.1} ms), {failed} completions failed",
+            completed_before.iter().filter(|c| c.3).count(),
+            completed_during.iter().filter(|c| c.3).count(),
+        );
+        println!(
+            "    deliveries: {} of {expected} within {:.1} s of the restart, {} missing, {duplicated} duplicated, {stray} unexpected",
+            received.len(),
+            secs(all_in),
+            expected - received.len(),
+        );
+        println!(
+            "    server: {:.0}% of a core from the restart until the last delivery; memory {:.1} MiB (peak {:.1} MiB)",
+            server_cpu * 100.0,
+            server.rss_kib() as f64 / 1024.0,
+            server.peak_rss_kib() as f64 / 1024.0,
+        );
+    }
 }
 
 struct StepOutcome {
@@ -613,33 +933,10 @@ async fn step(
     let started = Instant::now();
     for slot in slots {
         ticks.tick().await;
-        let api = api.as_user(&tokens[slot.uploader]);
-        let photo_id = slot.photo_id.clone();
-        completions.push(tokio::spawn(async move {
-            // Sent by hand rather than with `photos::complete`: the instant the response
-            // arrives is the one deliveries are measured from, and a failure is counted, not
-            // fatal.
-            let sent = Instant::now();
-            let data = api
-                .request(FLOW_COMPLETE, json!({ "id": photo_id }))
-                .send()
-                .await;
-            let body = match data {
-                Ok(response) => response.text().await.map_err(|e| e.to_string()),
-                Err(err) => Err(err.to_string()),
-            };
-            let received = Instant::now();
-            let ready = body
-                .as_deref()
-                .is_ok_and(|b| b.contains(r#""status":"READY""#));
-            if !ready {
-                static REPORTED: AtomicBool = AtomicBool::new(false);
-                if !REPORTED.swap(true, Ordering::Relaxed) {
-                    eprintln!("a completion failed (only the first is shown): {body:?}");
-                }
-            }
-            (photo_id, sent, received, ready)
-        }));
+        completions.push(tokio::spawn(complete(
+            api.as_user(&tokens[slot.uploader]),
+            slot.photo_id.clone(),
+        )));
     }
     let fired = started.elapsed();
 
@@ -662,7 +959,7 @@ async fn step(
     let mut stray = 0;
     let deadline = tokio::time::Instant::now() + knobs.drain;
     while latencies.len() < expected {
-        let Ok(Some((photo_id, at))) = tokio::time::timeout_at(deadline, receipts.recv()).await
+        let Ok(Some((_, photo_id, at))) = tokio::time::timeout_at(deadline, receipts.recv()).await
         else {
             break;
         };
@@ -712,6 +1009,57 @@ async fn step(
     }
 }
 
+/// Requests upload slots for photos number `photos` and PUTs their bytes, spread over the
+/// sessions, each by one of its members; `completePhotoUpload` is left to the caller.
+async fn stage_slots(
+    api: &Client,
+    tokens: &Arc<Vec<String>>,
+    sessions: &Arc<Vec<(String, String)>>,
+    photos: std::ops::Range<usize>,
+    knobs: &Knobs,
+) -> Vec<Slot> {
+    stream::iter(photos)
+        .map(|k| {
+            let (api, tokens, sessions) = (api.clone(), tokens.clone(), sessions.clone());
+            let session = k % knobs.sessions;
+            let uploader = session * knobs.members + (k / knobs.sessions) % knobs.members;
+            async move {
+                // Distinct bytes per photo: the same bytes would be the same photo.
+                let bytes = nth_photo_bytes(k, PHOTO_BYTES);
+                let photo_id = stage(&api, &tokens[uploader], &sessions[session].0, bytes).await;
+                Slot { photo_id, uploader }
+            }
+        })
+        .buffered(knobs.concurrency)
+        .collect()
+        .await
+}
+
+/// Completes one upload as its uploader (`api`); returns the photo, when the request went
+/// and its response came, and whether the photo is ready. Sent by hand rather than with
+/// `photos::complete`: the instant the response arrives is the one deliveries are measured
+/// from, and a failure is counted, not fatal.
+async fn complete(api: Client, photo_id: String) -> (String, Instant, Instant, bool) {
+    let sent = Instant::now();
+    let data = api
+        .request(FLOW_COMPLETE, json!({ "id": photo_id }))
+        .send()
+        .await;
+    let body = match data {
+        Ok(response) => response.text().await.map_err(|e| e.to_string()),
+        Err(err) => Err(err.to_string()),
+    };
+    let received = Instant::now();
+    let ready = body
+        .as_deref()
+        .is_ok_and(|b| b.contains(r#""status":"READY""#));
+    if !ready {
+        static REPORTED: AtomicBool = AtomicBool::new(false);
+        report_once(&REPORTED, || format!("a completion failed: {body:?}"));
+    }
+    (photo_id, sent, received, ready)
+}
+
 async fn count(db: &DbConn, backend: DbBackend, table: &str) -> i64 {
     let row = db
         .query_one_raw(Statement::from_string(
@@ -726,60 +1074,156 @@ async fn count(db: &DbConn, backend: DbBackend, table: &str) -> i64 {
 
 // ---- the subscribers ------------------------------------------------------------------------
 
+/// Small buffers: there are thousands of sockets in this process.
+fn small_buffers() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+}
+
 /// Opens a socket and initialises it as `token`'s user.
 async fn connect(api: &Client, token: &str) -> WsClient {
-    // Small buffers: there are thousands of these in this process.
-    let config = WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0);
-    let mut socket = WsClient::open_with(api, Protocol::Transport, config).await;
+    let mut socket = WsClient::open_with(api, Protocol::Transport, small_buffers()).await;
     socket.init_acknowledged(auth_payload(token)).await;
     socket
 }
 
-/// Subscribes to the session's photos; a task then reads the socket for the rest of the run,
-/// reporting every photo that arrives.
-async fn subscribe(
-    mut socket: WsClient,
-    session_id: &str,
+/// What every subscriber's task shares.
+struct Subscribers {
     receipts: mpsc::UnboundedSender<Receipt>,
-    closed: Arc<AtomicUsize>,
-) {
-    socket
-        .subscribe("1", SUBSCRIBE, json!({ "s": session_id }))
-        .await;
-    tokio::spawn(read(socket, receipts, closed));
+    /// Sockets the server closed that were not reopened.
+    closed: AtomicUsize,
+    /// The server to reconnect to; `None` while it is down.
+    server: RwLock<Option<Client>>,
+    /// Set while the server is restarted on purpose: a socket closed then comes back, with
+    /// its last cursor.
+    restarting: AtomicBool,
+    storm: StormTally,
 }
 
-/// Reads a socket until it closes. Pings are answered by the client.
-async fn read(
+/// What the subscribers went through in the reconnect storm.
+#[derive(Default)]
+struct StormTally {
+    /// Subscriptions started again on the new server.
+    resubscribed: AtomicUsize,
+    /// Handshakes that failed (the server not up yet), each tried again.
+    connect_failures: AtomicUsize,
+    /// Starts refused with SERVICE_UNAVAILABLE (the server's admission queue), each tried
+    /// again after its `retryAfter`.
+    refused: AtomicUsize,
+    /// Any other error a subscription got.
+    errors: AtomicUsize,
+}
+
+/// Reports the first of a kind of surprise only.
+fn report_once(flag: &AtomicBool, what: impl FnOnce() -> String) {
+    if !flag.swap(true, Ordering::Relaxed) {
+        eprintln!("{} (only the first is shown)", what());
+    }
+}
+
+/// Follows the session's photos on socket `index` for the rest of the run, reporting every
+/// photo that arrives, and, like a phone, reconnecting and resubscribing from its last cursor
+/// when a restart drops it or its start is refused.
+async fn follow(
+    index: usize,
     mut socket: WsClient,
-    receipts: mpsc::UnboundedSender<Receipt>,
-    closed: Arc<AtomicUsize>,
+    token: String,
+    session_id: String,
+    shared: Arc<Subscribers>,
 ) {
-    static REPORTED: AtomicBool = AtomicBool::new(false);
+    static UNEXPECTED: AtomicBool = AtomicBool::new(false);
+    let mut cursor: Option<String> = None;
+    let mut id = 1u32;
+    subscribe(&mut socket, id, &session_id, &cursor).await;
     loop {
         match socket.recv_whenever().await {
-            Received::Message(message) => {
-                let photo_id = message["payload"]["data"]["photoAdded"]["photo"]["id"]
-                    .as_str()
-                    .filter(|_| message["type"] == "next");
-                if let Some(photo_id) = photo_id {
-                    let _ = receipts.send((photo_id.into(), socket.arrived_at()));
-                } else if !REPORTED.swap(true, Ordering::Relaxed) {
-                    eprintln!("unexpected message (only the first is shown): {message}");
+            Received::Message(message) if message["type"] == "next" => {
+                let added = &message["payload"]["data"]["photoAdded"];
+                if let (Some(photo_id), Some(at)) =
+                    (added["photo"]["id"].as_str(), added["cursor"].as_str())
+                {
+                    cursor = Some(at.to_owned());
+                    let _ = shared
+                        .receipts
+                        .send((index, photo_id.into(), socket.arrived_at()));
+                    continue;
+                }
+                let error = &message["payload"]["errors"][0]["extensions"];
+                if error["code"] == "SERVICE_UNAVAILABLE" {
+                    shared.storm.refused.fetch_add(1, Ordering::Relaxed);
+                    let wait =
+                        error["retryAfter"].as_u64().unwrap_or(1) * 1000 + spread(index, 1000);
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                    id += 1;
+                    subscribe(&mut socket, id, &session_id, &cursor).await;
+                } else {
+                    shared.storm.errors.fetch_add(1, Ordering::Relaxed);
+                    report_once(&UNEXPECTED, || format!("a subscription failed: {message}"));
                 }
             }
-            // 1006: the connection failed rather than being closed.
+            // What follows a refusal's error.
+            Received::Message(message) if message["type"] == "complete" => {}
+            Received::Message(message) => {
+                report_once(&UNEXPECTED, || format!("unexpected message: {message}"));
+            }
             Received::Closed(code, reason) => {
-                if code != 1006 && !REPORTED.swap(true, Ordering::Relaxed) {
-                    eprintln!(
-                        "the server closed a socket (only the first is shown): {code} {reason}"
-                    );
+                if !shared.restarting.load(Ordering::Relaxed) {
+                    // 1006: the connection failed rather than being closed.
+                    if code != 1006 {
+                        report_once(&UNEXPECTED, || {
+                            format!("the server closed a socket: {code} {reason}")
+                        });
+                    }
+                    shared.closed.fetch_add(1, Ordering::Relaxed);
+                    return;
                 }
-                break;
+                socket = reconnect(index, &token, &shared).await;
+                shared.storm.resubscribed.fetch_add(1, Ordering::Relaxed);
+                id += 1;
+                subscribe(&mut socket, id, &session_id, &cursor).await;
             }
         }
     }
-    closed.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Subscribes to the session's photos under `id`, after `cursor` when there is one.
+async fn subscribe(socket: &mut WsClient, id: u32, session_id: &str, cursor: &Option<String>) {
+    let variables = json!({ "s": session_id, "after": cursor });
+    socket
+        .subscribe(&id.to_string(), SUBSCRIBE, variables)
+        .await;
+}
+
+/// A pause of up to `range` ms that differs from socket to socket, so retries spread out as
+/// phones' do.
+fn spread(index: usize, range: u64) -> u64 {
+    (index as u64).wrapping_mul(7919) % range
+}
+
+/// Opens and initialises a socket to the server once it is up, trying every 100–300 ms until
+/// it answers.
+async fn reconnect(index: usize, token: &str, shared: &Subscribers) -> WsClient {
+    loop {
+        let server = shared.server.read().unwrap().clone();
+        if let Some(api) = server {
+            if let Ok(mut socket) =
+                WsClient::try_open_with(&api, Protocol::Transport, small_buffers()).await
+            {
+                socket.init(auth_payload(token)).await;
+                match socket.recv_within(Duration::from_secs(10)).await {
+                    Some(Received::Message(m)) if m["type"] == "connection_ack" => return socket,
+                    refused => {
+                        static REFUSED: AtomicBool = AtomicBool::new(false);
+                        report_once(&REFUSED, || format!("connection_init got {refused:?}"));
+                    }
+                }
+            }
+            shared
+                .storm
+                .connect_failures
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        tokio::time::sleep(Duration::from_millis(100 + spread(index, 200))).await;
+    }
 }

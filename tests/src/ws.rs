@@ -70,17 +70,25 @@ impl WsClient {
         protocol: Protocol,
         config: WebSocketConfig,
     ) -> Self {
+        Self::try_open_with(api, protocol, config).await.unwrap()
+    }
+
+    /// Like [`open_with`](Self::open_with), but a failed handshake (a server that is down or
+    /// refuses the upgrade) is the caller's to handle.
+    pub async fn try_open_with(
+        api: &impl AsRef<Client>,
+        protocol: Protocol,
+        config: WebSocketConfig,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
         let url = api.as_ref().url("/graphql").replacen("http", "ws", 1);
-        let mut request = url.into_client_request().unwrap();
+        let mut request = url.into_client_request()?;
         request.headers_mut().insert(
             "Sec-WebSocket-Protocol",
             HeaderValue::from_static(protocol.name()),
         );
         // Without Nagle's algorithm: a small message goes out at once, as timing needs.
         let (socket, response) =
-            tokio_tungstenite::connect_async_with_config(request, Some(config), true)
-                .await
-                .unwrap();
+            tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
         assert_eq!(
             response
                 .headers()
@@ -94,13 +102,13 @@ impl WsClient {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        Self {
+        Ok(Self {
             socket,
             protocol,
             keepalives: 0,
             arrived: Instant::now(),
             request_id,
-        }
+        })
     }
 
     /// Opens and initialises a socket with `payload`, expecting the server's ack.
