@@ -26,6 +26,7 @@ use crate::db::DbStats;
 use crate::deps::Deps;
 use crate::error::ErrorCode;
 use crate::graphql::http::plain_error;
+use crate::graphql::measured::MeasuredDocuments;
 use crate::graphql::persisted::PersistedDocuments;
 use crate::graphql::{self, PhotonSchema, QueryLimits};
 use crate::jobs::shutdown::ShutdownPlan;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub connections: Arc<ConnectionCaps>,
     /// Trusted documents and this replica's automatic persisted query cache.
     pub persisted: Arc<PersistedDocuments>,
+    /// Documents this replica has parsed and measured.
+    pub measured: Arc<MeasuredDocuments>,
     /// Turns true when the server starts shutting down: long-lived connections close.
     pub stopping: watch::Receiver<bool>,
     /// Open WebSockets, which shutdown waits for once they are no longer HTTP connections.
@@ -99,6 +102,7 @@ impl AppState {
             schema: graphql::build_schema(Some(deps.clone()), limits),
             connections: ConnectionCaps::new(&config.connections, exempt),
             persisted: Arc::new(PersistedDocuments::new(&config.persisted)),
+            measured: Arc::default(),
             deps,
             db_stats,
             stopping,

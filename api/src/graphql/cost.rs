@@ -19,10 +19,13 @@
 //! names the limit, and nothing runs.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{ErrorExtensions, Name, Positioned, Request, ServerError};
 
+use super::measured::{Measured, MeasuredDocuments};
+use super::persisted::DocumentId;
 use crate::error::ErrorCode;
 
 /// The limits, as the operator set them (see `photon --help` and the README's "Limits").
@@ -201,11 +204,13 @@ pub struct Budget {
 /// Measures `request`'s document against `limits`, charging `budget`. On success the parsed
 /// document is attached to the request, so async-graphql does not parse it again. A document
 /// that does not parse is left for async-graphql to report with its own error and position
-/// (parsing it twice is cheap: its tokens and nesting are bounded by then).
+/// (parsing it twice is cheap: its tokens and nesting are bounded by then). A document seen
+/// before comes from `measured`, parsed and counted, and is charged the same.
 pub fn admit(
     request: &mut Request,
     limits: &CostLimits,
     budget: &mut Budget,
+    measured: &MeasuredDocuments,
 ) -> Result<(), Refusal> {
     if request.query.len() > limits.document_bytes {
         return Err(Refusal::new(
@@ -213,20 +218,39 @@ pub fn admit(
             limits.document_bytes as u64,
         ));
     }
-    let tokens = scan(
-        &request.query,
-        limits.tokens.saturating_sub(budget.tokens),
-        limits.nesting,
-    )
-    .map_err(|limit| match limit {
-        Limit::Nesting => Refusal::new(Limit::Nesting, limits.nesting),
-        _ => Refusal::new(Limit::Tokens, limits.tokens),
-    })?;
-    budget.tokens += tokens;
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
-        return Ok(());
+    let id = DocumentId::of(&request.query);
+    let entry = match measured.get(&id) {
+        Some(entry) => entry,
+        None => {
+            let tokens = scan(
+                &request.query,
+                limits.tokens.saturating_sub(budget.tokens),
+                limits.nesting,
+            )
+            .map_err(|limit| match limit {
+                Limit::Nesting => Refusal::new(Limit::Nesting, limits.nesting),
+                _ => Refusal::new(Limit::Tokens, limits.tokens),
+            })?;
+            let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+                budget.tokens += tokens;
+                return Ok(());
+            };
+            let cost = measure(&document, limits)?;
+            let entry = Arc::new(Measured {
+                document,
+                tokens,
+                cost,
+                text_bytes: request.query.len(),
+            });
+            measured.insert(id, entry.clone());
+            entry
+        }
     };
-    let cost = measure(&document, limits)?;
+    budget.tokens = budget.tokens.saturating_add(entry.tokens);
+    if budget.tokens > limits.tokens {
+        return Err(Refusal::new(Limit::Tokens, limits.tokens));
+    }
+    let cost = entry.cost;
     budget.fields = budget.fields.saturating_add(cost.fields);
     if budget.fields > limits.fields {
         return Err(Refusal::new(Limit::Fields, limits.fields));
@@ -238,7 +262,7 @@ pub fn admit(
     if cost.top > limits.root_fields {
         return Err(Refusal::new(Limit::RootFields, limits.root_fields));
     }
-    request.set_parsed_query(document);
+    request.set_parsed_query(entry.document.clone());
     Ok(())
 }
 
@@ -317,7 +341,7 @@ fn scan(source: &str, max_tokens: u64, max_nesting: u64) -> Result<u64, Limit> {
 
 /// The expanded cost of a selection set.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Cost {
+pub struct Cost {
     /// Fields, at every level.
     fields: u64,
     /// Fields with an alias, at every level.
@@ -435,7 +459,12 @@ mod tests {
     }
 
     fn admit_one(query: &str, limits: &CostLimits) -> Result<(), Refusal> {
-        admit(&mut Request::new(query), limits, &mut Budget::default())
+        admit(
+            &mut Request::new(query),
+            limits,
+            &mut Budget::default(),
+            &MeasuredDocuments::default(),
+        )
     }
 
     /// `fragment F0 … F{n}`, each spreading the one before twice, and a query spreading F{n}.
@@ -579,17 +608,46 @@ mod tests {
             ..limits()
         };
         let mut budget = Budget::default();
+        let measured = MeasuredDocuments::default();
         let six: String = (0..6).map(|i| format!("a{i}: __typename ")).collect();
         let query = format!("{{ {six} }}");
-        assert!(admit(&mut Request::new(&query), &l, &mut budget).is_ok());
-        let refusal = admit(&mut Request::new(&query), &l, &mut budget).unwrap_err();
+        assert!(admit(&mut Request::new(&query), &l, &mut budget, &measured).is_ok());
+        // The second comes from the cache, and is charged all the same.
+        let refusal = admit(&mut Request::new(&query), &l, &mut budget, &measured).unwrap_err();
         assert_eq!(refusal.limit, Limit::Aliases);
+        assert_eq!(measured.len(), 1);
     }
 
     #[test]
-    fn an_unparsable_document_is_left_to_the_parser() {
+    fn a_document_seen_before_is_attached_parsed_and_counted_against_the_batch() {
+        let measured = MeasuredDocuments::default();
+        let query = "query Screen($s: ID!) { session(id: $s) { title members { edges { node { name } } } } }";
+        let mut first = Request::new(query);
+        admit(&mut first, &limits(), &mut Budget::default(), &measured).unwrap();
+        let mut second = Request::new(query);
+        admit(&mut second, &limits(), &mut Budget::default(), &measured).unwrap();
+        assert_eq!(measured.len(), 1);
+        let printed = |request: &mut Request| format!("{:?}", request.parsed_query().unwrap());
+        assert_eq!(printed(&mut first), printed(&mut second));
+
+        // Its tokens still count against what a batch may send.
+        let tokens = scan(query, u64::MAX, u64::MAX).unwrap();
+        let l = CostLimits {
+            tokens: tokens * 2 - 1,
+            ..limits()
+        };
+        let mut budget = Budget::default();
+        assert!(admit(&mut Request::new(query), &l, &mut budget, &measured).is_ok());
+        let refusal = admit(&mut Request::new(query), &l, &mut budget, &measured).unwrap_err();
+        assert_eq!(refusal.limit, Limit::Tokens);
+    }
+
+    #[test]
+    fn an_unparsable_document_is_left_to_the_parser_and_not_kept() {
+        let measured = MeasuredDocuments::default();
         let mut request = Request::new("{ unclosed");
-        assert!(admit(&mut request, &limits(), &mut Budget::default()).is_ok());
+        assert!(admit(&mut request, &limits(), &mut Budget::default(), &measured).is_ok());
         assert!(request.parsed_query().is_err());
+        assert!(measured.is_empty());
     }
 }

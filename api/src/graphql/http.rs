@@ -285,7 +285,8 @@ fn prepare(state: &AppState, requests: Vec<async_graphql::Request>) -> Vec<Opera
         let Operation::Run(request, _) = operation else {
             continue;
         };
-        if let Err(refusal) = cost::admit(request, &state.config.cost, &mut budget) {
+        if let Err(refusal) = cost::admit(request, &state.config.cost, &mut budget, &state.measured)
+        {
             tracing::info!(limit = refusal.limit.name(), "document refused by its cost");
             return operations
                 .into_iter()

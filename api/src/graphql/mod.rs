@@ -15,6 +15,7 @@ pub mod http;
 pub(crate) mod ids;
 mod live_account;
 mod loaders;
+pub mod measured;
 mod node;
 pub mod persisted;
 mod photos;

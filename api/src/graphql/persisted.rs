@@ -382,7 +382,8 @@ pub fn admit(state: &AppState, request: &mut Request) -> Result<(), ServerError>
         .persisted
         .resolve(request)
         .map_err(|error| error.to_server_error())?;
-    if let Err(refusal) = cost::admit(request, &state.config.cost, &mut Budget::default()) {
+    let budget = &mut Budget::default();
+    if let Err(refusal) = cost::admit(request, &state.config.cost, budget, &state.measured) {
         tracing::info!(limit = refusal.limit.name(), "document refused by its cost");
         return Err(refusal.to_server_error());
     }
