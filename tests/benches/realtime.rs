@@ -100,6 +100,8 @@ const TARGET_P99: Duration = Duration::from_millis(50);
 const PHOTO_BYTES: usize = 2048;
 /// Open files wanted per process: one per socket, with room to spare.
 const WANTED_NOFILE: u64 = 65_536;
+/// The cursor before a session's first event.
+const FROM_THE_START: &str = "MA";
 const SUBSCRIBE: &str = "subscription($s: ID!, $after: String) { photoAdded(sessionId: $s, after: $after) { cursor photo { id } } }";
 
 fn main() {
@@ -888,8 +890,28 @@ impl Storm<'_> {
             completed_before.iter().filter(|c| c.3).count(),
             completed_during.iter().filter(|c| c.3).count(),
         );
+        // Where the missing ones are: a few sockets' feeds, or a few photos everywhere.
+        let mut by_socket: HashMap<usize, usize> = HashMap::new();
+        let mut by_photo: HashMap<&str, usize> = HashMap::new();
+        for (socket, photo_id) in &received {
+            *by_socket.entry(*socket).or_default() += 1;
+            *by_photo.entry(&**photo_id).or_default() += 1;
+        }
+        let mut per_session = vec![0usize; knobs.sessions];
+        for &session in completed.values() {
+            per_session[session] += 1;
+        }
+        let sockets_short = (0..users)
+            .filter(|&socket| {
+                by_socket.get(&socket).copied().unwrap_or(0) < per_session[socket / knobs.members]
+            })
+            .count();
+        let photos_short = completed
+            .keys()
+            .filter(|photo| by_photo.get(*photo).copied().unwrap_or(0) < knobs.members)
+            .count();
         println!(
-            "    deliveries: {} of {expected} within {:.1} s of the restart, {} missing, {duplicated} duplicated, {stray} unexpected",
+            "    deliveries: {} of {expected} within {:.1} s of the restart, {} missing ({sockets_short} sockets short, {photos_short} photos short), {duplicated} duplicated, {stray} unexpected",
             received.len(),
             secs(all_in),
             expected - received.len(),
@@ -1133,7 +1155,9 @@ async fn follow(
     shared: Arc<Subscribers>,
 ) {
     static UNEXPECTED: AtomicBool = AtomicBool::new(false);
-    let mut cursor: Option<String> = None;
+    // A phone subscribes after the newest photo of the album it shows; these albums start
+    // empty, so from the start of the log (the cursor of event 0).
+    let mut cursor = Some(FROM_THE_START.to_owned());
     let mut id = 1u32;
     subscribe(&mut socket, id, &session_id, &cursor).await;
     loop {

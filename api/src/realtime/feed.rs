@@ -30,7 +30,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use entity::event::EventKind;
 use entity::session;
-use futures_util::Stream;
+use futures_util::{FutureExt, Stream};
 use sea_orm::DatabaseConnection;
 use sea_orm::EntityTrait;
 use tokio::sync::broadcast::error::RecvError;
@@ -218,7 +218,14 @@ impl Feed {
             if self.catch_up {
                 // Boxed, as the read above: a feed spends its life waiting on the channel, and
                 // its waiting state should not be the size of a database read.
-                match Box::pin(log::page(&self.db, Some(self.session_id), self.last)).await {
+                let (db, session, after) = (&self.db, Some(self.session_id), self.last);
+                // A starting feed has its turn from the admission queue already.
+                let read = if self.admitted.is_some() {
+                    log::read_page(db, session, after).boxed()
+                } else {
+                    log::page(db, session, after).boxed()
+                };
+                match read.await {
                     Ok(page) => {
                         self.catch_up = page.len() as u64 == log::PAGE;
                         if !self.catch_up {

@@ -94,6 +94,16 @@ pub async fn page(
         Some(_) => CATCH_UP.acquire().await.ok(),
         None => None,
     };
+    read_page(db, session_id, after).await
+}
+
+/// [`page`] without waiting for a turn: for a feed that is starting, which the admission
+/// queue (`realtime::admission`) already bounds.
+pub async fn read_page(
+    db: &impl ConnectionTrait,
+    session_id: Option<Uuid>,
+    after: i64,
+) -> ApiResult<Vec<FeedItem>> {
     let mut query = event::Entity::find().filter(event::Column::Id.gt(after));
     if let Some(session_id) = session_id {
         query = query.filter(event::Column::SessionId.eq(session_id));
