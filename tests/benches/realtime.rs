@@ -78,7 +78,7 @@ use std::time::{Duration, Instant};
 use futures_util::{StreamExt, stream};
 use photon::app::Application;
 use photon::config::settings_from_args;
-use photon_tests::bench::{Figures, cpu_time, env_usize};
+use photon_tests::bench::{Figures, cpu_time, env_usize, machine_time};
 use photon_tests::photos::{FLOW_COMPLETE, nth_photo_bytes, stage};
 use photon_tests::ws::{Protocol, Received, WsClient, auth_payload};
 use photon_tests::{Backend, Client, create_session, join};
@@ -781,7 +781,11 @@ impl Storm<'_> {
         let up = Instant::now();
         *server = restarted;
         *self.shared.server.write().unwrap() = Some(api.clone());
-        let cpu_before = cpu_time(server.pid());
+        let cpu_before = (
+            cpu_time(server.pid()),
+            cpu_time(std::process::id()),
+            machine_time(),
+        );
 
         // More photos from the moment the server is up, at a steady rate.
         let completing = {
@@ -862,10 +866,14 @@ impl Storm<'_> {
             }
         }
         self.shared.restarting.store(false, Ordering::Relaxed);
-        let server_cpu = cpu_time(server.pid())
-            .saturating_sub(cpu_before)
-            .as_secs_f64()
-            / all_in.as_secs_f64();
+        let busy = |after: Duration, before: Duration| {
+            100.0 * after.saturating_sub(before).as_secs_f64() / all_in.as_secs_f64()
+        };
+        let server_cpu = busy(cpu_time(server.pid()), cpu_before.0);
+        let client_cpu = busy(cpu_time(std::process::id()), cpu_before.1);
+        let (machine_busy, machine_all) = machine_time();
+        let cores = machine_all.saturating_sub(cpu_before.2.1).as_secs_f64() / all_in.as_secs_f64();
+        let machine_cpu = busy(machine_busy, cpu_before.2.0);
 
         let tally = &self.shared.storm;
         let secs = |d: Duration| d.as_secs_f64();
@@ -917,8 +925,12 @@ impl Storm<'_> {
             expected - received.len(),
         );
         println!(
-            "    server: {:.0}% of a core from the restart until the last delivery; memory {:.1} MiB (peak {:.1} MiB)",
-            server_cpu * 100.0,
+            "    CPU from the restart until the last delivery, in % of one core: the server {server_cpu:.0}%, this bench's clients {client_cpu:.0}%, everything else (Postgres) {:.0}%; the machine's {cores:.0} cores {:.0}% busy",
+            (machine_cpu - server_cpu - client_cpu).max(0.0),
+            machine_cpu / cores.max(1.0),
+        );
+        println!(
+            "    server memory: {:.1} MiB (peak {:.1} MiB)",
             server.rss_kib() as f64 / 1024.0,
             server.peak_rss_kib() as f64 / 1024.0,
         );

@@ -60,3 +60,24 @@ pub fn cpu_time(pid: u32) -> Duration {
         .sum();
     Duration::from_secs_f64(ticks as f64 / rustix::param::clock_ticks_per_second() as f64)
 }
+
+/// Time every core of the machine has spent busy and in all, from `/proc/stat`: the share of
+/// the machine a window used is the difference of the first over that of the second.
+pub fn machine_time() -> (Duration, Duration) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .and_then(|line| line.strip_prefix("cpu "))
+        .map_or(Vec::new(), |rest| {
+            rest.split_whitespace()
+                .filter_map(|t| t.parse().ok())
+                .collect()
+        });
+    // user nice system idle iowait irq softirq steal: idle and iowait are the idle ones.
+    let all: u64 = ticks.iter().take(8).sum();
+    let idle: u64 = ticks.iter().skip(3).take(2).sum();
+    let tick =
+        |n: u64| Duration::from_secs_f64(n as f64 / rustix::param::clock_ticks_per_second() as f64);
+    (tick(all.saturating_sub(idle)), tick(all))
+}

@@ -54,24 +54,9 @@ impl Subscription {
         #[graphql(desc = "The session to follow.")] session_id: ID,
         #[graphql(desc = "Resume after this cursor.")] after: Option<String>,
     ) -> Result<impl Stream<Item = Result<PhotoAddedEvent>> + use<>> {
-        let session_id = ids::expect(Kind::Session, &session_id, "sessionId")?;
-        let after = parse_after(after.as_deref())?;
-        let deps = ctx.deps()?;
-        // Anonymous starts are refused before they take a turn.
-        ctx.viewer().user_id()?;
-        let admitted = deps.admission.admit().await?;
-        // Boxed, like every one-off await here: this future lives inside the subscription's
-        // stream for as long as it runs, sized by its largest await.
-        let blocks = Box::pin(LiveBlocks::start(deps, ctx.viewer())).await?;
-        let items = Box::pin(feed::follow(
-            deps,
-            ctx.viewer(),
-            session_id,
-            after,
-            Following::Photos,
-            admitted,
-        ))
-        .await?;
+        // Boxed: this future lives inside the subscription's stream for as long as it runs,
+        // sized by its largest await, and the start is the largest by far.
+        let (blocks, items) = Box::pin(start(ctx, &session_id, after, Following::Photos)).await?;
         Ok(screened(items, blocks, photo_added, |event| {
             Some(&event.photo.0)
         }))
@@ -90,24 +75,9 @@ impl Subscription {
         #[graphql(desc = "The session to follow.")] session_id: ID,
         #[graphql(desc = "Resume after this cursor.")] after: Option<String>,
     ) -> Result<impl Stream<Item = Result<SessionEvent>> + use<>> {
-        let session_id = ids::expect(Kind::Session, &session_id, "sessionId")?;
-        let after = parse_after(after.as_deref())?;
-        let deps = ctx.deps()?;
-        // Anonymous starts are refused before they take a turn.
-        ctx.viewer().user_id()?;
-        let admitted = deps.admission.admit().await?;
-        // Boxed, like every one-off await here: this future lives inside the subscription's
-        // stream for as long as it runs, sized by its largest await.
-        let blocks = Box::pin(LiveBlocks::start(deps, ctx.viewer())).await?;
-        let items = Box::pin(feed::follow(
-            deps,
-            ctx.viewer(),
-            session_id,
-            after,
-            Following::Events,
-            admitted,
-        ))
-        .await?;
+        // Boxed: this future lives inside the subscription's stream for as long as it runs,
+        // sized by its largest await, and the start is the largest by far.
+        let (blocks, items) = Box::pin(start(ctx, &session_id, after, Following::Events)).await?;
         Ok(screened(
             items,
             blocks,
@@ -118,6 +88,29 @@ impl Subscription {
             },
         ))
     }
+}
+
+/// What both subscriptions start with, in the viewer's turn in the admission queue: their
+/// blocks, and the feed.
+async fn start(
+    ctx: &Context<'_>,
+    session_id: &ID,
+    after: Option<String>,
+    following: Following,
+) -> Result<(
+    LiveBlocks,
+    impl Stream<Item = Result<Arc<FeedItem>, ApiError>> + Send + use<>,
+)> {
+    let session_id = ids::expect(Kind::Session, session_id, "sessionId")?;
+    let after = parse_after(after.as_deref())?;
+    let deps = ctx.deps()?;
+    // Anonymous starts are refused before they take a turn.
+    let viewer = ctx.viewer();
+    viewer.user_id()?;
+    let admitted = deps.admission.admit().await?;
+    let blocks = LiveBlocks::start(deps, viewer).await?;
+    let items = feed::follow(deps, viewer, session_id, after, following, admitted).await?;
+    Ok((blocks, items))
 }
 
 fn cursor(item: &FeedItem) -> String {
