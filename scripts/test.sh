@@ -48,6 +48,8 @@
 #                            print the chosen TEST_DATABASE_URL, and stop
 #                            without running cargo (a throwaway cluster is
 #                            still removed on exit)
+#   PHOTON_TEST_BACKTRACE    RUST_BACKTRACE for the tests (default 0, so that a
+#                            failure's message ends the log)
 #
 # Requires: bash, cargo, and either psql/pg_isready or apt-get to install them.
 set -euo pipefail
@@ -73,6 +75,11 @@ redact_url() { printf '%s' "$1" | sed -E 's#(://[^:/@]*):[^@]*@#\1:***@#'; }
 # psql/pg_isready never prompt (-w / no stdin) and give up quickly on a dead
 # host, so nothing hangs in CI.
 export PGCONNECT_TIMEOUT="${PGCONNECT_TIMEOUT:-5}"
+
+# A failing test's message belongs at the end of the log, where a reader of its last lines
+# sees it; a backtrace (RUST_BACKTRACE, often set by CI) pushes it out of view. Set
+# PHOTON_TEST_BACKTRACE=1 (or full) to have them.
+export RUST_BACKTRACE="${PHOTON_TEST_BACKTRACE:-0}"
 
 # --- throwaway cluster state and clean-up --------------------------------------
 # Set once we start our own server; the EXIT trap stops it and removes its

@@ -91,7 +91,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 const ROLE: &str = "PHOTON_BENCH_ROLE";
 const DATABASE_URL: &str = "PHOTON_BENCH_DATABASE_URL";
 const DATA_DIR: &str = "PHOTON_BENCH_DATA_DIR";
-/// Where the server listens: `127.0.0.1:0` at first; a restart takes the same port, since
+/// Where the server listens; a restart takes the same port, since
 /// the address is the tokens' issuer and the upload URLs' base.
 const BIND: &str = "PHOTON_BENCH_BIND";
 const JWT_SECRET: &str = "bench-secret-bench-secret-bench-secret-0123456789";
@@ -413,8 +413,14 @@ fn bench(nofile: u64) {
     let database = runtime.block_on(TestDatabase::create(data_dir.path()));
     // The server goes (its guard kills it) before its database, even on a panic.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
-        let mut server = Server::start(database.url(), data_dir.path(), any_port);
+        // Not an ephemeral port: the storm's reconnecting clients could take it while the
+        // server is down.
+        let port = photon_tests::ports::free_port();
+        let mut server = Server::start(
+            database.url(),
+            data_dir.path(),
+            SocketAddr::from(([127, 0, 0, 1], port)),
+        );
         runtime.block_on(run(&knobs, &mut server, &database, data_dir.path(), nofile));
     }));
     runtime.block_on(database.drop_it());
