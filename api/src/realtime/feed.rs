@@ -136,13 +136,24 @@ pub async fn open(
     let rx = bus.subscribe(start.session_id);
     // Checked after subscribing: a departure or an end committed from here on reaches the
     // channel, and one committed before is seen here.
-    let view = sessions::get_session(&db, Viewer::User(start.viewer_id), start.session_id).await?;
+    // With the viewer's latest join and the log's pruning mark, in the same statement: a
+    // reconnecting crowd starts thousands of feeds at once.
+    let (view, [joined, pruned_through]) = sessions::get_session_with(
+        &db,
+        Viewer::User(start.viewer_id),
+        start.session_id,
+        [
+            log::latest_join(start.session_id, start.viewer_id),
+            log::pruned_through(start.session_id),
+        ],
+    )
+    .await?;
+    let joined = joined.unwrap_or(0);
     // Everything numbered up to here is history or will be replayed from the log.
     let seen_seq = view.session.event_seq;
     bus.saw(start.session_id, seen_seq);
     let closes_at = closes_at(&view.session);
     let taking_uploads = sessions::takes_uploads(&view.session, opened_at);
-    let joined = log::latest_join(&db, start.session_id, start.viewer_id).await?;
     let (last, catch_up) = match start.after {
         Some(after) => {
             let (after, replays) = if start.since_join {
@@ -151,7 +162,7 @@ pub async fn open(
             } else {
                 (after, Replays::Photos)
             };
-            log::check_resumable(&db, start.session_id, after, replays).await?;
+            log::check_resumable(&db, start.session_id, after, replays, pruned_through).await?;
             (after, true)
         }
         // Read after subscribing: anything newer than this reaches the channel.

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use entity::event::{self, EventKind};
 use entity::event_horizon;
 use entity::photo::{self, PhotoStatus};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query, SelectStatement};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -129,24 +129,17 @@ pub async fn head(db: &impl ConnectionTrait, session_id: Option<Uuid>) -> ApiRes
     Ok(head.flatten().unwrap_or(0))
 }
 
-/// The id of `user_id`'s latest `member_joined` event in the session (0 when there is none:
-/// the owner, who never joined, or a join old enough to have been pruned, in which case
-/// everything still in the log is from after it).
-pub async fn latest_join(
-    db: &impl ConnectionTrait,
-    session_id: Uuid,
-    user_id: Uuid,
-) -> ApiResult<i64> {
-    let id: Option<Option<i64>> = event::Entity::find()
-        .select_only()
-        .column_as(event::Column::Id.max(), "id")
-        .filter(event::Column::SessionId.eq(session_id))
-        .filter(event::Column::Kind.eq(EventKind::MemberJoined))
-        .filter(event::Column::ActorId.eq(user_id))
-        .into_tuple()
-        .one(db)
-        .await?;
-    Ok(id.flatten().unwrap_or(0))
+/// A scalar subquery: the id of `user_id`'s latest `member_joined` event in the session
+/// (NULL when there is none: the owner, who never joined, or a join old enough to have been
+/// pruned, in which case everything still in the log is from after it).
+pub fn latest_join(session_id: Uuid, user_id: Uuid) -> SelectStatement {
+    Query::select()
+        .expr(Expr::col((event::Entity, event::Column::Id)).max())
+        .from(event::Entity)
+        .and_where(event::Column::SessionId.eq(session_id))
+        .and_where(event::Column::Kind.eq(EventKind::MemberJoined))
+        .and_where(event::Column::ActorId.eq(user_id))
+        .to_owned()
 }
 
 /// Records, per session, the newest event that a retention delete of everything created
@@ -192,29 +185,35 @@ pub enum Replays {
     Events,
 }
 
+/// A scalar subquery: how far retention has pruned the session's log (NULL: nothing yet),
+/// for [`check_resumable`].
+pub fn pruned_through(session_id: Uuid) -> SelectStatement {
+    Query::select()
+        .column(event_horizon::Column::PrunedThrough)
+        .from(event_horizon::Entity)
+        .and_where(event_horizon::Column::SessionId.eq(session_id))
+        .to_owned()
+}
+
 /// `CURSOR_EXPIRED` when replaying the session's log after `after` would silently skip
-/// something retention has already deleted.
+/// something retention has already deleted; `pruned_through` is what [`pruned_through`]
+/// read.
 ///
 /// For photos the test is exact: a photo still listed whose `photo_added` event was pruned
 /// after the cursor (its `seq` is that event's id). So the newest cursor of a freshly loaded
 /// photo list always resumes, however old that photo is. For other events only the mark is
 /// known, so any cursor below it is refused. A session nothing was pruned from (a new one,
-/// or one younger than the retention) has no mark and accepts every cursor.
+/// or one younger than the retention) has no mark and accepts every cursor, without a read.
 pub async fn check_resumable(
     db: &impl ConnectionTrait,
     session_id: Uuid,
     after: i64,
     replays: Replays,
+    pruned_through: Option<i64>,
 ) -> ApiResult<()> {
-    let Some(horizon) = event_horizon::Entity::find_by_id(session_id)
-        .one(db)
-        .await?
-    else {
+    let Some(pruned_through) = pruned_through.filter(|&pruned| after < pruned) else {
         return Ok(());
     };
-    if after >= horizon.pruned_through {
-        return Ok(());
-    }
     let missed = match replays {
         Replays::Events => true,
         Replays::Photos => {
@@ -223,7 +222,7 @@ pub async fn check_resumable(
                 .filter(photo::Column::Status.eq(PhotoStatus::Ready))
                 .filter(photo::Column::ExpiresAt.gt(clock::now()))
                 .filter(photo::Column::Seq.gt(after))
-                .filter(photo::Column::Seq.lte(horizon.pruned_through))
+                .filter(photo::Column::Seq.lte(pruned_through))
                 .count(db)
                 .await?
                 > 0

@@ -6,6 +6,12 @@
 //! rows count only while their replica's heartbeat is younger than [`STALE_AFTER`], so a
 //! replica that dies (or is killed) stops counting by itself, and the sweeper removes its
 //! rows later.
+//!
+//! Rows are written by one task per replica, in batches: the first subscription and the last
+//! departure of each (session, user) queue a change, and whatever piled up while the writer's
+//! previous statement ran goes into its next one. One phone subscribing waits one statement;
+//! ten thousand reconnecting at once (a replica restart) wait a few dozen, instead of ten
+//! thousand statements competing with requests for the pool.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,14 +21,14 @@ use chrono::{DateTime, Utc};
 use entity::{presence, replica};
 use sea_orm::sea_query::{OnConflict, Query, SelectStatement};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, QuerySelect,
 };
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::clock;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::jobs::{Every, First, Pace, Supervisor};
 
 /// How often a replica refreshes its rows.
@@ -31,6 +37,19 @@ pub const HEARTBEAT: Duration = Duration::from_secs(10);
 pub const STALE_AFTER: Duration = Duration::from_secs(45);
 
 type Key = (Uuid, Uuid);
+
+/// Changes waiting for the writer; a full queue makes new subscriptions wait.
+const QUEUE: usize = 4096;
+/// Most changes per statement (four bound values each at most: well inside SQLite's limit).
+const BATCH: usize = 500;
+
+/// What the writer is asked to do.
+enum Change {
+    /// Write the row, then say how that went.
+    Enter(Key, oneshot::Sender<ApiResult<()>>),
+    /// Delete the row, unless it was refreshed after `at` (the member came back meanwhile).
+    Leave(Key, DateTime<Utc>),
+}
 
 /// This replica's live subscriptions per (session, user).
 pub struct Presence {
@@ -42,6 +61,8 @@ pub struct Presence {
     registered: OnceCell<()>,
     /// When the heartbeat last reached the database.
     last_beat: Mutex<Option<DateTime<Utc>>>,
+    /// The writer's queue; the writer starts with the first change.
+    writes: std::sync::OnceLock<mpsc::Sender<Change>>,
 }
 
 impl Presence {
@@ -52,6 +73,17 @@ impl Presence {
             counts: Mutex::new(HashMap::new()),
             registered: OnceCell::new(),
             last_beat: Mutex::new(None),
+            writes: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The writer's queue, starting the writer on first use (inside the runtime, which a
+    /// subscription always is). It runs until this presence and its queue are gone.
+    fn writes(&self) -> &mpsc::Sender<Change> {
+        self.writes.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            tokio::spawn(write(self.db.clone(), self.replica_id, rx));
+            tx
         })
     }
 
@@ -92,7 +124,13 @@ impl Presence {
         if first {
             // On failure the guard's drop undoes the count.
             self.register().await?;
-            upsert(&self.db, self.replica_id, &[key], clock::now()).await?;
+            let (done, written) = oneshot::channel();
+            let gone = || ApiError::internal(anyhow::anyhow!("the presence writer has stopped"));
+            self.writes()
+                .send(Change::Enter(key, done))
+                .await
+                .map_err(|_| gone())?;
+            written.await.map_err(|_| gone())??;
         }
         Ok(guard)
     }
@@ -114,22 +152,13 @@ impl Presence {
         };
         if last {
             // Only a row not refreshed since now is removed: if the same member subscribes
-            // again before this runs, their fresh row stays.
-            let left_at = clock::now();
-            let this = self.clone();
-            tokio::spawn(async move {
-                let result = presence::Entity::delete_many()
-                    .filter(presence::Column::ReplicaId.eq(this.replica_id))
-                    .filter(presence::Column::SessionId.eq(key.0))
-                    .filter(presence::Column::UserId.eq(key.1))
-                    .filter(presence::Column::RefreshedAt.lte(left_at))
-                    .exec(&this.db)
-                    .await;
-                if let Err(err) = result {
-                    // The row goes stale and stops counting after STALE_AFTER.
-                    tracing::warn!(error = %err, "could not clear presence");
-                }
-            });
+            // again before this is written, their fresh row stays.
+            let change = Change::Leave(key, clock::now());
+            if let Err(mpsc::error::TrySendError::Full(change)) = self.writes().try_send(change) {
+                // Dropped in a guard, so it cannot wait here; a task waits for room instead.
+                let writes = self.writes().clone();
+                tokio::spawn(async move { writes.send(change).await });
+            }
         }
     }
 
@@ -298,6 +327,67 @@ async fn upsert(
     )
     .exec(db)
     .await?;
+    Ok(())
+}
+
+/// The writer: applies queued changes in batches until the queue closes. A failed batch
+/// fails its subscriptions (they may try again) and leaves departed rows to go stale.
+async fn write(db: DatabaseConnection, replica_id: Uuid, mut queue: mpsc::Receiver<Change>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while queue.recv_many(&mut batch, BATCH).await > 0 {
+        let mut entered = Vec::new();
+        let mut waiting = Vec::new();
+        let mut left = Vec::new();
+        for change in batch.drain(..) {
+            match change {
+                Change::Enter(key, done) => {
+                    entered.push(key);
+                    waiting.push(done);
+                }
+                Change::Leave(key, at) => left.push((key, at)),
+            }
+        }
+        if let Err(err) = delete(&db, replica_id, &left).await {
+            // The rows go stale and stop counting after STALE_AFTER.
+            tracing::warn!(error = %err, "could not clear presence");
+        }
+        // A member who left and came back within one batch is entered once.
+        entered.sort_unstable();
+        entered.dedup();
+        let written = upsert(&db, replica_id, &entered, clock::now())
+            .await
+            .map_err(ApiError::from);
+        for done in waiting {
+            // A subscription that gave up meanwhile no longer listens.
+            let _ = done.send(written.clone());
+        }
+    }
+}
+
+/// Deletes the rows of members who left, each unless refreshed after its departure.
+async fn delete(
+    db: &impl ConnectionTrait,
+    replica_id: Uuid,
+    left: &[(Key, DateTime<Utc>)],
+) -> Result<(), sea_orm::DbErr> {
+    if left.is_empty() {
+        return Ok(());
+    }
+    let each = left
+        .iter()
+        .fold(Condition::any(), |any, &((session_id, user_id), at)| {
+            any.add(
+                Condition::all()
+                    .add(presence::Column::SessionId.eq(session_id))
+                    .add(presence::Column::UserId.eq(user_id))
+                    .add(presence::Column::RefreshedAt.lte(at)),
+            )
+        });
+    presence::Entity::delete_many()
+        .filter(presence::Column::ReplicaId.eq(replica_id))
+        .filter(each)
+        .exec(db)
+        .await?;
     Ok(())
 }
 

@@ -9,9 +9,11 @@ use chrono::{DateTime, Utc};
 use entity::session_member::{self, NotificationLevel, SessionRole};
 use entity::{session, user};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, EntityTrait, JoinType, Order, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, RelationTrait, TransactionTrait, TryInsertResult, sea_query::Expr,
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    FromQueryResult, IdenStatic, JoinType, Order, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, RelationTrait, SelectA, SelectB, TransactionTrait, TryInsertResult,
+    sea_query::{Expr, SelectStatement},
 };
 use uuid::Uuid;
 
@@ -153,6 +155,39 @@ pub async fn get_session(
     session_id: Uuid,
 ) -> ApiResult<SessionView> {
     get_as_member(db, session_id, viewer.user_id()?).await
+}
+
+/// [`get_session`] with `N` more values computed in the same statement: each a scalar
+/// subquery (an `i64`, or NULL), read back in order. What would otherwise be a round trip of
+/// its own per value, for callers that need them every time (a subscription starting).
+pub async fn get_session_with<const N: usize>(
+    db: &impl ConnectionTrait,
+    viewer: Viewer,
+    session_id: Uuid,
+    values: [SelectStatement; N],
+) -> ApiResult<(SessionView, [Option<i64>; N])> {
+    let mut select = session::Entity::find_by_id(session_id)
+        .find_also_related(session_member::Entity)
+        .filter(session_member::Column::UserId.eq(viewer.user_id()?))
+        .filter(session_member::Column::LeftAt.is_null());
+    for (i, value) in values.into_iter().enumerate() {
+        select = select.expr_as(Expr::SubQuery(None, Box::new(value.into())), value_alias(i));
+    }
+    let row = db
+        .query_one_raw(select.build(db.get_database_backend()))
+        .await?
+        .ok_or(NO_SUCH_SESSION)?;
+    let session = session::Model::from_query_result(&row, SelectA.as_str())?;
+    let member = session_member::Model::from_query_result(&row, SelectB.as_str())?;
+    let mut read = [None; N];
+    for (i, slot) in read.iter_mut().enumerate() {
+        *slot = row.try_get::<Option<i64>>("", &value_alias(i))?;
+    }
+    Ok((SessionView::of(session, &member), read))
+}
+
+fn value_alias(i: usize) -> String {
+    format!("value_{i}")
 }
 
 /// Sessions by id that `me` is a current member of, for the DataLoader.

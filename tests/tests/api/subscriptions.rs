@@ -826,3 +826,33 @@ async fn subscription_starts_wait_their_turn_in_a_bounded_queue_and_a_refused_on
         assert_eq!(event(&payload)["photo"]["id"], live);
     }
 }
+
+#[tokio::test]
+async fn a_crowd_subscribing_and_leaving_at_once_is_counted_then_cleared() {
+    // Presence rows are written in batches: every (session, user) of a burst must be online,
+    // and every one gone once they all leave together.
+    let app = TestApp::spawn().await;
+    let owner = app.sign_in("ana@example.com").await;
+    let mut sessions = Vec::new();
+    for i in 0..12 {
+        sessions.push(create_session(&app, &owner, &format!("Night {i}")).await.0);
+    }
+    let mut phone = WsClient::connect_as(&app, Protocol::Transport, &owner.token).await;
+    for (i, session) in sessions.iter().enumerate() {
+        phone
+            .subscribe(&i.to_string(), PHOTO_ADDED, json!({ "s": session }))
+            .await;
+    }
+    app.wait_online(12).await;
+
+    // Leaving and coming straight back (within one batch, most likely) stays online.
+    phone.stop("0").await;
+    phone
+        .subscribe("again", PHOTO_ADDED, json!({ "s": sessions[0] }))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.wait_online(12).await;
+
+    phone.close().await;
+    app.wait_online(0).await;
+}
