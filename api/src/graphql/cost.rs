@@ -205,9 +205,11 @@ pub struct Budget {
 /// document is attached to the request, so async-graphql does not parse it again. A document
 /// that does not parse is left for async-graphql to report with its own error and position
 /// (parsing it twice is cheap: its tokens and nesting are bounded by then). A document seen
-/// before comes from `measured`, parsed and counted, and is charged the same.
+/// before comes from `measured`, parsed and counted, and is charged the same; `known` is the
+/// document's id when the caller has it already (a persisted query's hash, checked).
 pub fn admit(
     request: &mut Request,
+    known: Option<DocumentId>,
     limits: &CostLimits,
     budget: &mut Budget,
     measured: &MeasuredDocuments,
@@ -218,7 +220,7 @@ pub fn admit(
             limits.document_bytes as u64,
         ));
     }
-    let id = DocumentId::of(&request.query);
+    let id = known.unwrap_or_else(|| DocumentId::of(&request.query));
     let entry = match measured.get(&id) {
         Some(entry) => entry,
         None => {
@@ -461,6 +463,7 @@ mod tests {
     fn admit_one(query: &str, limits: &CostLimits) -> Result<(), Refusal> {
         admit(
             &mut Request::new(query),
+            None,
             limits,
             &mut Budget::default(),
             &MeasuredDocuments::default(),
@@ -611,9 +614,10 @@ mod tests {
         let measured = MeasuredDocuments::default();
         let six: String = (0..6).map(|i| format!("a{i}: __typename ")).collect();
         let query = format!("{{ {six} }}");
-        assert!(admit(&mut Request::new(&query), &l, &mut budget, &measured).is_ok());
+        assert!(admit(&mut Request::new(&query), None, &l, &mut budget, &measured).is_ok());
         // The second comes from the cache, and is charged all the same.
-        let refusal = admit(&mut Request::new(&query), &l, &mut budget, &measured).unwrap_err();
+        let refusal =
+            admit(&mut Request::new(&query), None, &l, &mut budget, &measured).unwrap_err();
         assert_eq!(refusal.limit, Limit::Aliases);
         assert_eq!(measured.len(), 1);
     }
@@ -623,9 +627,23 @@ mod tests {
         let measured = MeasuredDocuments::default();
         let query = "query Screen($s: ID!) { session(id: $s) { title members { edges { node { name } } } } }";
         let mut first = Request::new(query);
-        admit(&mut first, &limits(), &mut Budget::default(), &measured).unwrap();
+        admit(
+            &mut first,
+            None,
+            &limits(),
+            &mut Budget::default(),
+            &measured,
+        )
+        .unwrap();
         let mut second = Request::new(query);
-        admit(&mut second, &limits(), &mut Budget::default(), &measured).unwrap();
+        admit(
+            &mut second,
+            None,
+            &limits(),
+            &mut Budget::default(),
+            &measured,
+        )
+        .unwrap();
         assert_eq!(measured.len(), 1);
         let printed = |request: &mut Request| format!("{:?}", request.parsed_query().unwrap());
         assert_eq!(printed(&mut first), printed(&mut second));
@@ -637,8 +655,9 @@ mod tests {
             ..limits()
         };
         let mut budget = Budget::default();
-        assert!(admit(&mut Request::new(query), &l, &mut budget, &measured).is_ok());
-        let refusal = admit(&mut Request::new(query), &l, &mut budget, &measured).unwrap_err();
+        assert!(admit(&mut Request::new(query), None, &l, &mut budget, &measured).is_ok());
+        let refusal =
+            admit(&mut Request::new(query), None, &l, &mut budget, &measured).unwrap_err();
         assert_eq!(refusal.limit, Limit::Tokens);
     }
 
@@ -646,7 +665,16 @@ mod tests {
     fn an_unparsable_document_is_left_to_the_parser_and_not_kept() {
         let measured = MeasuredDocuments::default();
         let mut request = Request::new("{ unclosed");
-        assert!(admit(&mut request, &limits(), &mut Budget::default(), &measured).is_ok());
+        assert!(
+            admit(
+                &mut request,
+                None,
+                &limits(),
+                &mut Budget::default(),
+                &measured
+            )
+            .is_ok()
+        );
         assert!(request.parsed_query().is_err());
         assert!(measured.is_empty());
     }

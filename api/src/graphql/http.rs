@@ -282,11 +282,12 @@ fn prepare(state: &AppState, requests: Vec<async_graphql::Request>) -> Vec<Opera
         .collect();
     let mut budget = Budget::default();
     for operation in &mut operations {
-        let Operation::Run(request, _) = operation else {
+        let Operation::Run(request, pending) = operation else {
             continue;
         };
-        if let Err(refusal) = cost::admit(request, &state.config.cost, &mut budget, &state.measured)
-        {
+        let known = pending.id();
+        let limits = &state.config.cost;
+        if let Err(refusal) = cost::admit(request, known, limits, &mut budget, &state.measured) {
             tracing::info!(limit = refusal.limit.name(), "document refused by its cost");
             return operations
                 .into_iter()

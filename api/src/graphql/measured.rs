@@ -10,21 +10,15 @@
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use async_graphql::parser::types::ExecutableDocument;
-use lru::LruCache;
-
+use super::bounded_cache::{BoundedCache, Charge};
 use super::cost::Cost;
 use super::persisted::DocumentId;
+use async_graphql::parser::types::ExecutableDocument;
 
 /// Most documents kept.
 const MAX_ENTRIES: usize = 512;
 /// Most bytes charged for all of them.
 const MAX_BYTES: usize = 8 * 1024 * 1024;
-
-/// What an entry is charged: its tree is many times the size of its text.
-fn charge(text_bytes: usize) -> usize {
-    text_bytes.saturating_mul(16).saturating_add(512)
-}
 
 /// A document as the cost check left it.
 pub struct Measured {
@@ -36,57 +30,44 @@ pub struct Measured {
     pub text_bytes: usize,
 }
 
-pub struct MeasuredDocuments {
-    inner: Mutex<Inner>,
+impl Charge for Arc<Measured> {
+    /// Its tree is many times the size of its text.
+    fn charge(&self) -> usize {
+        self.text_bytes.saturating_mul(16).saturating_add(512)
+    }
 }
 
-struct Inner {
-    entries: LruCache<DocumentId, Arc<Measured>>,
-    bytes: usize,
+pub struct MeasuredDocuments {
+    cache: Mutex<BoundedCache<Arc<Measured>>>,
 }
 
 impl Default for MeasuredDocuments {
     fn default() -> Self {
+        let entries = NonZeroUsize::new(MAX_ENTRIES).unwrap_or(NonZeroUsize::MIN);
         Self {
-            inner: Mutex::new(Inner {
-                entries: LruCache::new(NonZeroUsize::new(MAX_ENTRIES).unwrap_or(NonZeroUsize::MIN)),
-                bytes: 0,
-            }),
+            cache: Mutex::new(BoundedCache::new(entries, MAX_BYTES)),
         }
     }
 }
 
 impl MeasuredDocuments {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // Plain data, consistent after every write: a panic elsewhere leaves it usable.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, BoundedCache<Arc<Measured>>> {
+        // Consistent after every call: a panic elsewhere leaves it usable.
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The entry for this text, which becomes the most recently used.
     pub fn get(&self, id: &DocumentId) -> Option<Arc<Measured>> {
-        self.lock().entries.get(id).cloned()
+        self.lock().get(id)
     }
 
+    /// Keeps the entry, unless it alone is larger than the whole cache.
     pub fn insert(&self, id: DocumentId, measured: Arc<Measured>) {
-        let size = charge(measured.text_bytes);
-        if size > MAX_BYTES {
-            return;
-        }
-        let mut inner = self.lock();
-        if let Some((_, old)) = inner.entries.push(id, measured) {
-            inner.bytes = inner.bytes.saturating_sub(charge(old.text_bytes));
-        }
-        inner.bytes = inner.bytes.saturating_add(size);
-        while inner.bytes > MAX_BYTES {
-            let Some((_, old)) = inner.entries.pop_lru() else {
-                break;
-            };
-            inner.bytes = inner.bytes.saturating_sub(charge(old.text_bytes));
-        }
+        let _ = self.lock().insert(id, measured);
     }
 
     pub fn len(&self) -> usize {
-        self.lock().entries.len()
+        self.lock().len()
     }
 
     pub fn is_empty(&self) -> bool {

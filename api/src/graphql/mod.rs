@@ -4,6 +4,7 @@
 
 mod archive;
 mod auth;
+mod bounded_cache;
 mod connection;
 pub mod cost;
 mod devices;

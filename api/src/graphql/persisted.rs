@@ -13,7 +13,6 @@
 //! Resolution only finds the document: every document, cached or listed, is then measured by
 //! `cost::admit` like one sent in full, so a persisted document never bypasses the limits.
 
-mod cache;
 pub mod manifest;
 
 use std::fmt;
@@ -25,8 +24,8 @@ use anyhow::bail;
 use async_graphql::{ErrorExtensions, Request, ServerError, Value};
 use sha2::{Digest, Sha256};
 
-use self::cache::{DocumentCache, Stored};
 use self::manifest::Manifest;
+use super::bounded_cache::{BoundedCache, Charge, Stored};
 use super::cost::{self, Budget, CostLimits};
 use crate::app::AppState;
 use crate::error::ErrorCode;
@@ -220,16 +219,37 @@ impl Outcome {
     }
 }
 
+/// What one text is charged beyond its bytes: the key, the `Arc` and the LRU's links.
+const ENTRY_OVERHEAD_BYTES: usize = 128;
+
+impl Charge for Arc<str> {
+    fn charge(&self) -> usize {
+        self.len().saturating_add(ENTRY_OVERHEAD_BYTES)
+    }
+}
+
 /// A document to remember once it has passed the cost limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use = "a resolved document is registered after its cost check"]
-pub struct Pending(Option<DocumentId>);
+pub struct Pending {
+    /// The document's id, when finding it told it (it came with its hash, or was looked up
+    /// by it): the cost check's cache needs it, and need not hash the text again.
+    id: Option<DocumentId>,
+    /// New here: registered once admitted.
+    new: bool,
+}
+
+impl Pending {
+    pub fn id(&self) -> Option<DocumentId> {
+        self.id
+    }
+}
 
 /// The listed operations and this replica's APQ cache.
 pub struct PersistedDocuments {
     manifest: Arc<Manifest>,
     only_listed: bool,
-    cache: Mutex<DocumentCache>,
+    cache: Mutex<BoundedCache<Arc<str>>>,
 }
 
 impl PersistedDocuments {
@@ -245,11 +265,11 @@ impl PersistedDocuments {
         Self {
             manifest: config.manifest.clone(),
             only_listed: config.only_listed,
-            cache: Mutex::new(DocumentCache::new(config.cache_entries, config.cache_bytes)),
+            cache: Mutex::new(BoundedCache::new(config.cache_entries, config.cache_bytes)),
         }
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, DocumentCache> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, BoundedCache<Arc<str>>> {
         // The cache is consistent after every call, so a panic elsewhere leaves it usable.
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -261,13 +281,23 @@ impl PersistedDocuments {
         let result = self.lookup(request);
         match &result {
             Ok(Lookup::Text) => {}
-            Ok(Lookup::Found) => Outcome::Hit.count(),
+            Ok(Lookup::Found(_)) => Outcome::Hit.count(),
             Ok(Lookup::New(_)) => {}
             Err(error) => error.outcome().count(),
         }
         result.map(|lookup| match lookup {
-            Lookup::New(id) => Pending(Some(id)),
-            Lookup::Text | Lookup::Found => Pending(None),
+            Lookup::Text => Pending {
+                id: None,
+                new: false,
+            },
+            Lookup::Found(id) => Pending {
+                id: Some(id),
+                new: false,
+            },
+            Lookup::New(id) => Pending {
+                id: Some(id),
+                new: true,
+            },
         })
     }
 
@@ -277,15 +307,16 @@ impl PersistedDocuments {
                 return Ok(Lookup::Text);
             }
             // A client without the persisted query link may still send a listed document.
-            return match self.manifest.get(&DocumentId::of(&request.query)) {
-                Some(_) => Ok(Lookup::Found),
+            let id = DocumentId::of(&request.query);
+            return match self.manifest.get(&id) {
+                Some(_) => Ok(Lookup::Found(id)),
                 None => Err(PersistedError::NotListed),
             };
         };
         if request.query.is_empty() {
             if let Some(listed) = self.manifest.get(&id) {
                 request.query = listed.body.to_string();
-                return Ok(Lookup::Found);
+                return Ok(Lookup::Found(id));
             }
             if self.only_listed {
                 return Err(PersistedError::NotListed);
@@ -293,7 +324,7 @@ impl PersistedDocuments {
             return match self.cache().get(&id) {
                 Some(document) => {
                     request.query = document.to_string();
-                    Ok(Lookup::Found)
+                    Ok(Lookup::Found(id))
                 }
                 None => Err(PersistedError::NotFound),
             };
@@ -304,7 +335,7 @@ impl PersistedDocuments {
             return Err(PersistedError::HashMismatch);
         }
         if self.manifest.get(&id).is_some() {
-            return Ok(Lookup::Found);
+            return Ok(Lookup::Found(id));
         }
         if self.only_listed {
             return Err(PersistedError::NotListed);
@@ -315,7 +346,11 @@ impl PersistedDocuments {
     /// Remembers a newly sent document, once it has passed the cost limits (`cost::admit`
     /// succeeded) and parses: the cache holds only documents that could run.
     pub fn register(&self, pending: Pending, request: &mut Request) {
-        let Pending(Some(id)) = pending else {
+        let Pending {
+            id: Some(id),
+            new: true,
+        } = pending
+        else {
             return;
         };
         if request.parsed_query().is_err() {
@@ -349,8 +384,9 @@ impl PersistedDocuments {
 enum Lookup {
     /// No hash: the request's own text runs.
     Text,
-    /// The hash named a listed or cached document (now in `request.query`).
-    Found,
+    /// The hash named a listed or cached document (now in `request.query`), or the text is
+    /// a listed one.
+    Found(DocumentId),
     /// Hash and matching document, not known yet: to be registered.
     New(DocumentId),
 }
@@ -383,7 +419,8 @@ pub fn admit(state: &AppState, request: &mut Request) -> Result<(), ServerError>
         .resolve(request)
         .map_err(|error| error.to_server_error())?;
     let budget = &mut Budget::default();
-    if let Err(refusal) = cost::admit(request, &state.config.cost, budget, &state.measured) {
+    let known = pending.id();
+    if let Err(refusal) = cost::admit(request, known, &state.config.cost, budget, &state.measured) {
         tracing::info!(limit = refusal.limit.name(), "document refused by its cost");
         return Err(refusal.to_server_error());
     }
@@ -411,6 +448,20 @@ mod tests {
             manifest: Arc::new(manifest),
             only_listed,
         })
+    }
+
+    fn new(query: &str) -> Pending {
+        Pending {
+            id: Some(DocumentId::of(query)),
+            new: true,
+        }
+    }
+
+    fn found(query: &str) -> Pending {
+        Pending {
+            id: Some(DocumentId::of(query)),
+            new: false,
+        }
     }
 
     fn hashed(query: &str, id: &str) -> Request {
@@ -455,12 +506,12 @@ mod tests {
 
         let mut register = hashed(query, &id);
         let pending = documents.resolve(&mut register).unwrap();
-        assert_eq!(pending, Pending(Some(DocumentId::of(query))));
+        assert_eq!(pending, new(query));
         documents.register(pending, &mut register);
         assert_eq!(documents.cached(), 1);
 
         let mut hit = hashed("", &id);
-        assert_eq!(documents.resolve(&mut hit), Ok(Pending(None)));
+        assert_eq!(documents.resolve(&mut hit), Ok(found(query)));
         assert_eq!(hit.query, query);
     }
 
@@ -519,10 +570,10 @@ mod tests {
         let body = "query Me { me { id } }";
         let documents = documents(10, listed(body), true);
         let mut by_hash = hashed("", &DocumentId::of(body).to_string());
-        assert_eq!(documents.resolve(&mut by_hash), Ok(Pending(None)));
+        assert_eq!(documents.resolve(&mut by_hash), Ok(found(body)));
         assert_eq!(by_hash.query, body);
         let mut by_text = Request::new(body);
-        assert_eq!(documents.resolve(&mut by_text), Ok(Pending(None)));
+        assert_eq!(documents.resolve(&mut by_text), Ok(found(body)));
 
         let other = "{ __typename }";
         let mut text = Request::new(other);

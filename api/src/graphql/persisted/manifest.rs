@@ -132,7 +132,7 @@ fn check(entry: &Entry, limits: &CostLimits) -> anyhow::Result<(DocumentId, List
     let mut request = async_graphql::Request::new(entry.body.as_str());
     // Checked once at start-up, with nothing to remember it in.
     let once = MeasuredDocuments::default();
-    if let Err(refusal) = cost::admit(&mut request, limits, &mut Budget::default(), &once) {
+    if let Err(refusal) = cost::admit(&mut request, None, limits, &mut Budget::default(), &once) {
         let error = refusal.to_server_error();
         bail!("over the cost limits: {}", error.message);
     }
