@@ -532,7 +532,7 @@ async fn run(
     let sockets: Vec<(usize, WsClient)> = stream::iter(0..users)
         .map(|i| {
             let (api, tokens) = (api.clone(), tokens.clone());
-            async move { (i, connect(&api, &tokens[i]).await) }
+            async move { (i, connect(&api, &tokens[i], i).await) }
         })
         .buffer_unordered(concurrency)
         .collect()
@@ -1121,11 +1121,21 @@ fn small_buffers() -> WebSocketConfig {
         .write_buffer_size(0)
 }
 
-/// Opens a socket and initialises it as `token`'s user.
-async fn connect(api: &Client, token: &str) -> WsClient {
-    let mut socket = WsClient::open_with(api, Protocol::Transport, small_buffers()).await;
+/// Opens socket `index` and initialises it as `token`'s user.
+async fn connect(api: &Client, token: &str, index: usize) -> WsClient {
+    let mut socket =
+        WsClient::try_open_from(api, Protocol::Transport, small_buffers(), source(index))
+            .await
+            .unwrap();
     socket.init_acknowledged(auth_payload(token)).await;
     socket
+}
+
+/// Where socket `index` connects from: one of 64 loopback addresses, so that no address holds
+/// more than a few hundred of the sockets. With all of them on one, reconnecting after the
+/// storm's restart spent a core of this process in the kernel's search for a free port.
+fn source(index: usize) -> Option<std::net::Ipv4Addr> {
+    Some(std::net::Ipv4Addr::new(127, 1, (index % 64) as u8, 1))
 }
 
 /// What every subscriber's task shares.
@@ -1250,7 +1260,8 @@ async fn reconnect(index: usize, token: &str, shared: &Subscribers) -> WsClient 
         let server = shared.server.read().unwrap().clone();
         if let Some(api) = server {
             if let Ok(mut socket) =
-                WsClient::try_open_with(&api, Protocol::Transport, small_buffers()).await
+                WsClient::try_open_from(&api, Protocol::Transport, small_buffers(), source(index))
+                    .await
             {
                 socket.init(auth_payload(token)).await;
                 match socket.recv_within(Duration::from_secs(10)).await {

@@ -4,11 +4,12 @@
 // Test support: a failed unwrap fails the test that called it, which is what it should do.
 #![allow(clippy::unwrap_used)]
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -80,15 +81,53 @@ impl WsClient {
         protocol: Protocol,
         config: WebSocketConfig,
     ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        Self::try_open_from(api, protocol, config, None).await
+    }
+
+    /// Like [`try_open_with`](Self::try_open_with), from the local address `from` (any of
+    /// 127.0.0.0/8 on a loopback server). A process that opens tens of thousands of sockets to
+    /// one server spreads them over several: each source address has its own ports, and the
+    /// kernel's search for a free one among the busy ones (and those still in TIME_WAIT after
+    /// a restart) grows with how many share an address.
+    pub async fn try_open_from(
+        api: &impl AsRef<Client>,
+        protocol: Protocol,
+        config: WebSocketConfig,
+        from: Option<Ipv4Addr>,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
         let url = api.as_ref().url("/graphql").replacen("http", "ws", 1);
         let mut request = url.into_client_request()?;
         request.headers_mut().insert(
             "Sec-WebSocket-Protocol",
             HeaderValue::from_static(protocol.name()),
         );
-        // Without Nagle's algorithm: a small message goes out at once, as timing needs.
-        let (socket, response) =
-            tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
+        let (socket, response) = match from {
+            // Without Nagle's algorithm: a small message goes out at once, as timing needs.
+            None => {
+                tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?
+            }
+            Some(from) => {
+                let uri = request.uri();
+                let server = format!(
+                    "{}:{}",
+                    uri.host().unwrap_or_default(),
+                    uri.port_u16().unwrap_or(80)
+                );
+                let server: SocketAddr = server.parse().map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an IP address")
+                })?;
+                let tcp = TcpSocket::new_v4()?;
+                tcp.bind(SocketAddr::from((from, 0)))?;
+                let stream = tcp.connect(server).await?;
+                stream.set_nodelay(true)?;
+                tokio_tungstenite::client_async_with_config(
+                    request,
+                    MaybeTlsStream::Plain(stream),
+                    Some(config),
+                )
+                .await?
+            }
+        };
         assert_eq!(
             response
                 .headers()
