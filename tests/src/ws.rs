@@ -319,7 +319,7 @@ impl WsClient {
                 Some(Received::Message(m)) if m["type"] == "next" => ids.push(
                     m["payload"]["data"]["photoAdded"]["photo"]["id"]
                         .as_str()
-                        .unwrap()
+                        .unwrap_or_else(|| panic!("expected a photo, got {m}"))
                         .to_owned(),
                 ),
                 Some(other) => panic!("expected photos, got {other:?}"),

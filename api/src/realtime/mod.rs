@@ -194,6 +194,9 @@ async fn reader(url: &SecretString) -> anyhow::Result<DatabaseConnection> {
         .min_connections(1)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10))
+        // No ping before each read: the listener's own connection fails with the database,
+        // and its restart opens a new reader.
+        .test_before_acquire(false)
         .sqlx_logging(false);
     Ok(Database::connect(options).await?)
 }
