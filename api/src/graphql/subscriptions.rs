@@ -108,9 +108,14 @@ async fn start(
     let viewer = ctx.viewer();
     viewer.user_id()?;
     let admitted = deps.admission.admit().await?;
-    let blocks = LiveBlocks::start(deps, viewer).await?;
-    let items = feed::follow(deps, viewer, session_id, after, following, admitted).await?;
-    Ok((blocks, items))
+    // Watching before the feed's start reads whether the viewer blocks anyone: a block
+    // committed after that read rings the watch.
+    let mut blocks = LiveBlocks::watch(deps, viewer)?;
+    let opened = feed::follow(deps, viewer, session_id, after, following, admitted).await?;
+    if opened.blocks_anyone {
+        blocks.read().await?;
+    }
+    Ok((blocks, opened.items))
 }
 
 fn cursor(item: &FeedItem) -> String {
@@ -127,16 +132,24 @@ struct LiveBlocks {
 }
 
 impl LiveBlocks {
-    async fn start(deps: &Deps, viewer: Viewer) -> Result<Self, ApiError> {
+    /// Starts watching for the viewer's block changes, knowing of no blocks yet: [`read`]
+    /// them if the viewer has any.
+    ///
+    /// [`read`]: Self::read
+    fn watch(deps: &Deps, viewer: Viewer) -> Result<Self, ApiError> {
         let me = viewer.user_id()?;
-        // Watch first, so a block committed while the set is read is not missed.
-        let watch = deps.bus.watch_blocks(me);
         Ok(Self {
             db: deps.db.clone(),
             viewer: me,
-            watch,
-            blocked: blocks::blocked_by(&deps.db, viewer).await?,
+            watch: deps.bus.watch_blocks(me),
+            blocked: HashSet::new(),
         })
+    }
+
+    /// Reads whom the viewer blocks now.
+    async fn read(&mut self) -> Result<(), ApiError> {
+        self.blocked = blocks::blocked_by(&self.db, Viewer::User(self.viewer)).await?;
+        Ok(())
     }
 
     /// Whether the viewer may see a photo the stream is about to send: not one of someone

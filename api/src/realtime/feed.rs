@@ -131,20 +131,21 @@ pub async fn open(
     db: DatabaseConnection,
     bus: Arc<Bus>,
     start: FeedStart,
-) -> ApiResult<impl Stream<Item = ApiResult<Arc<FeedItem>>> + Send + use<>> {
+) -> ApiResult<Opened<impl Stream<Item = ApiResult<Arc<FeedItem>>> + Send + use<>>> {
     let opened_at = clock::now();
     let rx = bus.subscribe(start.session_id);
     // Checked after subscribing: a departure or an end committed from here on reaches the
     // channel, and one committed before is seen here.
     // With the viewer's latest join and the log's pruning mark, in the same statement: a
     // reconnecting crowd starts thousands of feeds at once.
-    let (view, [joined, pruned_through]) = sessions::get_session_with(
+    let (view, [joined, pruned_through, blocks_anyone]) = sessions::get_session_with(
         &db,
         Viewer::User(start.viewer_id),
         start.session_id,
         [
             log::latest_join(start.session_id, start.viewer_id),
             log::pruned_through(start.session_id),
+            log::blocks_anyone(start.viewer_id),
         ],
     )
     .await?;
@@ -195,9 +196,20 @@ pub async fn open(
         admitted: if catch_up { start.admitted } else { None },
         opened_at,
     };
-    Ok(futures_util::stream::unfold(feed, |mut feed| async move {
+    let items = futures_util::stream::unfold(feed, |mut feed| async move {
         feed.next().await.map(|item| (item, feed))
-    }))
+    });
+    Ok(Opened {
+        items,
+        blocks_anyone: blocks_anyone.is_some(),
+    })
+}
+
+/// An open feed, and what its start learned on the way.
+pub struct Opened<S> {
+    pub items: S,
+    /// Whether the viewer blocked anyone when the feed started.
+    pub blocks_anyone: bool,
 }
 
 impl Feed {
@@ -349,7 +361,7 @@ pub async fn follow(
     after: Option<i64>,
     following: Following,
     admitted: Admitted,
-) -> ApiResult<impl Stream<Item = ApiResult<Arc<FeedItem>>> + Send + use<>> {
+) -> ApiResult<Opened<impl Stream<Item = ApiResult<Arc<FeedItem>>> + Send + use<>>> {
     open(
         deps.db.clone(),
         deps.bus.clone(),

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::event::{self, EventKind};
-use entity::event_horizon;
 use entity::photo::{self, PhotoStatus};
+use entity::{event_horizon, user_block};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query, SelectStatement};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -183,6 +183,17 @@ pub enum Replays {
     Photos,
     /// Every other kind of event: anything pruned after the cursor would be missed.
     Events,
+}
+
+/// A scalar subquery: 1 when `user_id` blocks anyone, else NULL. A feed's start learns it in
+/// its one statement, and reads whom the viewer blocks only when there is someone.
+pub fn blocks_anyone(user_id: Uuid) -> SelectStatement {
+    Query::select()
+        .expr(Expr::val(1i64))
+        .from(user_block::Entity)
+        .and_where(user_block::Column::BlockerId.eq(user_id))
+        .limit(1)
+        .to_owned()
 }
 
 /// A scalar subquery: how far retention has pruned the session's log (NULL: nothing yet),

@@ -466,7 +466,8 @@ async fn a_subscriber_that_falls_behind_catches_up_from_the_log() {
         },
     )
     .await
-    .unwrap();
+    .unwrap()
+    .items;
     let joiners = CAPACITY + 16;
     for n in 0..joiners {
         let user = app.sign_in(&format!("guest{n}@example.com")).await;
