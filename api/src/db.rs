@@ -15,6 +15,8 @@ use crate::config::Config;
 
 /// Statements longer than this are logged as slow.
 const SLOW_STATEMENT: Duration = Duration::from_millis(500);
+/// A pooled Postgres connection idle for longer than this is pinged before it is handed out.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// Counters over every statement the pool runs, for tests that check a request costs the
 /// queries it should; each statement also counts in `photon_db_statements_total`.
@@ -102,7 +104,12 @@ async fn open(
         options.map_sqlx_sqlite_pool_opts(|pool| pool.acquire_time_level(log::LevelFilter::Trace));
     } else {
         options
-            .map_sqlx_postgres_pool_opts(|pool| pool.acquire_time_level(log::LevelFilter::Trace));
+            .map_sqlx_postgres_pool_opts(|pool| pool.acquire_time_level(log::LevelFilter::Trace))
+            // sqlx pings every connection it hands out, on top of the ping with which it takes
+            // each one back: three round trips per statement. One taken back a moment ago
+            // passed that ping; one that sat idle (through a database restart, say) is pinged
+            // again, and replaced if that fails.
+            .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR);
     }
     if is_sqlite {
         options.map_sqlx_sqlite_opts(|opts| {

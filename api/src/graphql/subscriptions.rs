@@ -146,6 +146,22 @@ impl LiveBlocks {
         })
     }
 
+    /// Reads whom the viewer blocks again, for a stream that is running: while the database
+    /// is briefly out of reach it waits and tries again (as the feed does), sending nothing
+    /// meanwhile rather than a photo the viewer may just have blocked.
+    async fn reread(&mut self) -> Result<(), ApiError> {
+        let mut failed = 0;
+        loop {
+            match self.read().await {
+                Err(ApiError::Unavailable(_)) => {
+                    tokio::time::sleep(feed::retry_delay(failed)).await;
+                    failed = failed.saturating_add(1);
+                }
+                done => return done,
+            }
+        }
+    }
+
     /// Reads whom the viewer blocks now.
     async fn read(&mut self) -> Result<(), ApiError> {
         self.blocked = blocks::blocked_by(&self.db, Viewer::User(self.viewer)).await?;
@@ -160,8 +176,7 @@ impl LiveBlocks {
         }
         if self.watch.changed() {
             // Boxed: rare, and the stream's idle state would otherwise be as big as this read.
-            let read = Box::pin(blocks::blocked_by(&self.db, Viewer::User(self.viewer)));
-            self.blocked = read.await?;
+            Box::pin(self.reread()).await?;
         }
         Ok(photo.hidden_at.is_none() && !self.blocked.contains(&photo.uploader_id))
     }

@@ -26,6 +26,7 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use entity::event::EventKind;
@@ -42,7 +43,7 @@ use super::log::{self, Replays};
 use super::presence::{Online, Presence};
 use crate::clock;
 use crate::deps::Deps;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::service::Viewer;
 use crate::service::sessions;
 
@@ -79,6 +80,8 @@ struct Feed {
     seen_seq: i64,
     backlog: VecDeque<Arc<FeedItem>>,
     catch_up: bool,
+    /// Reads of the log that failed in a row because the database was out of reach.
+    failed_reads: u8,
     done: bool,
     /// When an ended session stops taking late uploads: once it has passed and the log is
     /// read to its end, nothing more can come. `None` while the session runs.
@@ -187,6 +190,7 @@ pub async fn open(
         seen_seq,
         backlog: VecDeque::new(),
         catch_up,
+        failed_reads: 0,
         // A live-only feed of a session past its late-upload window has nothing to wait for.
         done: !taking_uploads && !catch_up,
         closes_at,
@@ -250,6 +254,7 @@ impl Feed {
                 };
                 match read.await {
                     Ok(page) => {
+                        self.failed_reads = 0;
                         self.catch_up = page.len() as u64 == log::PAGE;
                         if !self.catch_up {
                             self.admitted = None;
@@ -259,6 +264,13 @@ impl Feed {
                             self.bus.saw(self.session_id, self.seen_seq);
                         }
                         self.backlog.extend(page.into_iter().map(Arc::new));
+                    }
+                    // A live feed outlasts a database that is briefly out of reach: it waits
+                    // and reads again from its cursor, and the phone misses nothing. A start
+                    // that fails is refused instead, with a retryable code.
+                    Err(ApiError::Unavailable(_)) if self.admitted.is_none() => {
+                        tokio::time::sleep(retry_delay(self.failed_reads)).await;
+                        self.failed_reads = self.failed_reads.saturating_add(1);
                     }
                     Err(err) => {
                         self.done = true;
@@ -335,6 +347,12 @@ impl Feed {
     }
 }
 
+/// How long a feed waits before reading the log again after `failed` reads in a row found
+/// the database out of reach: a quarter of a second, doubling up to four.
+pub fn retry_delay(failed: u8) -> Duration {
+    Duration::from_millis(250 << failed.min(4))
+}
+
 fn closes_at(session: &session::Model) -> Option<DateTime<Utc>> {
     session
         .ended_at
@@ -386,6 +404,13 @@ mod tests {
             committed_at: clock::now(),
             live,
         }
+    }
+
+    #[test]
+    fn retries_wait_longer_each_time_up_to_four_seconds() {
+        let delays: Vec<u128> = (0..7).map(|n| retry_delay(n).as_millis()).collect();
+        assert_eq!(delays, [250, 500, 1000, 2000, 4000, 4000, 4000]);
+        assert_eq!(retry_delay(u8::MAX), Duration::from_secs(4));
     }
 
     #[tokio::test]
