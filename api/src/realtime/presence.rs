@@ -10,8 +10,8 @@
 //! Rows are written by one task per replica, in batches: the first subscription and the last
 //! departure of each (session, user) queue a change, and whatever piled up while the writer's
 //! previous statement ran goes into its next one. One phone subscribing waits one statement;
-//! ten thousand reconnecting at once (a replica restart) wait a few dozen, instead of ten
-//! thousand statements competing with requests for the pool.
+//! a crowd reconnecting at once (a replica restart) shares statements instead of sending one
+//! each to compete with requests for the pool.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
