@@ -10,10 +10,11 @@
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use async_graphql::parser::types::ExecutableDocument;
+
 use super::bounded_cache::{BoundedCache, Charge};
 use super::cost::Cost;
 use super::persisted::DocumentId;
-use async_graphql::parser::types::ExecutableDocument;
 
 /// Most documents kept.
 const MAX_ENTRIES: usize = 512;
