@@ -490,6 +490,7 @@ fn start_background_tasks(state: &AppState) -> anyhow::Result<Leaseholders> {
         &state.config.realtime,
         state.bus.clone(),
     );
+    processing::notify::spawn(tasks, &state.db, &state.config.database_url, &state.jobs);
     state.presence.spawn_heartbeat(tasks);
     state.rate_limiters.spawn_cleanup(tasks);
     if let Some(settings) = state.config.sweep.clone() {

@@ -36,6 +36,8 @@ pub struct Deps {
     pub bus: Arc<Bus>,
     /// Announces the events this process commits to every replica's bus.
     pub announcer: Announcer,
+    /// Tells the photo workers of every process that photos were queued here.
+    pub jobs: crate::processing::JobBell,
     /// The queue subscription starts go through.
     pub admission: Arc<Admission>,
     /// Who has a live `photoAdded` subscription here.
@@ -82,6 +84,7 @@ impl Deps {
             archive_links,
             bus: Bus::new(),
             announcer: crate::realtime::announcer_for(&db),
+            jobs: crate::processing::JobBell::default(),
             presence: Presence::new(db.clone()),
             admission: Admission::new(config.realtime.admission),
             store,

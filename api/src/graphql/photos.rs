@@ -296,6 +296,7 @@ impl PhotoMutation {
         let id = ids::expect(Kind::Photo, &photo_id, "photoId")?;
         let photo = service::complete_upload(
             &deps.db,
+            &deps.jobs,
             deps.store.as_ref(),
             deps.config.upload_rules.upload_url_ttl,
             ctx.viewer(),

@@ -1,5 +1,5 @@
 //! On Postgres, every process with workers listens for the notification that a job was queued
-//! (sent on the commit that queued it), so a `photon worker` hears of photos completed on any
+//! (sent after the commit that queued it, `super::notify`), so a `photon worker` hears of photos completed on any
 //! replica at once. A notification missed while this connection was down costs only latency:
 //! the workers poll the queue anyway, and look at it again after every reconnection.
 

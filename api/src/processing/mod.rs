@@ -11,8 +11,8 @@
 //! job outlives its lease, which the time limit below prevents.
 //!
 //! **Waking.** Completing a photo wakes the workers: in-process at once, and on Postgres through
-//! a notification (`photon_photo_jobs`, sent on commit) that every replica and every `photon
-//! worker` listens for ([`listen`]). Workers also poll, for a notification missed while a
+//! a notification (`photon_photo_jobs`, sent after the commit by [`notify`], one for a burst of
+//! completions) that every replica and every `photon worker` listens for ([`listen`]). Workers also poll, for a notification missed while a
 //! listener reconnected and for retries coming due.
 //!
 //! **The work** ([`job`]) reads the original from the store (bounded by its recorded size, and
@@ -26,12 +26,14 @@
 
 mod job;
 pub mod listen;
+pub mod notify;
 pub mod queue;
 pub mod standalone;
 mod workers;
 
 use std::time::Duration;
 
+pub use notify::JobBell;
 pub use queue::enqueue;
 pub use workers::{TASK, Workers, spawn, wake};
 

@@ -7,7 +7,7 @@ use entity::photo_job;
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
     TransactionTrait,
 };
 use uuid::Uuid;
@@ -24,9 +24,9 @@ pub const CHANNEL: &str = "photon_photo_jobs";
 /// A claimed job: the row as the claim left it, whose `not_before` is the lease.
 pub type Claimed = photo_job::Model;
 
-/// Queues `photo_id` for processing, in the transaction that makes the photo ready. On Postgres
-/// the workers are told on commit; in-process ones are woken by [`super::workers::wake`], which
-/// the caller calls after its commit.
+/// Queues `photo_id` for processing, in the transaction that makes the photo ready. After its
+/// commit the caller wakes this process's workers ([`super::workers::wake`]) and rings its
+/// [`super::JobBell`], which tells the other processes' on Postgres.
 pub async fn enqueue(db: &impl ConnectionTrait, photo_id: Uuid) -> ApiResult<()> {
     photo_job::Entity::insert(photo_job::ActiveModel {
         photo_id: Set(photo_id),
@@ -38,14 +38,6 @@ pub async fn enqueue(db: &impl ConnectionTrait, photo_id: Uuid) -> ApiResult<()>
     .on_conflict_do_nothing_on([photo_job::Column::PhotoId])
     .exec_without_returning(db)
     .await?;
-    if db.get_database_backend() == DbBackend::Postgres {
-        db.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pg_notify($1, '')",
-            [CHANNEL.into()],
-        ))
-        .await?;
-    }
     Ok(())
 }
 

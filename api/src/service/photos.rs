@@ -476,6 +476,7 @@ pub async fn find_photo(
 /// queues it for processing and announces it. Completing a ready photo again changes nothing.
 pub async fn complete_upload(
     db: &DatabaseConnection,
+    jobs: &processing::JobBell,
     store: &dyn ObjectStore,
     url_ttl: Duration,
     viewer: Viewer,
@@ -548,6 +549,7 @@ pub async fn complete_upload(
         .ok_or(NO_SUCH_PHOTO)?;
     txn.commit().await?;
     processing::wake();
+    jobs.ring();
     Ok(photo)
 }
 

@@ -461,8 +461,14 @@ async fn worker_process(app: &TestApp, extra: &[&str]) -> Process {
         format!("--public-url={}", app.base_url),
         format!("--jwt-secret={JWT_SECRET}"),
         "--log-format=json".to_owned(),
-        "--processing-poll-ms=50".to_owned(),
     ];
+    // Quick to look at the queue, unless the test says otherwise.
+    if !extra
+        .iter()
+        .any(|arg| arg.starts_with("--processing-poll-ms"))
+    {
+        args.push("--processing-poll-ms=50".to_owned());
+    }
     args.extend(app.storage_args.iter().cloned());
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     let process = Process::start(&args).await;
@@ -487,6 +493,44 @@ async fn a_worker_process_processes_photos_completed_on_a_serving_replica() {
     let photo = processed(&app, &ben, &id).await;
     assert_eq!(photo["processing"], "DONE", "{photo}");
     assert_eq!(photo["width"], 300);
+}
+
+#[tokio::test]
+async fn a_worker_process_is_told_of_a_completion_at_once_without_polling() {
+    let app = TestApp::spawn().await;
+    if app.backend != Backend::Postgres {
+        // The notification crosses processes on Postgres; the embedded SQLite default is one
+        // process, whose workers are woken in process.
+        return;
+    }
+    let (ana, ben, session) = session_of_two(&app).await;
+    // Polling once a minute: only the notification sent after the commit can wake it in time.
+    let _worker = worker_process(
+        &app,
+        &["--processing-concurrency=1", "--processing-poll-ms=60000"],
+    )
+    .await;
+    // The worker looks at the queue once as it starts listening; after that, only a
+    // notification wakes it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let id = upload_typed(
+        &app,
+        &ana,
+        &session,
+        &fixtures::jpeg(120, 80, None),
+        "image/jpeg",
+    )
+    .await;
+    let photo = processed(&app, &ben, &id).await;
+    assert_eq!(photo["processing"], "DONE", "{photo}");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(20),
+        "processed after {took:?}: the worker waited for its poll"
+    );
+    // Nothing is announced inside the completion's transaction any more.
+    assert_eq!(app.pids_of("photon-photo-job-notifier").await.len(), 1);
 }
 
 #[tokio::test]
