@@ -1,4 +1,4 @@
-//! Real-time fan-out on one replica: S sessions of M members, every member with a WebSocket
+//! Real-time fan-out on one replica (or more): S sessions of M members, every member with a WebSocket
 //! (`graphql-transport-ws`) subscribed to its session's `photoAdded`; then photos completed at
 //! a steady rate, one step per rate, slowest first. Prints, per rate, the p50/p99/max time from
 //! `completePhotoUpload`'s response to each subscriber's receipt of the photo, and at the end
@@ -22,6 +22,11 @@
 //!   setup.
 //! - `PHOTON_BENCH_DRAIN_SECS` (30): how long a step waits for late deliveries.
 //! - `PHOTON_BENCH_STORM` (1): `0` skips the reconnect storm.
+//! - `PHOTON_BENCH_REPLICAS` (1): replicas on the same database; with 2, member `i`'s socket
+//!   goes to replica `i % 2` (each session's members split between them) and the completions
+//!   alternate, so every photo's wake-up crosses to the other replica's subscribers (by
+//!   Postgres NOTIFY, or by NATS with `PHOTON_NATS_URL`). Memory and CPU are then the
+//!   replicas' together. The storm runs with one replica only.
 //! - `PHOTON_TEST_BACKEND` (`postgres` or `sqlite`) and `TEST_DATABASE_URL` as for the tests;
 //!   the benchmark creates its own database and drops it at the end.
 //! - `PHOTON_BENCH_SERVER_WRAPPER`: a program to run the server under, e.g. `heaptrack` (its
@@ -91,9 +96,11 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 const ROLE: &str = "PHOTON_BENCH_ROLE";
 const DATABASE_URL: &str = "PHOTON_BENCH_DATABASE_URL";
 const DATA_DIR: &str = "PHOTON_BENCH_DATA_DIR";
-/// Where the server listens; a restart takes the same port, since
-/// the address is the tokens' issuer and the upload URLs' base.
+/// Where the server listens; a restart takes the same port.
 const BIND: &str = "PHOTON_BENCH_BIND";
+/// The address every replica names as its own, as behind a load balancer: the tokens' issuer
+/// and the upload URLs' base (the first replica's).
+const PUBLIC_URL: &str = "PHOTON_BENCH_PUBLIC_URL";
 const JWT_SECRET: &str = "bench-secret-bench-secret-bench-secret-0123456789";
 /// The latency the rate search holds p99 under.
 const TARGET_P99: Duration = Duration::from_millis(50);
@@ -149,6 +156,7 @@ fn serve(nofile: u64) {
         let args = [
             "photon".to_owned(),
             format!("--bind={}", std::env::var(BIND).unwrap()),
+            format!("--public-url={}", std::env::var(PUBLIC_URL).unwrap()),
             format!("--data-dir={}", std::env::var(DATA_DIR).unwrap()),
             format!("--database-url={}", std::env::var(DATABASE_URL).unwrap()),
             format!("--jwt-secret={JWT_SECRET}"),
@@ -228,7 +236,12 @@ struct Server {
 }
 
 impl Server {
-    fn start(database_url: &str, data_dir: &std::path::Path, bind: SocketAddr) -> Self {
+    fn start(
+        database_url: &str,
+        data_dir: &std::path::Path,
+        bind: SocketAddr,
+        public_url: &str,
+    ) -> Self {
         let exe = std::env::current_exe().unwrap();
         // A profiler to run the server under, e.g. `heaptrack`.
         let wrapper = std::env::var("PHOTON_BENCH_SERVER_WRAPPER").unwrap_or_default();
@@ -243,6 +256,7 @@ impl Server {
         let mut child = command
             .env(ROLE, "server")
             .env(BIND, bind.to_string())
+            .env(PUBLIC_URL, public_url)
             .env(DATABASE_URL, database_url)
             .env(DATA_DIR, data_dir)
             .stdin(Stdio::piped())
@@ -325,6 +339,21 @@ impl Drop for Server {
     }
 }
 
+/// The replicas' resident memory together, in KiB.
+fn rss_kib(servers: &[Server]) -> u64 {
+    servers.iter().map(Server::rss_kib).sum()
+}
+
+/// The replicas' live heap together, in KiB, where the allocator tells.
+fn heap_kib(servers: &mut [Server]) -> Option<u64> {
+    servers.iter_mut().map(Server::heap_kib).sum()
+}
+
+/// The CPU time of the replicas together.
+fn cpu_times(pids: &[u32]) -> Duration {
+    pids.iter().map(|&pid| cpu_time(pid)).sum()
+}
+
 // ---- the database -----------------------------------------------------------------------------
 
 struct TestDatabase {
@@ -380,6 +409,7 @@ struct Knobs {
     concurrency: usize,
     drain: Duration,
     storm: bool,
+    replicas: usize,
 }
 
 impl Knobs {
@@ -402,6 +432,7 @@ impl Knobs {
             concurrency: env_usize("PHOTON_BENCH_CONCURRENCY", 64).max(1),
             drain: Duration::from_secs(env_usize("PHOTON_BENCH_DRAIN_SECS", 30) as u64),
             storm: env_usize("PHOTON_BENCH_STORM", 1) != 0,
+            replicas: env_usize("PHOTON_BENCH_REPLICAS", 1).max(1),
         }
     }
 }
@@ -413,15 +444,18 @@ fn bench(nofile: u64) {
     let database = runtime.block_on(TestDatabase::create(data_dir.path()));
     // The server goes (its guard kills it) before its database, even on a panic.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // Not an ephemeral port: the storm's reconnecting clients could take it while the
+        // Not ephemeral ports: the storm's reconnecting clients could take one while its
         // server is down.
-        let port = photon_tests::ports::free_port();
-        let mut server = Server::start(
-            database.url(),
-            data_dir.path(),
-            SocketAddr::from(([127, 0, 0, 1], port)),
-        );
-        runtime.block_on(run(&knobs, &mut server, &database, data_dir.path(), nofile));
+        let binds: Vec<SocketAddr> = (0..knobs.replicas)
+            .map(|_| SocketAddr::from(([127, 0, 0, 1], photon_tests::ports::free_port())))
+            .collect();
+        let public_url = format!("http://{}", binds[0]);
+        // One data directory for all: the local store is the replicas' shared object store.
+        let mut servers: Vec<Server> = binds
+            .iter()
+            .map(|&bind| Server::start(database.url(), data_dir.path(), bind, &public_url))
+            .collect();
+        runtime.block_on(run(&knobs, &mut servers, &database, data_dir.path(), nofile));
     }));
     runtime.block_on(database.drop_it());
     if let Err(panic) = outcome {
@@ -442,18 +476,32 @@ type Receipt = (usize, Box<str>, Instant);
 
 async fn run(
     knobs: &Knobs,
-    server: &mut Server,
+    servers: &mut [Server],
     database: &TestDatabase,
     data_dir: &Path,
     nofile: u64,
 ) {
     let users = knobs.sessions * knobs.members;
+    let replicas = servers.len();
     let backend = match database.backend {
         Backend::Postgres => "postgres",
         Backend::Sqlite => "sqlite",
     };
+    let on = if replicas == 1 {
+        "one server".to_owned()
+    } else {
+        // The servers inherit this environment.
+        let bus = match std::env::var("PHOTON_NATS_URL") {
+            Ok(url) if !url.is_empty() => "NATS",
+            _ if database.backend == Backend::Postgres => "Postgres NOTIFY",
+            _ => "nothing (SQLite has no bus between processes)",
+        };
+        format!(
+            "{replicas} replicas (each session's members' sockets and its completions spread over them in turn; wake-ups between them by {bus})"
+        )
+    };
     println!(
-        "realtime: {} sessions x {} members = {users} WebSockets on one server ({backend}, local store)",
+        "realtime: {} sessions x {} members = {users} WebSockets on {on} ({backend}, local store)",
         knobs.sessions, knobs.members
     );
     println!(
@@ -465,20 +513,24 @@ async fn run(
             .take(3)
             .collect::<Vec<_>>()
             .join(" "),
-        server.nofile,
+        servers[0].nofile,
     );
     let needed = users as u64 + 256;
     assert!(
-        nofile >= needed && server.nofile >= needed,
+        nofile >= needed && servers.iter().all(|server| server.nofile >= needed),
         "{users} sockets need an open-files limit of about {needed} in both processes; raise the hard limit (ulimit -Hn) or use fewer sessions"
     );
-    let api = Client::with_http(
-        reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap(),
-        &format!("http://{}", server.addr),
-    );
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let apis: Vec<Client> = servers
+        .iter()
+        .map(|server| Client::with_http(http.clone(), &format!("http://{}", server.addr)))
+        .collect();
+    // Setup, and the photos' slots, through the first replica.
+    let api = apis[0].clone();
+    let pids: Vec<u32> = servers.iter().map(Server::pid).collect();
     let concurrency = knobs.concurrency;
 
     // ---- setup: users, sessions, memberships ----
@@ -526,12 +578,12 @@ async fn run(
     // ---- sockets: connected first, then subscribed, to tell the two costs apart ----
     let kib = |kib: u64| kib as f64 / 1024.0;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_setup = server.rss_kib();
-    let heap_setup = server.heap_kib();
+    let rss_setup = rss_kib(servers);
+    let heap_setup = heap_kib(servers);
     let started = Instant::now();
     let sockets: Vec<(usize, WsClient)> = stream::iter(0..users)
         .map(|i| {
-            let (api, tokens) = (api.clone(), tokens.clone());
+            let (api, tokens) = (apis[i % replicas].clone(), tokens.clone());
             async move { (i, connect(&api, &tokens[i], i).await) }
         })
         .buffer_unordered(concurrency)
@@ -539,8 +591,8 @@ async fn run(
         .await;
     let connected = started.elapsed();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let rss_connected = server.rss_kib();
-    let heap_connected = server.heap_kib();
+    let rss_connected = rss_kib(servers);
+    let heap_connected = heap_kib(servers);
 
     // Subscribed a batch at a time, each batch live before the next, as clients trickling in
     // would be: thousands of subscriptions started at once all queue for the server's
@@ -588,15 +640,15 @@ async fn run(
         started.elapsed().as_secs_f64()
     );
     // Idle for one keep-alive round (15 s by default), which pings every socket once.
-    let idle_cpu = cpu_time(server.pid());
+    let idle_cpu = cpu_times(&pids);
     let idle = Instant::now();
     tokio::time::sleep(Duration::from_secs(15)).await;
-    let idle_cpu = cpu_time(server.pid())
+    let idle_cpu = cpu_times(&pids)
         .saturating_sub(idle_cpu)
         .as_secs_f64()
         / idle.elapsed().as_secs_f64();
-    let rss_idle = server.rss_kib();
-    let heap_idle = server.heap_kib();
+    let rss_idle = rss_kib(servers);
+    let heap_idle = heap_kib(servers);
     let per = |after: u64, before: u64| after.saturating_sub(before) as f64 / users as f64;
     let per_connection = per(rss_idle, rss_setup);
     println!(
@@ -649,16 +701,7 @@ async fn run(
         // Anything still arriving from the step before is not this step's.
         while receipts.try_recv().is_ok() {}
 
-        let outcome = step(
-            &api,
-            &tokens,
-            rate,
-            &slots,
-            &mut receipts,
-            knobs,
-            server.pid(),
-        )
-        .await;
+        let outcome = step(&apis, &tokens, rate, &slots, &mut receipts, knobs, &pids).await;
         let Figures { n, p50, p99, max } = Figures::of(outcome.latencies);
         println!(
             "  {rate:>7} {:>7} {n:>10} {p50:>9.1} {p99:>9.1} {max:>9.1} {:>8} {:>15.1} {:>10.0}% {:>10.0}%{}",
@@ -697,10 +740,14 @@ async fn run(
     println!("    server memory per idle connection: {per_connection:.1} KiB");
     println!(
         "    server memory after the steps: {:.1} MiB (peak {:.1} MiB); sockets closed by the server: {closed}",
-        kib(server.rss_kib()),
-        kib(server.peak_rss_kib()),
+        kib(rss_kib(servers)),
+        kib(servers.iter().map(Server::peak_rss_kib).sum()),
     );
-    if knobs.storm {
+    if knobs.storm && replicas > 1 {
+        println!(
+            "  reconnect storm: not run with {replicas} replicas (it restarts the one server; the fault tests kill one of two)"
+        );
+    } else if knobs.storm {
         let run = Storm {
             knobs,
             database,
@@ -710,7 +757,7 @@ async fn run(
             tokens: &tokens,
             sessions: &sessions,
         };
-        run.storm(server, &mut receipts, next_photo).await;
+        run.storm(&mut servers[0], &mut receipts, next_photo).await;
     }
     db.close().await.ok();
 }
@@ -781,7 +828,9 @@ impl Storm<'_> {
             self.data_dir.to_owned(),
             server.addr,
         );
-        let restarted = tokio::task::spawn_blocking(move || Server::start(&url, &dir, addr))
+        let public_url = format!("http://{addr}");
+        let restarted =
+            tokio::task::spawn_blocking(move || Server::start(&url, &dir, addr, &public_url))
             .await
             .unwrap();
         let up = Instant::now();
@@ -958,21 +1007,23 @@ struct StepOutcome {
 
 /// Completes `slots` at `rate` per second, then collects every subscriber's receipt.
 async fn step(
-    api: &Client,
+    apis: &[Client],
     tokens: &Arc<Vec<String>>,
     rate: usize,
     slots: &[Slot],
     receipts: &mut mpsc::UnboundedReceiver<Receipt>,
     knobs: &Knobs,
-    server_pid: u32,
+    server_pids: &[u32],
 ) -> StepOutcome {
     let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut completions = Vec::with_capacity(slots.len());
-    let cpu_before = (cpu_time(server_pid), cpu_time(std::process::id()));
+    let cpu_before = (cpu_times(server_pids), cpu_time(std::process::id()));
     let started = Instant::now();
-    for slot in slots {
+    for (j, slot) in slots.iter().enumerate() {
         ticks.tick().await;
+        // Spread over the replicas in turn, as a load balancer would.
+        let api = &apis[j % apis.len()];
         completions.push(tokio::spawn(complete(
             api.as_user(&tokens[slot.uploader]),
             slot.photo_id.clone(),
@@ -1012,12 +1063,12 @@ async fn step(
         }
     }
     let window = started.elapsed().as_secs_f64();
-    let busy = |before: Duration, pid: u32| {
-        100.0 * cpu_time(pid).saturating_sub(before).as_secs_f64() / window
+    let busy = |after: Duration, before: Duration| {
+        100.0 * after.saturating_sub(before).as_secs_f64() / window
     };
     let cpu = (
-        busy(cpu_before.0, server_pid),
-        busy(cpu_before.1, std::process::id()),
+        busy(cpu_times(server_pids), cpu_before.0),
+        busy(cpu_time(std::process::id()), cpu_before.1),
     );
     let missing = completed
         .keys()
