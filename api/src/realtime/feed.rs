@@ -20,11 +20,10 @@
 //! pruned is refused with `CURSOR_EXPIRED` rather than replayed with a silent gap.
 //!
 //! A transport that writes a feed's events to clients can learn which event each result came
-//! from, to measure fan-out, by running its task inside [`noting_handed_out`].
+//! from, to measure fan-out, by polling the subscription inside [`noting_handed_out`].
 
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -110,12 +109,16 @@ tokio::task_local! {
     static HANDED_OUT: Cell<Option<HandedOut>>;
 }
 
-/// Runs `task` with a note of the event its feeds hand out, which [`take_handed_out`] reads.
-/// The schema sits between a feed and the transport and turns each event into a response, so
-/// the event's commit time cannot travel with the value; both run in the transport's task,
-/// so a task-local note reaches it.
-pub async fn noting_handed_out<F: Future>(task: F) -> F::Output {
-    HANDED_OUT.scope(Cell::new(None), task).await
+/// Runs `poll` (one poll of a subscription's responses) with a note of the event its feed
+/// hands out meanwhile, and returns both: the response that poll produced came from that
+/// event. The schema sits between a feed and the transport and turns each event into a
+/// response, so the event's commit time cannot travel with the value; both run in the same
+/// poll, so a task-local note reaches it.
+pub fn noting_handed_out<T>(poll: impl FnOnce() -> T) -> (T, Option<HandedOut>) {
+    HANDED_OUT.sync_scope(Cell::new(None), || {
+        let polled = poll();
+        (polled, take_handed_out())
+    })
 }
 
 fn note_handed_out(handed: HandedOut) {
@@ -123,9 +126,9 @@ fn note_handed_out(handed: HandedOut) {
     let _ = HANDED_OUT.try_with(|note| note.set(Some(handed)));
 }
 
-/// The event handed out last in this task since the previous call (the one the response just
-/// produced came from); `None` when none was, or outside [`noting_handed_out`].
-pub fn take_handed_out() -> Option<HandedOut> {
+/// The event handed out last since the previous call; `None` when none was, or outside
+/// [`noting_handed_out`].
+fn take_handed_out() -> Option<HandedOut> {
     HANDED_OUT.try_with(Cell::take).ok().flatten()
 }
 
@@ -413,17 +416,18 @@ mod tests {
         assert_eq!(retry_delay(u8::MAX), Duration::from_secs(4));
     }
 
-    #[tokio::test]
-    async fn the_note_holds_the_latest_event_once_and_only_inside_its_task() {
+    #[test]
+    fn the_note_holds_the_latest_event_of_its_poll_once_and_only_inside_it() {
         let (first, second) = (handed(false), handed(true));
-        noting_handed_out(async {
-            assert_eq!(take_handed_out(), None);
+        let ((), noted) = noting_handed_out(|| {
             note_handed_out(first);
             note_handed_out(second);
-            assert_eq!(take_handed_out(), Some(second));
+        });
+        assert_eq!(noted, Some(second));
+        let ((), noted) = noting_handed_out(|| {
             assert_eq!(take_handed_out(), None);
-        })
-        .await;
+        });
+        assert_eq!(noted, None);
         // Outside: nowhere to note, nothing to take, and no panic.
         note_handed_out(first);
         assert_eq!(take_handed_out(), None);

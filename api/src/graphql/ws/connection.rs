@@ -1,9 +1,13 @@
 //! One WebSocket connection: `connection_init` and its token, keep-alives, operations started
 //! and stopped, the per-connection limits, and the drain on shutdown.
 //!
-//! Each operation runs in its own task and hands its results to the connection over a
-//! bounded channel. A client that reads slowly therefore stalls only its own subscriptions,
-//! whose feeds then fall behind the bus and catch up from the event log when they resume.
+//! A subscription is polled by the connection's own task, which takes its next result only
+//! when the socket has written the one before. A client that reads slowly therefore stalls
+//! only its own subscriptions, whose feeds then fall behind the bus and catch up from the
+//! event log when they resume. A task per subscription would cost a few KiB for every idle
+//! one, and a second wake-up for every delivery. Queries and mutations, which may take a
+//! while and should not hold up the socket, run in tasks of their own and hand their results
+//! over a bounded channel.
 //!
 //! **Shutdown.** When the server starts stopping, subscriptions end at once and silently,
 //! queries and mutations already running finish and send their results, and then the socket
@@ -15,11 +19,14 @@
 //! sends it again on its next connection.
 
 use std::collections::HashMap;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_graphql::parser::types::OperationType;
 use async_graphql::{Request, Response, ServerError};
 use axum::extract::ws::Message;
+use futures_util::stream::{self as streams, Abortable, BoxStream, SelectAll};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
@@ -48,8 +55,8 @@ const OUTBOX: usize = 64;
 /// Longest operation id accepted.
 const MAX_ID_LEN: usize = 128;
 
-/// What an operation's task hands the connection, boxed: a connection's channel allocates
-/// room for 32 of its items up front, idle or not.
+/// An operation's result for the connection. Boxed on the query and mutation tasks' channel,
+/// which allocates room for 32 of its items up front, idle or not.
 enum Outgoing {
     Next {
         id: String,
@@ -91,9 +98,28 @@ enum Reply {
 struct Running {
     /// Tells a finished operation's late messages from those of a new one reusing its id.
     generation: u64,
-    task: AbortHandle,
-    /// Subscriptions end at once on shutdown; queries and mutations are waited for.
-    subscription: bool,
+    stop: Stop,
+}
+
+/// How a running operation is ended early.
+enum Stop {
+    /// A subscription, polled by the connection. Subscriptions end at once on shutdown.
+    Subscription(streams::AbortHandle),
+    /// A query or mutation, in a task of its own; shutdown waits for these.
+    Task(AbortHandle),
+}
+
+impl Running {
+    fn is_subscription(&self) -> bool {
+        matches!(self.stop, Stop::Subscription(_))
+    }
+
+    fn abort(&self) {
+        match &self.stop {
+            Stop::Subscription(handle) => handle.abort(),
+            Stop::Task(handle) => handle.abort(),
+        }
+    }
 }
 
 /// A `subscribe` that passed every check and may run.
@@ -112,6 +138,9 @@ pub(super) struct Connection {
     expires_at: Option<Instant>,
     running: HashMap<String, Running>,
     generation: u64,
+    /// The subscriptions' results, polled only when the socket is ready for one.
+    subscriptions: SelectAll<Abortable<Subscription>>,
+    /// The queries' and mutations' results.
     outbox: mpsc::Sender<Box<Outgoing>>,
     client: ClientIp,
     /// This socket's place in the per-IP and per-user caps, held while it is open.
@@ -146,6 +175,7 @@ impl Connection {
             expires_at: None,
             running: HashMap::new(),
             generation: 0,
+            subscriptions: SelectAll::new(),
             outbox,
             drain_deadline: None,
             _ticket: ticket,
@@ -194,6 +224,9 @@ impl Connection {
                         Message::Close(_) => break None,
                         Message::Ping(_) | Message::Pong(_) => Reply::Nothing,
                     }
+                }
+                Some(outgoing) = self.subscriptions.next(), if !self.subscriptions.is_empty() => {
+                    self.deliver(outgoing)
                 }
                 Some(outgoing) = results.recv() => self.deliver(*outgoing),
                 _ = ticks.tick() => {
@@ -249,7 +282,7 @@ impl Connection {
             }
         };
         for running in self.running.values() {
-            running.task.abort();
+            running.abort();
         }
         let Some(close) = closing else {
             tracing::debug!("websocket closed by the client");
@@ -275,12 +308,8 @@ impl Connection {
         let window = drain_window(self.state.config.shutdown_grace);
         self.drain_deadline = Some(Instant::now() + window);
         // Silently: see the module's documentation.
-        self.running.retain(|_, running| {
-            if running.subscription {
-                running.task.abort();
-            }
-            !running.subscription
-        });
+        self.running.retain(|_, running| !running.is_subscription());
+        self.subscriptions = SelectAll::new();
         tracing::debug!(
             operations = self.running.len(),
             window_ms = window.as_millis() as u64,
@@ -307,7 +336,7 @@ impl Connection {
             },
             ClientMessage::Complete { id } => {
                 if let Some(running) = self.running.remove(&id) {
-                    running.task.abort();
+                    running.abort();
                 }
                 if self.protocol.acknowledges_stop() {
                     self.reply(ServerMessage::Complete { id: &id }, None)
@@ -438,7 +467,8 @@ impl Connection {
         }))
     }
 
-    /// Runs an admitted operation in a task of its own.
+    /// Starts an admitted operation: a subscription among the connection's own, a query or
+    /// mutation in a task of its own.
     fn start(&mut self, admitted: Admitted) {
         let Admitted {
             id,
@@ -446,9 +476,6 @@ impl Connection {
             viewer,
         } = admitted;
         let subscription = is_subscription(&mut request);
-        // Queries and mutations sent over the socket get the time limit they would get over
-        // HTTP; a subscription lives as long as the client wants it.
-        let time_limit = (!subscription).then_some(REQUEST_TIMEOUT);
         let active = subscription.then(|| {
             CountedSubscription::count(operation::subscription_field(
                 &mut request,
@@ -469,31 +496,36 @@ impl Connection {
             .data(self.client)
             .data(Loaders::new(&self.state.db, viewer));
         let responses = self.state.schema.execute_stream(request);
-        let run = Run {
-            id: id.clone(),
-            generation,
-            outbox: self.outbox.clone(),
-            time_limit,
-            _active: active,
-        };
-        let task = if subscription {
-            tokio::spawn(feed::noting_handed_out(run.forward(responses)).instrument(span))
+        let stop = if let Some(active) = active {
+            span.in_scope(|| tracing::debug!("operation started"));
+            let (stop, registration) = streams::AbortHandle::new_pair();
+            let subscription = Subscription {
+                id: id.clone(),
+                generation,
+                responses,
+                span,
+                first: true,
+                ended: false,
+                _active: active,
+            };
+            self.subscriptions
+                .push(Abortable::new(subscription, registration));
+            Stop::Subscription(stop)
         } else {
+            let run = Run {
+                id: id.clone(),
+                generation,
+                outbox: self.outbox.clone(),
+            };
             // A query or mutation: its events are announced once it is done.
             let announcer = self.state.announcer.clone();
-            tokio::spawn(
+            let task = tokio::spawn(
                 async move { events::announcing(&announcer, run.forward(responses)).await }
                     .instrument(span),
-            )
+            );
+            Stop::Task(task.abort_handle())
         };
-        self.running.insert(
-            id,
-            Running {
-                generation,
-                task: task.abort_handle(),
-                subscription,
-            },
-        );
+        self.running.insert(id, Running { generation, stop });
     }
 
     /// A protocol message for the socket; a message this protocol lacks is not sent.
@@ -593,14 +625,67 @@ fn shutting_down() -> Close {
     Close::new(CloseCode::GoingAway, "the server is shutting down")
 }
 
-/// One operation's task: forwards its responses to the connection.
+/// A subscription the connection polls: its responses as messages for the socket, the first
+/// an `error` instead when the operation was refused, and a `complete` when they end.
+struct Subscription {
+    id: String,
+    generation: u64,
+    responses: BoxStream<'static, Response>,
+    /// Entered on every poll: every line the operation logs carries the request id, the
+    /// operation's id and its name.
+    span: tracing::Span,
+    first: bool,
+    /// The last message has been handed out.
+    ended: bool,
+    /// Counted as running until dropped, however it ends.
+    _active: CountedSubscription,
+}
+
+impl Stream for Subscription {
+    type Item = Outgoing;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Outgoing>> {
+        let this = &mut *self;
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        let _entered = this.span.enter();
+        let (polled, event) = feed::noting_handed_out(|| this.responses.poll_next_unpin(cx));
+        let Poll::Ready(next) = polled else {
+            return Poll::Pending;
+        };
+        let (id, generation) = (this.id.clone(), this.generation);
+        let first = std::mem::replace(&mut this.first, false);
+        Poll::Ready(Some(match next {
+            None => {
+                tracing::debug!("operation finished");
+                this.ended = true;
+                Outgoing::Complete { id, generation }
+            }
+            Some(response) if first && is_request_error(&response) => {
+                this.ended = true;
+                Outgoing::Error {
+                    id,
+                    generation,
+                    errors: response.errors,
+                }
+            }
+            Some(response) => Outgoing::Next {
+                id,
+                generation,
+                response: Box::new(response),
+                event,
+            },
+        }))
+    }
+}
+
+/// A query's or mutation's task: forwards its responses to the connection, within the time
+/// limit the operation would get over HTTP.
 struct Run {
     id: String,
     generation: u64,
     outbox: mpsc::Sender<Box<Outgoing>>,
-    time_limit: Option<Duration>,
-    /// Counted as running until the task ends, however it ends.
-    _active: Option<CountedSubscription>,
 }
 
 impl Run {
@@ -610,35 +695,30 @@ impl Run {
             id,
             generation,
             outbox,
-            time_limit,
-            _active,
         } = self;
         let mut responses = responses;
-        let deadline = time_limit.map(|limit| Instant::now() + limit);
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
         let mut first = true;
         loop {
-            let next = match deadline {
-                Some(deadline) => match tokio::time::timeout_at(deadline, responses.next()).await {
-                    Ok(next) => next,
-                    Err(_) => {
-                        tracing::warn!("operation over WebSocket timed out");
-                        let mut error = ServerError::new("the request took too long", None);
-                        error
-                            .extensions
-                            .get_or_insert_with(Default::default)
-                            .set("code", ErrorCode::ServiceUnavailable.as_str());
-                        let errors = vec![error];
-                        let _ = outbox
-                            .send(Box::new(Outgoing::Error {
-                                id,
-                                generation,
-                                errors,
-                            }))
-                            .await;
-                        return;
-                    }
-                },
-                None => responses.next().await,
+            let next = match tokio::time::timeout_at(deadline, responses.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    tracing::warn!("operation over WebSocket timed out");
+                    let mut error = ServerError::new("the request took too long", None);
+                    error
+                        .extensions
+                        .get_or_insert_with(Default::default)
+                        .set("code", ErrorCode::ServiceUnavailable.as_str());
+                    let errors = vec![error];
+                    let _ = outbox
+                        .send(Box::new(Outgoing::Error {
+                            id,
+                            generation,
+                            errors,
+                        }))
+                        .await;
+                    return;
+                }
             };
             let Some(response) = next else { break };
             let outgoing = Box::new(if first && is_request_error(&response) {
@@ -652,12 +732,13 @@ impl Run {
                     id: id.clone(),
                     generation,
                     response: Box::new(response),
-                    event: feed::take_handed_out(),
+                    // Queries and mutations read no feed.
+                    event: None,
                 }
             });
             first = false;
             let refused = matches!(*outgoing, Outgoing::Error { .. });
-            // Waits while the client is slow to read; the feed catches up meanwhile.
+            // Waits while the client is slow to read.
             if outbox.send(outgoing).await.is_err() || refused {
                 return;
             }
