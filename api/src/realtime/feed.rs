@@ -142,9 +142,9 @@ pub async fn open(
     let rx = bus.subscribe(start.session_id);
     // Checked after subscribing: a departure or an end committed from here on reaches the
     // channel, and one committed before is seen here.
-    // With the viewer's latest join and the log's pruning mark, in the same statement: a
-    // reconnecting crowd starts thousands of feeds at once.
-    let (view, [joined, pruned_through, blocks_anyone]) = sessions::get_session_with(
+    // With the viewer's latest join, the log's pruning mark and its head, in the same
+    // statement: a reconnecting crowd starts thousands of feeds at once.
+    let (view, [joined, pruned_through, blocks_anyone, head]) = sessions::get_session_with(
         &db,
         Viewer::User(start.viewer_id),
         start.session_id,
@@ -152,10 +152,13 @@ pub async fn open(
             log::latest_join(start.session_id, start.viewer_id),
             log::pruned_through(start.session_id),
             log::blocks_anyone(start.viewer_id),
+            // Read after subscribing: anything newer than this reaches the channel.
+            log::head_of(start.session_id),
         ],
     )
     .await?;
     let joined = joined.unwrap_or(0);
+    let head = head.unwrap_or(0);
     // Everything numbered up to here is history or will be replayed from the log.
     let seen_seq = view.session.event_seq;
     bus.saw(start.session_id, seen_seq);
@@ -170,10 +173,11 @@ pub async fn open(
                 (after, Replays::Photos)
             };
             log::check_resumable(&db, start.session_id, after, replays, pruned_through).await?;
-            (after, true)
+            // A cursor at the head (a phone that had seen everything, as most have when a
+            // restart drops them) has no page to read.
+            (after, after < head)
         }
-        // Read after subscribing: anything newer than this reaches the channel.
-        None => (log::head(&db, Some(start.session_id)).await?, false),
+        None => (head, false),
     };
     // Only once the feed receives events does the viewer count as online.
     let online = match &start.presence {

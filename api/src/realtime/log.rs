@@ -129,6 +129,17 @@ pub async fn head(db: &impl ConnectionTrait, session_id: Option<Uuid>) -> ApiRes
     Ok(head.flatten().unwrap_or(0))
 }
 
+/// A scalar subquery: the id of the session's newest event (NULL: none yet). A feed that
+/// starts live takes it as its cursor; one that resumes has nothing to replay when its cursor
+/// is already there.
+pub fn head_of(session_id: Uuid) -> SelectStatement {
+    Query::select()
+        .expr(Expr::col((event::Entity, event::Column::Id)).max())
+        .from(event::Entity)
+        .and_where(event::Column::SessionId.eq(session_id))
+        .to_owned()
+}
+
 /// A scalar subquery: the id of `user_id`'s latest `member_joined` event in the session
 /// (NULL when there is none: the owner, who never joined, or a join old enough to have been
 /// pruned, in which case everything still in the log is from after it).

@@ -211,6 +211,102 @@ async fn a_client_that_missed_photos_resumes_from_its_cursor() {
     }
 }
 
+/// The statements the server runs for one `photoAdded` start after `after`, from the
+/// subscribe until it is live and the server is idle again; and the socket it runs on.
+async fn statements_of_a_start(
+    app: &TestApp,
+    member: &TestUser,
+    session: &str,
+    after: &str,
+) -> (u64, WsClient) {
+    loop {
+        let beats = heartbeats(app).await;
+        let mut client = WsClient::connect_as(app, Protocol::Transport, &member.token).await;
+        let before = app.settled_statements().await;
+        follow_photos(app, &mut client, "1", session, Some(after), 1).await;
+        let statements = app.settled_statements().await - before;
+        if heartbeats(app).await == beats {
+            return (statements, client);
+        }
+        // The replica's heartbeat (every 10 s) fell in the window: a statement that is not
+        // the start's, so again.
+        client.close().await;
+        app.wait_online(0).await;
+    }
+}
+
+/// When each replica last wrote its heartbeat.
+async fn heartbeats(app: &TestApp) -> Vec<String> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let sql = "SELECT CAST(heartbeat_at AS TEXT) AS at FROM replicas ORDER BY id";
+    let rows = app
+        .db
+        .query_all_raw(Statement::from_string(app.db.get_database_backend(), sql))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|row| row.try_get::<String>("", "at").unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_start_from_the_newest_cursor_reads_no_page_of_the_log() {
+    // Only the starts' statements are counted: no sequence check (a read of its own now and
+    // then) and no photo workers (their polls, and their attempts at these photos).
+    let app = TestApp::spawn_with(&["--event-check-ms=60000", "--processing-concurrency=0"]).await;
+    let (owner, member, session) = session_with_member(&app).await;
+    let photo = upload(&app, &owner, &session, &photo_bytes(1, 64)).await;
+    let list = app
+        .gql_as(
+            &member,
+            "query($s: ID!) { session(id: $s) { photos(first: 1) { edges { cursor } } } }",
+            json!({ "s": session }),
+        )
+        .await;
+    let newest = list.ok()["session"]["photos"]["edges"][0]["cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The replica's first presence row also registers the replica (its first heartbeat):
+    // out of the way first.
+    let mut client = WsClient::connect_as(&app, Protocol::Transport, &member.token).await;
+    follow_photos(&app, &mut client, "1", &session, None, 1).await;
+    client.close().await;
+    app.wait_online(0).await;
+
+    // A phone that had everything, as most have when a restart drops them: the start's
+    // statement (session, membership, join, pruning mark, blocks, the log's head) and its
+    // presence row, and no page of the log.
+    let (at_head, mut client) = statements_of_a_start(&app, &member, &session, &newest).await;
+    // Exact on Postgres only. On SQLite every server in this test process shares the
+    // tailer's wake-up (in production a process is one server), so other tests' events
+    // add reads of the log to this server's count.
+    let exact = app.backend == photon_tests::Backend::Postgres;
+    if exact {
+        assert_eq!(at_head, 2, "statements for a start at the head");
+    }
+    client.expect_silence(Duration::from_millis(300)).await;
+    // And it is live like any other.
+    let live = upload(&app, &owner, &session, &photo_bytes(2, 64)).await;
+    let payload = client.next_payload("1").await;
+    assert_eq!(event(&payload)["photo"]["id"], live);
+    client.close().await;
+    app.wait_online(0).await;
+
+    // One from before both photos reads the page (and its photos) and replays them.
+    let (behind, mut client) = statements_of_a_start(&app, &member, &session, "MA").await;
+    for expected in [&photo, &live] {
+        let payload = client.next_payload("1").await;
+        assert_eq!(&event(&payload)["photo"]["id"], expected);
+    }
+    // The start's statement, the page, its photos, the presence row, and one load of both
+    // photos' uploaders (the query asks for them).
+    if exact {
+        assert_eq!(behind, 5, "statements for a start that replays");
+    }
+}
+
 #[tokio::test]
 async fn a_photo_list_cursor_resumes_a_subscription() {
     let app = TestApp::spawn().await;
