@@ -142,23 +142,29 @@ pub async fn open(
     let rx = bus.subscribe(start.session_id);
     // Checked after subscribing: a departure or an end committed from here on reaches the
     // channel, and one committed before is seen here.
-    // With the viewer's latest join, the log's pruning mark and its head, in the same
+    let replays = if start.since_join {
+        Replays::Events
+    } else {
+        Replays::Photos
+    };
+    // With the viewer's latest join, the log's pruning mark and its heads, in the same
     // statement: a reconnecting crowd starts thousands of feeds at once.
-    let (view, [joined, pruned_through, blocks_anyone, head]) = sessions::get_session_with(
-        &db,
-        Viewer::User(start.viewer_id),
-        start.session_id,
-        [
-            log::latest_join(start.session_id, start.viewer_id),
-            log::pruned_through(start.session_id),
-            log::blocks_anyone(start.viewer_id),
-            // Read after subscribing: anything newer than this reaches the channel.
-            log::head_of(start.session_id),
-        ],
-    )
-    .await?;
+    let (view, [joined, pruned_through, blocks_anyone, head, replay_head]) =
+        sessions::get_session_with(
+            &db,
+            Viewer::User(start.viewer_id),
+            start.session_id,
+            [
+                log::latest_join(start.session_id, start.viewer_id),
+                log::pruned_through(start.session_id),
+                log::blocks_anyone(start.viewer_id),
+                // Read after subscribing: anything newer than these reaches the channel.
+                log::head_of(start.session_id),
+                log::replay_head(start.session_id, replays),
+            ],
+        )
+        .await?;
     let joined = joined.unwrap_or(0);
-    let head = head.unwrap_or(0);
     // Everything numbered up to here is history or will be replayed from the log.
     let seen_seq = view.session.event_seq;
     bus.saw(start.session_id, seen_seq);
@@ -166,18 +172,18 @@ pub async fn open(
     let taking_uploads = sessions::takes_uploads(&view.session, opened_at);
     let (last, catch_up) = match start.after {
         Some(after) => {
-            let (after, replays) = if start.since_join {
+            let after = if start.since_join {
                 // From their own join on, so the replay shows it.
-                (after.max(joined.saturating_sub(1)), Replays::Events)
+                after.max(joined.saturating_sub(1))
             } else {
-                (after, Replays::Photos)
+                after
             };
             log::check_resumable(&db, start.session_id, after, replays, pruned_through).await?;
-            // A cursor at the head (a phone that had seen everything, as most have when a
-            // restart drops them) has no page to read.
-            (after, after < head)
+            // A cursor at the head (a phone that had everything, as most have when a restart
+            // drops them) has no page to read.
+            (after, after < replay_head.unwrap_or(0))
         }
-        None => (head, false),
+        None => (head.unwrap_or(0), false),
     };
     // Only once the feed receives events does the viewer count as online.
     let online = match &start.presence {

@@ -130,14 +130,28 @@ pub async fn head(db: &impl ConnectionTrait, session_id: Option<Uuid>) -> ApiRes
 }
 
 /// A scalar subquery: the id of the session's newest event (NULL: none yet). A feed that
-/// starts live takes it as its cursor; one that resumes has nothing to replay when its cursor
-/// is already there.
+/// starts live takes it as its cursor.
 pub fn head_of(session_id: Uuid) -> SelectStatement {
     Query::select()
         .expr(Expr::col((event::Entity, event::Column::Id)).max())
         .from(event::Entity)
         .and_where(event::Column::SessionId.eq(session_id))
         .to_owned()
+}
+
+/// A scalar subquery: the id of the newest event a feed resuming with `replays` would replay
+/// (NULL: none yet). A cursor already there has nothing to replay.
+///
+/// For photos that is the newest `photo_added`: a phone's cursor is its newest photo's, and
+/// the `photo_processed` that follows every photo is nothing a photo feed shows. What else a
+/// replay could hold that matters to it (the viewer's departure, the session's end or new
+/// window) the start reads from the session and membership rows themselves.
+pub fn replay_head(session_id: Uuid, replays: Replays) -> SelectStatement {
+    let mut head = head_of(session_id);
+    if replays == Replays::Photos {
+        head.and_where(event::Column::Kind.eq(EventKind::PhotoAdded));
+    }
+    head
 }
 
 /// A scalar subquery: the id of `user_id`'s latest `member_joined` event in the session

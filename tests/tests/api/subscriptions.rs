@@ -254,8 +254,15 @@ async fn a_start_from_the_newest_cursor_reads_no_page_of_the_log() {
     // Only the starts' statements are counted: no sequence check (a read of its own now and
     // then) and no photo workers (their polls, and their attempts at these photos).
     let app = TestApp::spawn_with(&["--event-check-ms=60000", "--processing-concurrency=0"]).await;
-    let (owner, member, session) = session_with_member(&app).await;
+    let owner = app.sign_in("ana@example.com").await;
+    let member = app.sign_in("ben@example.com").await;
+    let (session, code) = create_session(&app, &owner, "Beach day").await;
+    join(&app, &member, &code).await.ok();
     let photo = upload(&app, &owner, &session, &photo_bytes(1, 64)).await;
+    // An event after the photo that a photo feed does not show (as every photo's
+    // `photo_processed` is, where workers run): the newest photo is still the head for it.
+    let carl = app.sign_in("carl@example.com").await;
+    join(&app, &carl, &code).await.ok();
     let list = app
         .gql_as(
             &member,
