@@ -29,6 +29,8 @@
 //!   replicas' together. The storm runs with one replica only.
 //! - `PHOTON_TEST_BACKEND` (`postgres` or `sqlite`) and `TEST_DATABASE_URL` as for the tests;
 //!   the benchmark creates its own database and drops it at the end.
+//! - `RUST_LOG` for the server's logs, as for the `photon` binary (default `info`; they go to
+//!   standard error).
 //! - `PHOTON_BENCH_SERVER_WRAPPER`: a program to run the server under, e.g. `heaptrack` (its
 //!   memory and CPU figures are then the wrapper's, not the server's).
 //! - Any other server setting through its usual `PHOTON_*` variable (the server inherits the
@@ -151,6 +153,9 @@ fn raise_nofile_limit() -> u64 {
 
 /// Runs the server until its stdin closes; prints `<address> <open-files limit>` once bound.
 fn serve(nofile: u64) {
+    // Logging as the `photon` binary sets it up (`RUST_LOG`, default `info`, to standard
+    // error): its spans, one per socket and per subscription, are part of what each costs.
+    photon::telemetry::init("text");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let args = [
@@ -455,7 +460,13 @@ fn bench(nofile: u64) {
             .iter()
             .map(|&bind| Server::start(database.url(), data_dir.path(), bind, &public_url))
             .collect();
-        runtime.block_on(run(&knobs, &mut servers, &database, data_dir.path(), nofile));
+        runtime.block_on(run(
+            &knobs,
+            &mut servers,
+            &database,
+            data_dir.path(),
+            nofile,
+        ));
     }));
     runtime.block_on(database.drop_it());
     if let Err(panic) = outcome {
@@ -643,10 +654,8 @@ async fn run(
     let idle_cpu = cpu_times(&pids);
     let idle = Instant::now();
     tokio::time::sleep(Duration::from_secs(15)).await;
-    let idle_cpu = cpu_times(&pids)
-        .saturating_sub(idle_cpu)
-        .as_secs_f64()
-        / idle.elapsed().as_secs_f64();
+    let idle_cpu =
+        cpu_times(&pids).saturating_sub(idle_cpu).as_secs_f64() / idle.elapsed().as_secs_f64();
     let rss_idle = rss_kib(servers);
     let heap_idle = heap_kib(servers);
     let per = |after: u64, before: u64| after.saturating_sub(before) as f64 / users as f64;
@@ -806,6 +815,7 @@ impl Storm<'_> {
         tokio::time::sleep(Duration::from_secs(1)).await;
         while receipts.try_recv().is_ok() {}
         let old_presence = count(self.db, self.database.backend(), "presence").await;
+        let transactions_before = transactions(self.db, self.database.backend()).await;
 
         // As fast as they go, and the server killed the moment the last answer is in: some
         // of these photos have not reached every phone yet.
@@ -831,8 +841,8 @@ impl Storm<'_> {
         let public_url = format!("http://{addr}");
         let restarted =
             tokio::task::spawn_blocking(move || Server::start(&url, &dir, addr, &public_url))
-            .await
-            .unwrap();
+                .await
+                .unwrap();
         let up = Instant::now();
         *server = restarted;
         *self.shared.server.write().unwrap() = Some(api.clone());
@@ -912,6 +922,12 @@ impl Storm<'_> {
             }
         }
         let all_in = up.elapsed();
+        // Backends report their counts within a second of going idle.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let transactions_during = transactions(self.db, self.database.backend())
+            .await
+            .zip(transactions_before)
+            .map(|(after, before)| after - before);
         // Anything left over arrived twice or was not expected.
         tokio::time::sleep(Duration::from_secs(1)).await;
         while let Ok((socket, photo_id, _)) = receipts.try_recv() {
@@ -984,6 +1000,12 @@ impl Storm<'_> {
             (machine_cpu - server_cpu - client_cpu).max(0.0),
             machine_cpu / cores.max(1.0),
         );
+        if let Some(n) = transactions_during {
+            println!(
+                "    Postgres: {n} transactions committed in the database from just before the kill until the last delivery (each statement outside a transaction is one; this bench's own looks at the presence table are among them), {:.1} per subscription",
+                n as f64 / users as f64
+            );
+        }
         println!(
             "    server memory: {:.1} MiB (peak {:.1} MiB)",
             server.rss_kib() as f64 / 1024.0,
@@ -1149,6 +1171,22 @@ async fn complete(api: Client, photo_id: String) -> (String, Instant, Instant, b
         report_once(&REPORTED, || format!("a completion failed: {body:?}"));
     }
     (photo_id, sent, received, ready)
+}
+
+/// Transactions committed or rolled back in this database so far, as Postgres counts them
+/// (`None` on SQLite).
+async fn transactions(db: &DbConn, backend: DbBackend) -> Option<i64> {
+    if backend != DbBackend::Postgres {
+        return None;
+    }
+    let sql = "SELECT (xact_commit + xact_rollback)::bigint AS n FROM pg_stat_database \
+               WHERE datname = current_database()";
+    let row = db
+        .query_one_raw(Statement::from_string(backend, sql))
+        .await
+        .unwrap()
+        .unwrap();
+    Some(row.try_get::<i64>("", "n").unwrap())
 }
 
 async fn count(db: &DbConn, backend: DbBackend, table: &str) -> i64 {
