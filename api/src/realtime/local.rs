@@ -22,7 +22,7 @@ pub const TASK: &str = "event_tailer";
 /// supervisor tries again); a failed read later is retried at the next wake-up, and the
 /// subscribers are told to catch up from the log meanwhile.
 pub async fn run(ctx: TaskCtx, db: DatabaseConnection, bus: Arc<Bus>) -> anyhow::Result<()> {
-    let mut last = log::head(&db, None).await.job()?;
+    let mut last = log::head(&db).await.job()?;
     // After a restart, whatever was committed since the last run is caught up this way.
     bus.resync();
     ctx.ready();

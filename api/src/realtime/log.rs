@@ -116,16 +116,16 @@ pub async fn read_page(
     with_photos(db, events).await
 }
 
-/// The newest event id (0 when there is none): of one session, or (`None`) of all. Where a
-/// live-only stream starts.
-pub async fn head(db: &impl ConnectionTrait, session_id: Option<Uuid>) -> ApiResult<i64> {
-    let mut query = event::Entity::find()
+/// The newest event id of the whole log (0 when there is none): where the embedded
+/// default's tailer starts. (A feed reads its session's head in its start statement,
+/// [`head_of`].)
+pub async fn head(db: &impl ConnectionTrait) -> ApiResult<i64> {
+    let head: Option<Option<i64>> = event::Entity::find()
         .select_only()
-        .column_as(event::Column::Id.max(), "head");
-    if let Some(session_id) = session_id {
-        query = query.filter(event::Column::SessionId.eq(session_id));
-    }
-    let head: Option<Option<i64>> = query.into_tuple().one(db).await?;
+        .column_as(event::Column::Id.max(), "head")
+        .into_tuple()
+        .one(db)
+        .await?;
     Ok(head.flatten().unwrap_or(0))
 }
 

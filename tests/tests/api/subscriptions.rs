@@ -235,6 +235,21 @@ async fn statements_of_a_start(
     }
 }
 
+/// The cursor of the session's newest photo in `member`'s photo list.
+async fn newest_photo_cursor(app: &TestApp, member: &TestUser, session: &str) -> String {
+    let list = app
+        .gql_as(
+            member,
+            "query($s: ID!) { session(id: $s) { photos(first: 1) { edges { cursor } } } }",
+            json!({ "s": session }),
+        )
+        .await;
+    list.ok()["session"]["photos"]["edges"][0]["cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// When each replica last wrote its heartbeat.
 async fn heartbeats(app: &TestApp) -> Vec<String> {
     use sea_orm::{ConnectionTrait, Statement};
@@ -263,17 +278,7 @@ async fn a_start_from_the_newest_cursor_reads_no_page_of_the_log() {
     // `photo_processed` is, where workers run): the newest photo is still the head for it.
     let carl = app.sign_in("carl@example.com").await;
     join(&app, &carl, &code).await.ok();
-    let list = app
-        .gql_as(
-            &member,
-            "query($s: ID!) { session(id: $s) { photos(first: 1) { edges { cursor } } } }",
-            json!({ "s": session }),
-        )
-        .await;
-    let newest = list.ok()["session"]["photos"]["edges"][0]["cursor"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let newest = newest_photo_cursor(&app, &member, &session).await;
 
     // The replica's first presence row also registers the replica (its first heartbeat):
     // out of the way first.
@@ -848,17 +853,7 @@ async fn subscription_starts_wait_their_turn_in_a_bounded_queue_and_a_refused_on
     .await;
     let (owner, member, session) = session_with_member(&app).await;
     upload(&app, &owner, &session, &photo_bytes(0, 64)).await;
-    let list = app
-        .gql_as(
-            &member,
-            "query($s: ID!) { session(id: $s) { photos(first: 1) { edges { cursor } } } }",
-            json!({ "s": session }),
-        )
-        .await;
-    let cursor = list.ok()["session"]["photos"]["edges"][0]["cursor"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cursor = newest_photo_cursor(&app, &member, &session).await;
     let mut missed = Vec::new();
     for seed in 1..=2u8 {
         missed.push(upload(&app, &owner, &session, &photo_bytes(seed, 64)).await);
