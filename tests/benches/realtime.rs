@@ -207,15 +207,19 @@ fn serve(nofile: u64) {
     });
 }
 
-/// Built with the `jemalloc` feature, the benchmark (server included) allocates with jemalloc,
-/// as an allocator to compare with glibc's, and can tell live heap from resident memory.
+/// The benchmark (server included) allocates as the `photon` binary does, with mimalloc; built
+/// with the `jemalloc` feature, with jemalloc instead, which can tell live heap from resident
+/// memory.
+#[cfg(not(feature = "jemalloc"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Bytes the allocator has handed out and not had back (live heap, as against the resident
 /// memory that also counts what freed blocks leave behind), and the bytes it has resident;
-/// `None` with glibc's allocator, whose figures need `unsafe` to read.
+/// `None` with mimalloc, whose figures need `unsafe` to read.
 fn heap_in_use() -> Option<(u64, u64)> {
     #[cfg(feature = "jemalloc")]
     {
