@@ -28,7 +28,7 @@ use crate::error::ErrorCode;
 use crate::graphql::http::plain_error;
 use crate::graphql::measured::MeasuredDocuments;
 use crate::graphql::persisted::PersistedDocuments;
-use crate::graphql::{self, PhotonSchema, QueryLimits};
+use crate::graphql::{self, QueryLimits};
 use crate::jobs::shutdown::ShutdownPlan;
 use crate::jobs::supervisor::{Backoff, Supervisor};
 use crate::jobs::sweeper;
@@ -46,7 +46,7 @@ use crate::server::{self, ConnectionCaps, PerIpExempt};
 #[derive(Clone)]
 pub struct AppState {
     pub deps: Deps,
-    pub schema: PhotonSchema,
+    pub schema: graphql::Schemas,
     pub db_stats: Arc<DbStats>,
     /// Open TCP connections, capped in all and per peer address.
     pub connections: Arc<ConnectionCaps>,
@@ -99,7 +99,7 @@ impl AppState {
             .then(|| Arc::new(move |ip| limits::is_trusted_proxy(ip, &trusted)) as PerIpExempt);
         let (stop, stopping) = watch::channel(false);
         Ok(Self {
-            schema: graphql::build_schema(Some(deps.clone()), limits),
+            schema: graphql::Schemas::new(Some(deps.clone()), limits),
             connections: ConnectionCaps::new(&config.connections, exempt),
             persisted: Arc::new(PersistedDocuments::new(&config.persisted)),
             measured: Arc::default(),

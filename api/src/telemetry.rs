@@ -1,23 +1,18 @@
 //! Logging to standard error: `RUST_LOG` filters (default `info`), text for people or JSON
 //! for collectors; and the spans of GraphQL operations.
 //!
-//! Each HTTP request runs in a `request` span carrying its `request_id` and, once the
-//! GraphQL extension has read the document, its `operation_name` (see `crate::app` and
-//! `crate::metrics::graphql`). JSON lines list the spans they were logged in, so every line
+//! Each HTTP request runs in a `request` span carrying its `request_id` and, once its
+//! document is known, its `operation_name` (see `crate::app` and `crate::metrics::graphql`). JSON lines list the spans they were logged in, so every line
 //! of a request carries both.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextRequest,
-    NextResolve, NextSubscribe, NextValidation, ResolveInfo,
+    Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo,
 };
-use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::registry::MetaTypeName;
-use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Value, Variables};
-use futures_util::StreamExt;
-use futures_util::stream::BoxStream;
+use async_graphql::{ServerResult, Value};
 use tracing::{Dispatch, Instrument, Level};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
@@ -62,10 +57,11 @@ where
 /// The tracing target of GraphQL spans (async-graphql's own).
 pub const GRAPHQL_TARGET: &str = "async_graphql::graphql";
 
-/// The spans of GraphQL operations, under async-graphql's own target: `request`, `parse`,
-/// `validation` and `execute` (or `subscribe`) for every operation, and a `field` span per
-/// object field only while `RUST_LOG` enables TRACE for `async_graphql::graphql`
-/// (`RUST_LOG=info,async_graphql::graphql=trace`).
+/// The spans of GraphQL operations, under async-graphql's own target: `request` and
+/// `execute` (or `subscribe`) for every operation (opened in `crate::graphql::execution`),
+/// and a `field` span per object field only while `RUST_LOG` enables TRACE for
+/// `async_graphql::graphql` (`RUST_LOG=info,async_graphql::graphql=trace`), by this
+/// extension, which only the schema that mutations run on has.
 ///
 /// async-graphql's own `Tracing` extension is not used, nor its `tracing` feature:
 ///
@@ -73,69 +69,19 @@ pub const GRAPHQL_TARGET: &str = "async_graphql::graphql";
 ///   opens an INFO span for every field that returns an object, and the feature also
 ///   instruments every DataLoader call (two spans per `load_one`, one per batch): on a session
 ///   screen of 10 members and 20 photos that was most of the server's CPU time per request.
-/// - **No document in the parse span.** `Tracing` records the whole document, arguments
-///   inlined, as the parse span's `source`; arguments carry refresh tokens and login codes,
-///   which must never reach a log or a trace store.
-pub struct GraphqlSpans;
+/// - **No document in any span.** `Tracing` records the whole document, arguments inlined,
+///   as the parse span's `source`; arguments carry refresh tokens and login codes, which must
+///   never reach a log or a trace store.
+pub struct FieldSpans;
 
-impl ExtensionFactory for GraphqlSpans {
+impl ExtensionFactory for FieldSpans {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(GraphqlSpans)
+        Arc::new(FieldSpans)
     }
 }
 
 #[async_trait::async_trait]
-impl Extension for GraphqlSpans {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let span = tracing::span!(target: GRAPHQL_TARGET, Level::INFO, "request");
-        next.run(ctx).instrument(span).await
-    }
-
-    fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
-    ) -> BoxStream<'s, Response> {
-        let span = tracing::span!(target: GRAPHQL_TARGET, Level::INFO, "subscribe");
-        // Entered for every poll, as `Instrument` does for a future.
-        let mut inner = next.run(ctx, stream);
-        Box::pin(futures_util::stream::poll_fn(move |cx| {
-            let _entered = span.enter();
-            inner.poll_next_unpin(cx)
-        }))
-    }
-
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let span = tracing::span!(target: GRAPHQL_TARGET, Level::INFO, "parse");
-        next.run(ctx, query, variables).instrument(span).await
-    }
-
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        let span = tracing::span!(target: GRAPHQL_TARGET, Level::INFO, "validation");
-        next.run(ctx).instrument(span).await
-    }
-
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        let span = tracing::span!(target: GRAPHQL_TARGET, Level::INFO, "execute");
-        next.run(ctx, operation_name).instrument(span).await
-    }
-
+impl Extension for FieldSpans {
     async fn resolve(
         &self,
         ctx: &ExtensionContext<'_>,

@@ -202,8 +202,9 @@ pub struct Budget {
 }
 
 /// Measures `request`'s document against `limits`, charging `budget`. On success the parsed
-/// document is attached to the request, so async-graphql does not parse it again. A document
-/// that does not parse is left for async-graphql to report with its own error and position
+/// document is attached to the request, so async-graphql does not parse it again, and its
+/// entry is returned (`crate::graphql::execution` orders the result by it). A document that
+/// does not parse (`Ok(None)`) is left to be reported with its own error and position
 /// (parsing it twice is cheap: its tokens and nesting are bounded by then). A document seen
 /// before comes from `measured`, parsed and counted, and is charged the same; `known` is the
 /// document's id when the caller has it already (a persisted query's hash, checked).
@@ -213,7 +214,7 @@ pub fn admit(
     limits: &CostLimits,
     budget: &mut Budget,
     measured: &MeasuredDocuments,
-) -> Result<(), Refusal> {
+) -> Result<Option<Arc<Measured>>, Refusal> {
     if request.query.len() > limits.document_bytes {
         return Err(Refusal::new(
             Limit::DocumentBytes,
@@ -235,7 +236,7 @@ pub fn admit(
             })?;
             let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
                 budget.tokens += tokens;
-                return Ok(());
+                return Ok(None);
             };
             let cost = measure(&document, limits)?;
             let entry = Arc::new(Measured {
@@ -265,7 +266,7 @@ pub fn admit(
         return Err(Refusal::new(Limit::RootFields, limits.root_fields));
     }
     request.set_parsed_query(entry.document.clone());
-    Ok(())
+    Ok(Some(entry))
 }
 
 /// Counts the tokens of a GraphQL document (the spec's lexical grammar, loosely: anything the
@@ -468,6 +469,7 @@ mod tests {
             &mut Budget::default(),
             &MeasuredDocuments::default(),
         )
+        .map(|_| ())
     }
 
     /// `fragment F0 … F{n}`, each spreading the one before twice, and a query spreading F{n}.

@@ -4,9 +4,9 @@
 //! async-graphql 7 resolves an object's fields concurrently and inserts each into the result
 //! when it completes, so a field that waits on the database lands after one that does not:
 //! `{ me { name } authProviders { name } }` could come back with `authProviders` first (fixed
-//! upstream in async-graphql 8). This extension sees the parsed document of each request and
-//! puts the fields of each result back in order before any transport serializes it: HTTP
-//! responses, WebSocket results and every subscription event alike.
+//! upstream in async-graphql 8). `crate::graphql::execution` hands every result here with the
+//! document its request parsed, before any transport serializes it: HTTP responses,
+//! WebSocket results and every subscription event alike.
 //!
 //! A fragment's type condition is decided by the object's `__typename` when the document
 //! selects it (Apollo Client always does), else by the field's declared type when that is an
@@ -15,126 +15,13 @@
 //! orders.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, PoisonError};
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
-    NextSubscribe,
-};
 use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{
     ExecutableDocument, OperationDefinition, OperationType, Selection, SelectionSet,
 };
 use async_graphql::registry::{MetaType, MetaTypeName, Registry};
-use async_graphql::{Name, Request, Response, ServerResult, Value, Variables};
-use futures_util::StreamExt;
-use futures_util::stream::BoxStream;
-
-/// The schema extension (one instance per request).
-pub struct SelectionOrder;
-
-impl ExtensionFactory for SelectionOrder {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(OrderRequest::default())
-    }
-}
-
-/// What a request's hooks have seen of it: the document, and which operation runs.
-#[derive(Default)]
-struct Seen {
-    document: Option<Arc<ExecutableDocument>>,
-    operation_name: Option<String>,
-}
-
-#[derive(Default)]
-struct OrderRequest {
-    seen: Arc<Mutex<Seen>>,
-}
-
-fn lock(seen: &Mutex<Seen>) -> std::sync::MutexGuard<'_, Seen> {
-    // Plain data, consistent after every write: a panic elsewhere leaves it usable.
-    seen.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Orders `response` by the operation the request ran, if its document was seen.
-fn order_response(seen: &Mutex<Seen>, registry: &Registry, response: &mut Response) {
-    let (document, operation_name) = {
-        let seen = lock(seen);
-        (seen.document.clone(), seen.operation_name.clone())
-    };
-    if let Some(document) = document {
-        order_data(
-            &document,
-            operation_name.as_deref(),
-            registry,
-            &mut response.data,
-        );
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for OrderRequest {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        let request = next.run(ctx, request).await?;
-        lock(&self.seen).operation_name = request.operation_name.clone();
-        Ok(request)
-    }
-
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        // A copy: async-graphql consumes its own while preparing the operation.
-        lock(&self.seen).document = Some(Arc::new(document.clone()));
-        Ok(document)
-    }
-
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        let mut response = next.run(ctx, operation_name).await;
-        order_response(&self.seen, &ctx.schema_env.registry, &mut response);
-        response
-    }
-
-    fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
-    ) -> BoxStream<'s, Response> {
-        let seen = self.seen.clone();
-        let env = ctx.schema_env.clone();
-        next.run(ctx, stream)
-            .map(move |mut response| {
-                // Queries and mutations over a socket were ordered by `execute` already.
-                let subscription = {
-                    let seen = lock(&seen);
-                    seen.document.as_deref().is_some_and(|document| {
-                        operation(document, seen.operation_name.as_deref())
-                            .is_some_and(|op| op.ty == OperationType::Subscription)
-                    })
-                };
-                if subscription {
-                    order_response(&seen, &env.registry, &mut response);
-                }
-                response
-            })
-            .boxed()
-    }
-}
+use async_graphql::{Name, Value};
 
 /// The operation a request runs: the one named, or the only one.
 fn operation<'d>(
@@ -157,7 +44,7 @@ fn operation<'d>(
 }
 
 /// Puts the objects of `data`, the result of `document`'s operation, in selection order.
-fn order_data(
+pub fn order_data(
     document: &ExecutableDocument,
     operation_name: Option<&str>,
     registry: &Registry,
@@ -357,11 +244,15 @@ impl<'a> Walk<'a> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::{Arc, OnceLock};
     use std::time::Duration;
 
     use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema, SimpleObject, Union};
 
-    use super::SelectionOrder;
+    use super::order_data;
+    use crate::graphql::execution::CatchEnv;
 
     #[derive(SimpleObject)]
     struct Cat {
@@ -408,12 +299,17 @@ mod tests {
     }
 
     async fn run(ordered: bool, query: &str) -> String {
-        let mut builder = Schema::build(Query, EmptyMutation, EmptySubscription);
-        if ordered {
-            builder = builder.extension(SelectionOrder);
-        }
-        let response = builder.finish().execute(query).await;
+        let env = Arc::new(OnceLock::new());
+        let schema = Schema::build(Query, EmptyMutation, EmptySubscription)
+            .extension(CatchEnv::new(env.clone()))
+            .finish();
+        let mut response = schema.execute(query).await;
         assert!(response.errors.is_empty(), "{:?}", response.errors);
+        if ordered {
+            let document = async_graphql::parser::parse_query(query).unwrap();
+            let registry = &env.get().unwrap().registry;
+            order_data(&document, None, registry, &mut response.data);
+        }
         serde_json::to_string(&response.data).unwrap()
     }
 

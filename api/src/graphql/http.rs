@@ -5,6 +5,7 @@
 //! responses are compressed for clients that accept it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_graphql::ServerError;
 use async_graphql::parser::types::OperationType;
@@ -21,6 +22,7 @@ use tower_http::compression::predicate::{And, DefaultPredicate, Predicate};
 
 use super::cost::{self, Budget};
 use super::errors::code_of;
+use super::measured::Measured;
 use super::persisted::{Pending, PersistedError};
 use super::{Loaders, selected_operations};
 use crate::app::AppState;
@@ -262,8 +264,9 @@ fn graphql_response(media: MediaType, answers: Vec<Answer>, batched: bool) -> Re
 
 /// One operation of a request on its way to execution.
 enum Operation {
-    /// Its document is known; `Pending` registers it once it is admitted.
-    Run(Box<async_graphql::Request>, Pending),
+    /// Its document is known; `Pending` registers it once it is admitted, and the entry is
+    /// the cost check's for its parsed document.
+    Run(Box<async_graphql::Request>, Pending, Option<Arc<Measured>>),
     Refused(Refusal),
 }
 
@@ -276,30 +279,34 @@ fn prepare(state: &AppState, requests: Vec<async_graphql::Request>) -> Vec<Opera
     let mut operations: Vec<Operation> = requests
         .into_iter()
         .map(|mut request| match state.persisted.resolve(&mut request) {
-            Ok(pending) => Operation::Run(Box::new(request), pending),
+            Ok(pending) => Operation::Run(Box::new(request), pending, None),
             Err(error) => Operation::Refused(Refusal::Persisted(error)),
         })
         .collect();
     let mut budget = Budget::default();
     for operation in &mut operations {
-        let Operation::Run(request, pending) = operation else {
+        let Operation::Run(request, pending, measured) = operation else {
             continue;
         };
         let known = pending.id();
         let limits = &state.config.cost;
-        if let Err(refusal) = cost::admit(request, known, limits, &mut budget, &state.measured) {
-            tracing::info!(limit = refusal.limit.name(), "document refused by its cost");
-            return operations
-                .into_iter()
-                .map(|operation| match operation {
-                    Operation::Run(..) => Operation::Refused(Refusal::Cost(refusal)),
-                    refused => refused,
-                })
-                .collect();
+        let admitted = cost::admit(request, known, limits, &mut budget, &state.measured);
+        match admitted {
+            Ok(entry) => *measured = entry,
+            Err(refusal) => {
+                tracing::info!(limit = refusal.limit.name(), "document refused by its cost");
+                return operations
+                    .into_iter()
+                    .map(|operation| match operation {
+                        Operation::Run(..) => Operation::Refused(Refusal::Cost(refusal)),
+                        refused => refused,
+                    })
+                    .collect();
+            }
         }
     }
     for operation in &mut operations {
-        if let Operation::Run(request, pending) = operation {
+        if let Operation::Run(request, pending, _) = operation {
             state.persisted.register(*pending, request);
         }
     }
@@ -359,10 +366,10 @@ async fn execute(
             let loaders = loaders.clone();
             async move {
                 match operation {
-                    Operation::Run(request, _) => {
+                    Operation::Run(request, _, measured) => {
                         let request = (*request).data(viewer).data(client).data(loaders);
                         // Its events are announced once it is done (and has committed).
-                        let run = state.schema.execute(request);
+                        let run = state.schema.execute(request, measured);
                         Answer::Ran(events::announcing(&state.announcer, run).await)
                     }
                     Operation::Refused(refusal) => Answer::Refused(refusal),
@@ -554,9 +561,9 @@ pub async fn get(
         Err(response) => return *response,
     };
     let mut operations = prepare(&state, vec![request]);
-    // A document that does not parse is left to the schema, which reports it with its code.
+    // A document that does not parse is reported, with its code, when it runs.
     let is_mutation = operations.iter_mut().any(|operation| match operation {
-        Operation::Run(request, _) => selected_operations(request)
+        Operation::Run(request, _, _) => selected_operations(request)
             .iter()
             .any(|ty| *ty != OperationType::Query),
         Operation::Refused(_) => false,

@@ -22,6 +22,7 @@ const MAX_ENTRIES: usize = 512;
 const MAX_BYTES: usize = 8 * 1024 * 1024;
 
 /// A document as the cost check left it.
+#[derive(Debug)]
 pub struct Measured {
     pub document: ExecutableDocument,
     /// Its tokens, as `cost::scan` counted them.

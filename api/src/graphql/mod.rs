@@ -9,6 +9,7 @@ mod connection;
 pub mod cost;
 mod devices;
 mod errors;
+pub mod execution;
 mod field_order;
 mod friends;
 mod guests;
@@ -72,25 +73,7 @@ pub struct QueryLimits {
     pub directives: usize,
 }
 
-/// The schema, with its limits and error-code extension. `deps` are shared by every request;
-/// each request adds its own [`Viewer`] and [`Loaders`].
-pub fn build_schema(deps: Option<Deps>, limits: QueryLimits) -> PhotonSchema {
-    let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription)
-        .limit_depth(limits.depth)
-        .limit_complexity(limits.complexity)
-        .limit_directives(limits.directives)
-        // First, so it sees responses with every error's code and the transport's span.
-        .extension(crate::metrics::graphql::OperationMetricsFactory)
-        .extension(crate::telemetry::GraphqlSpans)
-        .extension(errors::ErrorCodes)
-        .extension(field_order::SelectionOrder)
-        .extension(crate::limits::graphql::MutationLimit)
-        .extension(live_account::LiveAccount);
-    if let Some(deps) = deps {
-        builder = builder.data(deps);
-    }
-    builder.finish()
-}
+pub use execution::Schemas;
 
 /// The schema as SDL, for `schema.graphql`.
 pub fn sdl() -> String {
@@ -99,7 +82,7 @@ pub fn sdl() -> String {
         complexity: usize::MAX,
         directives: usize::MAX,
     };
-    build_schema(None, limits).sdl()
+    Schemas::new(None, limits).sdl()
 }
 
 /// The types of the operations a request may run: the one its `operationName` names, or

@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 use self::manifest::Manifest;
 use super::bounded_cache::{BoundedCache, Charge, Stored};
 use super::cost::{self, Budget, CostLimits};
+use super::measured::Measured;
 use crate::app::AppState;
 use crate::error::ErrorCode;
 
@@ -412,20 +413,27 @@ fn requested_id(request: &Request) -> Result<Option<DocumentId>, PersistedError>
 }
 
 /// One operation over a WebSocket: resolves its document, measures it, and registers it once
-/// admitted. The error is the operation's refusal.
-pub fn admit(state: &AppState, request: &mut Request) -> Result<(), ServerError> {
+/// admitted; the document's entry, as `cost::admit` gives it. The error is the operation's
+/// refusal.
+pub fn admit(
+    state: &AppState,
+    request: &mut Request,
+) -> Result<Option<Arc<Measured>>, ServerError> {
     let pending = state
         .persisted
         .resolve(request)
         .map_err(|error| error.to_server_error())?;
     let budget = &mut Budget::default();
     let known = pending.id();
-    if let Err(refusal) = cost::admit(request, known, &state.config.cost, budget, &state.measured) {
-        tracing::info!(limit = refusal.limit.name(), "document refused by its cost");
-        return Err(refusal.to_server_error());
-    }
+    let measured = match cost::admit(request, known, &state.config.cost, budget, &state.measured) {
+        Ok(measured) => measured,
+        Err(refusal) => {
+            tracing::info!(limit = refusal.limit.name(), "document refused by its cost");
+            return Err(refusal.to_server_error());
+        }
+    };
     state.persisted.register(pending, request);
-    Ok(())
+    Ok(measured)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
-//! GraphQL operation metrics, as an async-graphql extension: every operation the schema runs
-//! is counted by type, operation name and outcome (the first error's `extensions.code`, or
-//! `OK`), and queries and mutations are timed. The extension also names the operation on the
-//! HTTP request's span (`operation_name`), so every later log line of the request carries it.
+//! GraphQL operation metrics: every operation is counted by type, operation name and outcome
+//! (the first error's `extensions.code`, or `OK`), and queries and mutations are timed. The
+//! operation is also named on the transport's span (`operation_name`), so every later log
+//! line of the request carries it.
 //!
 //! Operation names are the client's choice, so the `name` label is bounded: only names read
 //! from the parsed document count (never the request's `operationName` field, which may be
@@ -10,23 +10,15 @@
 //! name is `(anonymous)`, and a document that does not parse or names no operation of its own
 //! has type `unknown` and name `(unknown)`. (None of these can be a GraphQL name.)
 //!
-//! HTTP requests go through the `request` hook and WebSocket operations through `subscribe`
-//! (async-graphql calls one or the other), so each operation is counted once. A subscription
-//! is counted when its first result (or its end) arrives, and is not timed: it lives as long
+//! `crate::graphql::execution` counts each operation once: an HTTP one at its result, one over
+//! a socket at its first result (or its end). A subscription is not timed: it lives as long
 //! as the client wants.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::sync::{Mutex, PoisonError};
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest, NextRequest,
-    NextSubscribe,
-};
 use async_graphql::parser::types::{ExecutableDocument, OperationType};
-use async_graphql::{Request, Response, ServerError, ServerResult, Variables};
-use futures_util::StreamExt;
-use futures_util::stream::BoxStream;
+use async_graphql::{Response, ServerError};
 use tracing::Span;
 
 use super::{GRAPHQL_DURATION, GRAPHQL_OPERATIONS};
@@ -121,62 +113,60 @@ fn type_label(ty: Option<OperationType>) -> &'static str {
     }
 }
 
-/// Installs [`OperationMetrics`] on a schema. Register it before the other extensions, so it
-/// sees responses as clients do (with every error's code) and the transport's span as the
-/// current one.
-pub struct OperationMetricsFactory;
-
-impl ExtensionFactory for OperationMetricsFactory {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(OperationMetrics::default())
-    }
-}
-
-/// One operation's extension instance (async-graphql creates one per request).
-#[derive(Default)]
+/// One operation's metrics, from its document to its result (see `crate::graphql::execution`).
 pub struct OperationMetrics {
-    operation: Arc<Mutex<Operation>>,
-}
-
-/// What is known about the operation so far.
-#[derive(Default)]
-struct Operation {
-    /// The request's `operationName`, only to pick the operation out of the document.
-    wanted: Option<String>,
     ty: Option<OperationType>,
     /// The selected operation's name from the document; `Some(None)`: anonymous.
     name: Option<Option<String>>,
-    /// The transport's span (the HTTP request's), to name the operation on.
-    span: Option<Span>,
     recorded: bool,
 }
 
-impl Operation {
-    /// Learns the selected operation from the parsed document, and names it on the span.
-    fn select(&mut self, document: &ExecutableDocument) {
-        let mut matching =
-            document
-                .operations
-                .iter()
-                .filter(|(name, _)| match (&self.wanted, name) {
-                    (Some(wanted), Some(name)) => wanted == name.as_str(),
-                    (None, _) => true,
-                    (Some(_), None) => false,
-                });
-        let (Some((name, operation)), None) = (matching.next(), matching.next()) else {
+impl OperationMetrics {
+    /// The operation `document` runs for a request whose `operationName` is `wanted`, named
+    /// on the current span (the transport's: the HTTP request's, or the socket's).
+    pub fn start(document: &ExecutableDocument, wanted: Option<&str>) -> Self {
+        let mut operation = Self::unknown();
+        let mut matching = document
+            .operations
+            .iter()
+            .filter(|(name, _)| match (wanted, name) {
+                (Some(wanted), Some(name)) => wanted == name.as_str(),
+                (None, _) => true,
+                (Some(_), None) => false,
+            });
+        let (Some((name, selected)), None) = (matching.next(), matching.next()) else {
             // None or several: async-graphql refuses the request, and it stays `unknown`.
-            return;
+            return operation;
         };
-        self.ty = Some(operation.node.ty);
+        operation.ty = Some(selected.node.ty);
         let name = name.map(|name| name.as_str().chars().take(MAX_NAME_LEN).collect::<String>());
-        if let (Some(span), Some(name)) = (&self.span, &name) {
-            span.record("operation_name", name.as_str());
+        if let Some(name) = &name {
+            Span::current().record("operation_name", name.as_str());
         }
-        self.name = Some(name);
+        operation.name = Some(name);
+        operation
     }
 
-    /// Counts the operation once, timing it when `elapsed` is given.
-    fn record(&mut self, response: Option<&Response>, elapsed: Option<f64>) {
+    /// An operation whose document did not parse.
+    pub fn unknown() -> Self {
+        Self {
+            ty: None,
+            name: None,
+            recorded: false,
+        }
+    }
+
+    pub fn operation_type(&self) -> Option<OperationType> {
+        self.ty
+    }
+
+    /// Counts the operation by its result, timing it when `elapsed` is given (never a
+    /// subscription's). Only the first call counts.
+    pub fn record(&mut self, response: &Response, elapsed: Option<f64>) {
+        self.count(Some(response), elapsed);
+    }
+
+    fn count(&mut self, response: Option<&Response>, elapsed: Option<f64>) {
         if std::mem::replace(&mut self.recorded, true) {
             return;
         }
@@ -196,89 +186,11 @@ impl Operation {
     }
 }
 
-impl OperationMetrics {
-    fn operation(&self) -> std::sync::MutexGuard<'_, Operation> {
-        self.operation
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for OperationMetrics {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        self.operation().span = Some(Span::current());
-        let started = Instant::now();
-        let response = next.run(ctx).await;
-        let elapsed = started.elapsed().as_secs_f64();
-        self.operation().record(Some(&response), Some(elapsed));
-        response
-    }
-
-    fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
-    ) -> BoxStream<'s, Response> {
-        self.operation().span = Some(Span::current());
-        let guard = FirstResult {
-            operation: self.operation.clone(),
-            started: Instant::now(),
-        };
-        next.run(ctx, stream)
-            .map(move |response| {
-                guard.seen(&response);
-                response
-            })
-            .boxed()
-    }
-
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        self.operation().wanted = request.operation_name.clone();
-        next.run(ctx, request).await
-    }
-
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        self.operation().select(&document);
-        Ok(document)
-    }
-}
-
-/// Records a streamed operation at its first result, or when the stream goes without one.
-struct FirstResult {
-    operation: Arc<Mutex<Operation>>,
-    started: Instant,
-}
-
-impl FirstResult {
-    fn seen(&self, response: &Response) {
-        let elapsed = self.started.elapsed().as_secs_f64();
-        self.operation
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .record(Some(response), Some(elapsed));
-    }
-}
-
-impl Drop for FirstResult {
+/// An operation that ends without a result (a subscription closed before its first event,
+/// a request whose client went away) still counts, untimed and `OK`.
+impl Drop for OperationMetrics {
     fn drop(&mut self) {
-        self.operation
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .record(None, None);
+        self.count(None, None);
     }
 }
 

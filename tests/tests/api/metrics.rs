@@ -640,7 +640,7 @@ async fn graphql_spans_cover_the_operation_and_fields_only_on_request() {
         .filter(|s| s.contains(" async_graphql::graphql"))
         .map(|s| s.split(' ').next().unwrap())
         .collect();
-    for name in ["request", "parse", "validation", "execute"] {
+    for name in ["request", "execute"] {
         assert!(graphql.contains(&name), "no {name} span in {spans:?}");
     }
     assert!(

@@ -20,6 +20,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -42,6 +43,7 @@ use crate::app::{AppState, REQUEST_TIMEOUT};
 use crate::error::{ApiError, ErrorCode};
 use crate::events;
 use crate::graphql::errors::{REQUEST_ERROR_CODES, code_of};
+use crate::graphql::measured::Measured;
 use crate::graphql::{Loaders, selected_operations};
 use crate::limits::{ClientIp, Key, OpenSocket, Rule, SubscriptionBucket};
 use crate::realtime::feed::{self, HandedOut};
@@ -127,6 +129,8 @@ struct Admitted {
     id: String,
     request: Request,
     viewer: Viewer,
+    /// The cost check's entry for its parsed document.
+    measured: Option<Arc<Measured>>,
 }
 
 pub(super) struct Connection {
@@ -450,20 +454,24 @@ impl Connection {
         }
         // Resolved (persisted queries) and measured here, on the connection's task, before
         // the schema spends any time on it.
-        if let Err(error) = crate::graphql::persisted::admit(&self.state, &mut request) {
-            let errors = [error];
-            return Err(self.reply(
-                ServerMessage::Error {
-                    id: &id,
-                    payload: &errors,
-                },
-                None,
-            ));
-        }
+        let measured = match crate::graphql::persisted::admit(&self.state, &mut request) {
+            Ok(measured) => measured,
+            Err(error) => {
+                let errors = [error];
+                return Err(self.reply(
+                    ServerMessage::Error {
+                        id: &id,
+                        payload: &errors,
+                    },
+                    None,
+                ));
+            }
+        };
         Ok(Some(Admitted {
             id,
             request,
             viewer,
+            measured,
         }))
     }
 
@@ -474,6 +482,7 @@ impl Connection {
             id,
             mut request,
             viewer,
+            measured,
         } = admitted;
         let subscription = is_subscription(&mut request);
         let active = subscription.then(|| {
@@ -495,7 +504,7 @@ impl Connection {
             .data(viewer)
             .data(self.client)
             .data(Loaders::new(&self.state.db, viewer));
-        let responses = self.state.schema.execute_stream(request);
+        let responses = self.state.schema.execute_stream(request, measured);
         let stop = if let Some(active) = active {
             span.in_scope(|| tracing::debug!("operation started"));
             let (stop, registration) = streams::AbortHandle::new_pair();
@@ -958,7 +967,10 @@ mod tests {
     async fn owner_and_session(state: &AppState) -> (String, String) {
         let signed_in = state
             .schema
-            .execute(r#"mutation { devSignIn(email: "ana@example.com") { accessToken } }"#)
+            .execute(
+                r#"mutation { devSignIn(email: "ana@example.com") { accessToken } }"#.into(),
+                None,
+            )
             .await;
         let data = signed_in.data.into_json().unwrap();
         let token = data["devSignIn"]["accessToken"]
@@ -973,6 +985,7 @@ mod tests {
                 Request::new(r#"mutation { createSession(input: { title: "t" }) { id } }"#)
                     .data(viewer)
                     .data(Loaders::new(&state.db, viewer)),
+                None,
             )
             .await;
         let data = created.data.into_json().unwrap();

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use async_graphql::Request;
 use async_graphql::parser::types::{Selection, TypeKind, TypeSystemDefinition};
 
-use crate::graphql::PhotonSchema;
+use crate::graphql::Schemas;
 
 /// Longest operation name written to a log line (names come from the client).
 const MAX_NAME_LEN: usize = 64;
@@ -34,7 +34,7 @@ pub fn name(request: &mut Request) -> Option<String> {
 /// The metrics label of a subscription: the name of the first root field of the operation
 /// `request` selects, if `Subscription` in `schema` has that field, else [`OTHER_FIELD`]. A
 /// label never carries text a client chose that is not one of the schema's own names.
-pub fn subscription_field(request: &mut Request, schema: &PhotonSchema) -> String {
+pub fn subscription_field(request: &mut Request, schema: &Schemas) -> String {
     root_field(request)
         .filter(|field| subscription_fields(schema).contains(field))
         .unwrap_or_else(|| OTHER_FIELD.to_owned())
@@ -60,7 +60,7 @@ fn root_field(request: &mut Request) -> Option<String> {
 
 /// The fields of the schema's subscription root, read once from its SDL (every schema this
 /// process builds has the same one).
-fn subscription_fields(schema: &PhotonSchema) -> &'static [String] {
+fn subscription_fields(schema: &Schemas) -> &'static [String] {
     static FIELDS: OnceLock<Vec<String>> = OnceLock::new();
     FIELDS.get_or_init(|| fields_of_subscription_root(&schema.sdl()))
 }
@@ -102,15 +102,15 @@ fn fields_of_subscription_root(sdl: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graphql::{QueryLimits, build_schema};
+    use crate::graphql::{QueryLimits, Schemas};
 
-    fn schema() -> PhotonSchema {
+    fn schema() -> Schemas {
         let unlimited = QueryLimits {
             depth: usize::MAX,
             complexity: usize::MAX,
             directives: usize::MAX,
         };
-        build_schema(None, unlimited)
+        Schemas::new(None, unlimited)
     }
 
     fn field(query: &str, operation: Option<&str>) -> String {
