@@ -24,7 +24,7 @@ use async_graphql::extensions::{
 };
 use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use async_graphql::registry::Registry;
-use async_graphql::{Request, Response, SchemaEnv, ServerResult};
+use async_graphql::{Request, Response, SchemaEnv, ServerError, ServerResult};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use tracing::{Instrument, Level};
@@ -72,8 +72,9 @@ impl Schemas {
     /// Runs one operation. `measured` is the entry the cost check kept for its document
     /// (`None` when it did not parse, or did not go through the check).
     pub async fn execute(&self, mut request: Request, measured: Option<Arc<Measured>>) -> Response {
-        let Some(document) = document_of(&mut request, measured) else {
-            return parse_failure(&mut request);
+        let document = match document_of(&mut request, measured) {
+            Ok(document) => document,
+            Err(error) => return parse_failure(error),
         };
         // Before the span below, so that the operation is named on the transport's.
         let mut metrics =
@@ -103,9 +104,12 @@ impl Schemas {
         mut request: Request,
         measured: Option<Arc<Measured>>,
     ) -> BoxStream<'static, Response> {
-        let Some(document) = document_of(&mut request, measured) else {
-            let response = parse_failure(&mut request);
-            return futures_util::stream::once(async move { response }).boxed();
+        let document = match document_of(&mut request, measured) {
+            Ok(document) => document,
+            Err(error) => {
+                let response = parse_failure(error);
+                return futures_util::stream::once(async move { response }).boxed();
+            }
         };
         let metrics =
             OperationMetrics::start(&document.document, request.operation_name.as_deref());
@@ -183,13 +187,17 @@ fn builder(
 }
 
 /// The document an operation runs: the cost check's, else parsed here (an operation that did
-/// not go through the check, such as one a test sends straight to the schema).
-fn document_of(request: &mut Request, measured: Option<Arc<Measured>>) -> Option<Arc<Measured>> {
+/// not go through the check, such as one a test sends straight to the schema); the parser's
+/// error for a document that does not parse.
+fn document_of(
+    request: &mut Request,
+    measured: Option<Arc<Measured>>,
+) -> Result<Arc<Measured>, ServerError> {
     if let Some(measured) = measured {
-        return Some(measured);
+        return Ok(measured);
     }
-    let document = request.parsed_query().ok()?.clone();
-    Some(Arc::new(Measured {
+    let document = request.parsed_query()?.clone();
+    Ok(Arc::new(Measured {
         document,
         tokens: 0,
         cost: Default::default(),
@@ -198,12 +206,7 @@ fn document_of(request: &mut Request, measured: Option<Arc<Measured>>) -> Option
 }
 
 /// The answer to a document that does not parse, counted as an operation of unknown type.
-fn parse_failure(request: &mut Request) -> Response {
-    let error = match request.parsed_query() {
-        Err(error) => error,
-        // Parsed after all: only reachable if the cost check and this parse disagree.
-        Ok(_) => async_graphql::ServerError::new("the document could not be read", None),
-    };
+fn parse_failure(error: ServerError) -> Response {
     let response = Response::from_errors(vec![errors::parse_failed(error)]);
     OperationMetrics::unknown().record(&response, None);
     response
